@@ -1,0 +1,177 @@
+"""`Assistant`: the public Python API every surface (CLI, Gradio, eval) goes through."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from assistant.chat import NOTHING_RELEVANT, Answer, compose_answer, rewrite_follow_up, search_terms
+from assistant.hits import Hit
+from assistant.snippets import split_sentences
+from assistant.search import Retrieval, Searcher
+from assistant.settings import Settings
+from index.embeddings import Embedder
+from index.errors import PaperchatError
+from index.lexical import BM25Params
+from index.loaders import LoadReport, load_bundled, load_paths
+from index.store import IngestReport, Store
+
+
+class Assistant:
+    """Search (and chat over) one paperchat index.
+
+    >>> from assistant import Assistant
+    >>> assistant = Assistant.open()            # builds the bundled corpus on first use
+    >>> for hit in assistant.search("training-free detection of LLM text", k=3):
+    ...     print(hit.rank, hit.title, hit.why())
+    """
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.searcher = Searcher(store, settings)
+        self._checked_at = time.monotonic()
+        self._refresh_lock = threading.Lock()
+
+    @classmethod
+    def open(
+        cls,
+        index: str | Path | None = None,
+        *,
+        bootstrap: bool = True,
+        load_model: bool = True,
+        progress: bool = True,
+        notify: Callable[[str], None] | None = None,
+        **settings,
+    ) -> Assistant:
+        """Open (or create) the index; an empty index is filled from the bundled corpus when `bootstrap`.
+
+        `index` and the keyword arguments override `Settings` fields (and PAPERCHAT_* variables).
+        """
+        resolved = Settings.load(index=index, **settings)
+        embedder = Embedder(resolved.model, resolved.device, resolved.batch_size)
+        store = Store(
+            resolved.index,
+            embedder,
+            collection=resolved.collection,
+            chroma_url=resolved.chroma_url,
+            engine=resolved.engine,
+            bm25=BM25Params(resolved.bm25_k1, resolved.bm25_b),
+            notify=notify,
+        )
+        assistant = cls(resolved, store)
+        if bootstrap and store.count() == 0:
+            store.notify(f"the index at {assistant.location} is empty: building it from the bundled corpus (380 papers, once)")
+            assistant.ingest(progress=progress)
+        else:
+            store.sync_lexical()
+        if load_model:
+            embedder.encode_query("warm-up")  # model load and first-call overhead happen here, not in the first search
+        return assistant
+
+    @property
+    def location(self) -> str:
+        return self.settings.chroma_url or str(self.settings.index)
+
+    def ingest(self, paths: Iterable[str | Path] | None = None, progress: bool = True) -> tuple[LoadReport, IngestReport]:
+        """Load files (none: the bundled corpus) and add new or changed papers to the index."""
+        papers, report = load_paths(list(paths)) if paths else load_bundled()
+        return report, self.store.ingest(papers, progress=progress)
+
+    def remove(self, ids: Iterable[str]) -> list[str]:
+        """Delete papers by id from Chroma and BM25; returns the ids that existed."""
+        return self.store.remove(ids)
+
+    def refresh(self, force: bool = False) -> None:
+        """Pick up writes made by other processes or replicas (checked at most every `refresh_seconds`)."""
+        now = time.monotonic()
+        if not force and now - self._checked_at < self.settings.refresh_seconds:
+            return
+        with self._refresh_lock:
+            self._checked_at = now
+            self.store.sync_lexical()
+
+    def retrieve(self, query: str, k: int = 10, mode: str | None = None, **overrides) -> Retrieval:
+        """Ranked hits plus the relevance evidence; `overrides` change retrieval settings for this call."""
+        self.refresh()
+        settings = self.settings.replace(**overrides) if overrides else None
+        return self.searcher.retrieve(query, k, mode, settings)
+
+    def search(self, query: str, k: int = 10, mode: str | None = None, **overrides) -> list[Hit]:
+        """The top `k` papers for `query` (mode: hybrid, bm25 or vector), best first."""
+        return self.retrieve(query, k, mode, **overrides).hits
+
+    def info(self) -> dict:
+        metadata = self.store.metadata()
+        return {
+            "index": self.location,
+            "model": metadata.get("model", self.settings.model),
+            "dimension": metadata.get("dimension"),
+            "engine": self.settings.engine,
+            "documents": self.store.count(),
+            "collection": self.settings.collection,
+            "fusion": self.settings.fusion,
+        }
+
+    def ask(self, message: str, history: Sequence[str] = (), k: int = 5, mode: str | None = None) -> Answer:
+        """Answer a chat message: resolve a follow-up against `history` (earlier user messages),
+        search, and either compose an extractive, cited answer or say that nothing is relevant."""
+        previous = self.resolve_history(history)
+        similar_to = _more_like(message)
+        if similar_to is not None and previous:
+            return self._more_like(message, previous, similar_to, k, mode)
+        query = rewrite_follow_up(message, previous, self._similarity) if previous else message
+        retrieval = self.retrieve(query, k, mode)
+        hits = retrieval.hits if retrieval.relevant else []
+        terms = search_terms(retrieval.query, self.store.lexical().tokenizer)
+        text = compose_answer(hits, terms, self.store.lexical().tokenizer) if hits else NOTHING_RELEVANT
+        return Answer(message, retrieval.query, query != message, bool(hits), text, hits, retrieval.relevance)
+
+    def rewrite(self, message: str, history: Sequence[str] = ()) -> str:
+        """The stand-alone query for `message` after the conversation `history` (earlier user messages)."""
+        previous = self.resolve_history(history)
+        return rewrite_follow_up(message, previous, self._similarity) if previous else message
+
+    def resolve_history(self, history: Sequence[str]) -> str:
+        """The query the last history turn actually searched (follow-ups rewritten in turn)."""
+        previous = ""
+        for turn in history:
+            if turn and turn.strip() and _more_like(turn) is None:
+                previous = rewrite_follow_up(turn, previous, self._similarity) if previous else turn
+        return previous
+
+    def similar(self, doc_id: str, k: int = 5, mode: str | None = None) -> list[Hit]:
+        """Papers like `doc_id`: its title and opening sentences used as the query, itself left out."""
+        paper = self.store.papers([doc_id]).get(doc_id)
+        if paper is None:
+            raise PaperchatError(f"no paper with id {doc_id!r} in the index")
+        sentences = split_sentences(paper.abstract)
+        query = " ".join([paper.title] + sentences[:2])
+        hits = [h for h in self.search(query, k + 1, mode) if h.id != doc_id][:k]
+        for rank, hit in enumerate(hits, start=1):
+            hit.rank = rank
+        return hits
+
+    def _more_like(self, message: str, previous: str, number: int, k: int, mode: str | None) -> Answer:
+        earlier = self.search(previous, max(number, 1), mode)
+        if not 1 <= number <= len(earlier):
+            raise PaperchatError(f"there is no source [{number}] in the previous answer")
+        source = earlier[number - 1]
+        hits = self.similar(source.id, k, mode)
+        tokenizer = self.store.lexical().tokenizer
+        text = compose_answer(hits, tokenizer.tokens(source.title), tokenizer)
+        return Answer(message, f"more like: {source.title}", True, bool(hits), text, hits, 1.0)
+
+    def _similarity(self, a: str, b: str) -> float:
+        embedder = self.store.embedder
+        return float(np.dot(embedder.encode_query(a), embedder.encode_query(b)))
+
+
+def _more_like(message: str) -> int | None:
+    match = re.fullmatch(r"\s*(?:show\s+)?(?:more|papers|others?)\s+(?:like|similar\s+to)\s+\[?(\d{1,3})\]?\s*[.!?]*\s*", message, re.I)
+    return int(match.group(1)) if match else None

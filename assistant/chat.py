@@ -1,0 +1,158 @@
+"""Chat logic, all pure: follow-up rewriting, the relevance gate and extractive answers.
+
+No LLM is involved. A follow-up ("and for vision models?", "do any of them work without
+training?") is recognised by its opening or its back-references and rewritten into a
+stand-alone query from the previous query's topic plus the new words. Substitution cues
+("what about X", "how about X instead") drop the part of the previous topic that X
+replaces: the chunk most similar to X, judged by a similarity function the caller passes
+in (the embedding model), keeping this module free of I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from assistant.hits import Hit
+from assistant.snippets import choose_sentences, split_sentences
+from index.tokenize import STOPWORDS, Tokenizer
+
+# Words that carry no topic in a chat question; stripped before BM25 sees the query.
+CHAT_FILLER = frozenset(
+    """tell show find give list know want need looking look interested paper papers work works research
+    studies study article articles anything something please thanks thank hi hello hey explain help
+    approach approaches method methods technique techniques related relevant regarding existing recent
+    also too else instead well like similar one ones kind kinds sort use uses using used done exist
+    any many much lot lots way ways people someone everything things thing stuff question good""".split()
+)
+REFERENCES = frozenset("it its that those them these this they their there such same above".split())
+SUBSTITUTION_CUES = ("what about", "how about", "and what about", "and for", "and in", "and on", "but for", "now for",
+                     "same for", "same but for", "what if", "more like that but")
+ADDITION_CUES = ("and ", "does that", "does it", "do they", "do any", "does any", "any that", "any of", "which of",
+                 "which one", "how does it", "how do they", "how does that", "more on", "more about", "what else",
+                 "is there anything", "are there any that", "can it", "can they", "also")
+TRAILING_CUES = ("too", "as well", "instead", "rather")
+_WORD = re.compile(r"[\w][\w+\-.]*[\w+]|[\w]", re.UNICODE)
+MIN_SIMILARITY_TO_REPLACE = 0.2
+
+
+def content_words(text: str) -> list[str]:
+    """Words of `text` that carry topic: not stopwords, not chat filler, not back-references."""
+    words = [w.strip(".-") for w in _WORD.findall(text)]
+    return [w for w in words if w and w.lower() not in STOPWORDS and w.lower() not in CHAT_FILLER and w.lower() not in REFERENCES]
+
+
+def topic_chunks(text: str) -> list[str]:
+    """The previous query split into topic phrases at stopwords/punctuation ("pruning | large language models")."""
+    chunks: list[list[str]] = [[]]
+    for raw in _WORD.findall(text):
+        word = raw.strip(".-")
+        low = word.lower()
+        if not word or low in STOPWORDS or low in CHAT_FILLER or low in REFERENCES:
+            if chunks[-1]:
+                chunks.append([])
+            continue
+        chunks[-1].append(word)
+    phrases = [c for c in chunks if c]
+    if len(phrases) == 1 and len(phrases[0]) >= 3:  # "pruning large language models": task word + object
+        phrases = [phrases[0][:1], phrases[0][1:]]
+    return [" ".join(p) for p in phrases]
+
+
+def _opens_with(lowered: str, cues: Sequence[str]) -> bool:
+    return any(lowered.startswith(cue) for cue in cues)
+
+
+def _ends_with_trailing_cue(lowered: str) -> bool:
+    stripped = lowered.rstrip("?!. ")
+    return any(stripped.endswith(" " + cue) for cue in TRAILING_CUES)
+
+
+def is_follow_up(message: str) -> bool:
+    """Does the message lean on the conversation (a cue opening, a back-reference, 'too'/'instead')?"""
+    lowered = " ".join(message.lower().split())
+    if _opens_with(lowered, SUBSTITUTION_CUES + ADDITION_CUES) or _ends_with_trailing_cue(lowered):
+        return True
+    words = set(re.findall(r"[a-z]+", lowered))
+    return bool(words & REFERENCES) and len(content_words(message)) <= 6
+
+
+def wants_substitution(message: str) -> bool:
+    lowered = " ".join(message.lower().split())
+    return any(lowered.startswith(cue) for cue in SUBSTITUTION_CUES) or bool(re.search(r"\b(instead|rather)\b", lowered))
+
+
+def rewrite_follow_up(message: str, previous_query: str, similarity: Callable[[str, str], float] | None = None) -> str:
+    """A stand-alone query for `message` given the previous searched query (unchanged if not a follow-up)."""
+    if not previous_query or not is_follow_up(message):
+        return message
+    new = content_words(message)
+    if not new:
+        return previous_query
+    chunks = topic_chunks(previous_query)
+    new_text = " ".join(new)
+    if wants_substitution(message) and len(chunks) >= 2 and similarity is not None:
+        scores = [similarity(chunk, new_text) for chunk in chunks]
+        best = max(range(len(chunks)), key=scores.__getitem__)
+        if scores[best] >= MIN_SIMILARITY_TO_REPLACE:
+            chunks = chunks[:best] + chunks[best + 1 :]
+    kept = [c for c in chunks if c.lower() not in new_text.lower()]
+    return " ".join(kept + [new_text])
+
+
+def search_terms(text: str, tokenizer: Tokenizer) -> list[str]:
+    """BM25 terms of a chat question with the chat filler removed (keeps all terms if only filler is left)."""
+    terms = tokenizer.tokens(text)
+    filler = {tokenizer.tokens(word)[0] for word in CHAT_FILLER if tokenizer.tokens(word)}
+    kept = [t for t in terms if t not in filler]
+    return kept or terms
+
+
+def relevance(best_similarity: float, term_coverage: float) -> float:
+    """One number for "is anything here about the question": dense similarity plus half the term coverage."""
+    return best_similarity + 0.5 * term_coverage
+
+
+@dataclass
+class Answer:
+    """A chat reply: what was asked, what was searched, the extractive answer and its sources."""
+
+    message: str
+    query: str
+    rewritten: bool
+    relevant: bool
+    text: str
+    hits: list[Hit]
+    relevance: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "message": self.message,
+            "query": self.query,
+            "rewritten": self.rewritten,
+            "relevant": self.relevance_flag,
+            "relevance": self.relevance,
+            "answer": self.text,
+            "hits": [h.to_dict() for h in self.hits],
+        }
+
+    @property
+    def relevance_flag(self) -> bool:
+        return self.relevant
+
+
+NOTHING_RELEVANT = "Nothing relevant: no paper in the index is close enough to this question. Try other words, or ask about a topic the corpus covers."
+
+
+def compose_answer(hits: list[Hit], query_terms: list[str], tokenizer: Tokenizer, sources: int = 3) -> str:
+    """Extractive answer: the best-matching sentence of each top abstract, each followed by its [n] marker."""
+    lines = []
+    for hit in hits[:sources]:
+        sentences = split_sentences(hit.abstract)
+        chosen = choose_sentences(sentences, set(query_terms), tokenizer, limit=1)
+        if chosen:
+            lines.append(f"{sentences[chosen[0]]} [{hit.rank}]")
+    if not lines:
+        return NOTHING_RELEVANT
+    return " ".join(lines)

@@ -1,0 +1,51 @@
+"""The one result type every surface shares: `Hit` (with its `Citation`). `--json` is `Hit.to_dict()`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Citation:
+    """How to cite and find the paper: title, link, and the listing pages (with date labels) it appeared on."""
+
+    title: str
+    url: str
+    pages: list[str] = field(default_factory=list)
+    dates: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Hit:
+    """One ranked paper and why it ranked.
+
+    `score` is the fused score used for the ranking. `bm25` / `vector` are the paper's
+    score on each side (BM25 score; cosine similarity) and `bm25_rank` / `vector_rank`
+    its rank there (1 = best); a rank is None when the paper was not among that side's
+    candidates (for BM25: it shares no term with the query).
+    """
+
+    rank: int
+    id: str
+    title: str
+    snippet: str
+    score: float
+    bm25: float | None
+    vector: float | None
+    bm25_rank: int | None
+    vector_rank: int | None
+    citation: Citation
+    abstract: str = ""
+    metadata: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def why(self) -> str:
+        """One line explaining the rank from both sides."""
+        def side(name: str, rank: int | None, score: float | None, fmt: str) -> str:
+            if score is None:
+                return f"{name}: -"
+            return f"{name}: #{rank} ({score:{fmt}})" if rank else f"{name}: not in top ({score:{fmt}})"
+
+        return f"{side('bm25', self.bm25_rank, self.bm25, '.2f')}, {side('vector', self.vector_rank, self.vector, '.3f')}, fused {self.score:.4f}"

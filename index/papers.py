@@ -1,0 +1,85 @@
+"""The one record that flows into the index: `Paper`, plus the id and link rules."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+import urllib.parse
+from dataclasses import dataclass, field
+
+_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+# github.com/owner/repo with or without scheme; trailing punctuation and ".git" are trimmed.
+_GITHUB = re.compile(r"(?:https?://)?(?:www\.)?github\.com/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(?:/[^\s)\]\"'>,;]*)?", re.I)
+MAX_ID_LENGTH = 80
+
+
+def normalise_title(title: str) -> str:
+    """Case-, accent-, punctuation- and whitespace-insensitive form used to spot the same paper twice."""
+    text = unicodedata.normalize("NFKD", title)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return _NON_WORD.sub(" ", text.casefold()).strip()
+
+
+def title_id(title: str) -> str:
+    """A stable, readable id derived from the normalised title (a slug, hashed when long)."""
+    norm = normalise_title(title)
+    slug = norm.replace(" ", "-")
+    if len(slug) <= MAX_ID_LENGTH:
+        return slug or hashlib.sha1(title.encode("utf-8")).hexdigest()[:12]
+    digest = hashlib.sha1(norm.encode("utf-8")).hexdigest()[:8]
+    return slug[: MAX_ID_LENGTH - 9].rstrip("-") + "-" + digest
+
+
+def code_links(text: str) -> list[str]:
+    """GitHub repository links mentioned in an abstract, normalised to https URLs, in order of first mention."""
+    links: list[str] = []
+    for match in _GITHUB.finditer(text):
+        link = match.group(0).rstrip(".,;:)")
+        if link.endswith(".git"):
+            link = link[:-4]
+        if not link.lower().startswith("http"):
+            link = "https://" + link
+        if link not in links:
+            links.append(link)
+    return links
+
+
+def arxiv_search_url(title: str) -> str:
+    """A citation link that works before an arXiv id is known: an arXiv title search."""
+    return "https://arxiv.org/search/?searchtype=title&query=" + urllib.parse.quote_plus(title)
+
+
+@dataclass
+class Paper:
+    """One paper: what a loader produces and what the store indexes.
+
+    `pages` lists every source (page file or input file) the paper was seen in and
+    `dates` the date label of each of those sources, in the same order.
+    """
+
+    id: str
+    title: str
+    abstract: str
+    url: str = ""
+    pages: list[str] = field(default_factory=list)
+    dates: list[str] = field(default_factory=list)
+    code_links: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.url:
+            self.url = arxiv_search_url(self.title)
+        if not self.code_links:
+            self.code_links = code_links(self.abstract)
+
+    @property
+    def text(self) -> str:
+        """What both BM25 and the embedding model see: the title together with the abstract."""
+        return f"{self.title}\n{self.abstract}" if self.title else self.abstract
+
+    def merge_source(self, other: Paper) -> None:
+        """Record that the same paper was also seen in `other`'s sources."""
+        for page, date in zip(other.pages, other.dates or [""] * len(other.pages)):
+            if page not in self.pages:
+                self.pages.append(page)
+                self.dates.append(date)

@@ -1,0 +1,334 @@
+"""The Chroma store: the one writer of the index, and the reader both search sides use.
+
+Chroma (embedded `PersistentClient`, or `HttpClient` for a `chroma run` server) holds the
+documents, metadata and vectors and is the source of truth. The BM25 index beside it is
+derived from what Chroma holds: its fingerprint is the collection's id, count and a
+`generation` stamp that every write changes *before* it starts, so an interrupted write
+always leaves the BM25 index detectably stale and it is rebuilt from Chroma.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sys
+import threading
+import urllib.parse
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from index.embeddings import Embedder
+from index.errors import PaperchatError
+from index.lexical import BM25Params, LexicalIndex
+from index.papers import Paper
+from index.tokenize import Tokenizer
+
+log = logging.getLogger("paperchat")
+SCHEMA = 1
+WRITE_BATCH = 1024
+READ_BATCH = 5000
+
+
+def content_hash(paper: Paper) -> str:
+    """Changes whenever anything indexed or shown for the paper changes."""
+    payload = json.dumps([paper.title, paper.abstract, paper.url, paper.pages, paper.dates, paper.code_links])
+    return hashlib.sha1(payload.encode("utf-8")).hexdigest()
+
+
+def paper_to_record(paper: Paper) -> tuple[str, dict]:
+    """Chroma document and metadata for a paper (list fields as JSON: Chroma metadata is flat)."""
+    metadata = {
+        "title": paper.title,
+        "url": paper.url,
+        "pages": json.dumps(paper.pages),
+        "dates": json.dumps(paper.dates),
+        "code_links": json.dumps(paper.code_links),
+        "content_hash": content_hash(paper),
+    }
+    return paper.text, metadata
+
+
+def record_to_paper(doc_id: str, document: str, metadata: dict) -> Paper:
+    title = str(metadata.get("title", ""))
+    abstract = document[len(title) + 1 :] if title and document.startswith(title + "\n") else document
+    return Paper(
+        id=doc_id,
+        title=title,
+        abstract=abstract,
+        url=str(metadata.get("url", "")),
+        pages=json.loads(metadata.get("pages") or "[]"),
+        dates=json.loads(metadata.get("dates") or "[]"),
+        code_links=json.loads(metadata.get("code_links") or "[]"),
+    )
+
+
+@dataclass
+class IngestReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    total: int = 0
+
+    def summary(self) -> str:
+        return f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged; {self.total} papers in the index"
+
+
+def _connect(path: Path, chroma_url: str | None):
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if not chroma_url:
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            return chromadb.PersistentClient(path=str(path / "chroma"), settings=chroma_settings)
+        except Exception as exc:
+            raise PaperchatError(f"cannot open the index at {path} ({exc})") from None
+    parsed = urllib.parse.urlparse(chroma_url if "://" in chroma_url else "http://" + chroma_url)
+    if not parsed.hostname:
+        raise PaperchatError(f"invalid Chroma URL {chroma_url!r}; expected http://HOST:PORT")
+    try:
+        client = chromadb.HttpClient(
+            host=parsed.hostname,
+            port=parsed.port or (443 if parsed.scheme == "https" else 8000),
+            ssl=parsed.scheme == "https",
+            settings=chroma_settings,
+        )
+        client.heartbeat()
+    except Exception as exc:
+        raise PaperchatError(f"cannot reach the Chroma server at {chroma_url} ({type(exc).__name__}); is `chroma run` up?") from None
+    return client
+
+
+class Store:
+    """Chroma collection + derived BM25 index for one corpus."""
+
+    def __init__(
+        self,
+        path: Path,
+        embedder: Embedder,
+        collection: str = "papers",
+        chroma_url: str | None = None,
+        engine: str = "bm25s",
+        tokenizer: Tokenizer | None = None,
+        bm25: BM25Params | None = None,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
+        self.path = Path(path).expanduser()
+        self.embedder = embedder
+        self.collection_name = collection
+        self.chroma_url = chroma_url
+        self.engine = engine
+        self.tokenizer = tokenizer or Tokenizer()
+        self.bm25_params = bm25 or BM25Params()
+        self.notify = notify or (lambda message: print(message, file=sys.stderr))
+        self._client = _connect(self.path, chroma_url)
+        self._collection = None
+        self._lexical: LexicalIndex | None = None
+        self._lexical_fingerprint = ""
+        self._write_lock = threading.Lock()
+        self._lexical_lock = threading.Lock()
+
+    # --- the collection ----------------------------------------------------------------
+
+    @property
+    def lexical_folder(self) -> Path:
+        where = "local" if not self.chroma_url else urllib.parse.quote(self.chroma_url, safe="")
+        return self.path / "bm25" / where / self.collection_name
+
+    def collection(self, create: bool = False):
+        """The Chroma collection, or None when it does not exist and `create` is False."""
+        if self._collection is None:
+            try:
+                self._collection = self._client.get_collection(self.collection_name, embedding_function=None)
+            except Exception:
+                if not create:
+                    return None
+                self._collection = self._client.get_or_create_collection(
+                    self.collection_name,
+                    embedding_function=None,
+                    configuration={"hnsw": {"space": "cosine"}},
+                    metadata=self._new_metadata(),
+                )
+            self._check_model(self._collection.metadata or {})
+        return self._collection
+
+    def _new_metadata(self) -> dict:
+        return {
+            "paperchat_schema": SCHEMA,
+            "model": self.embedder.name,
+            "dimension": self.embedder.dimension,
+            "generation": uuid.uuid4().hex,
+        }
+
+    def _check_model(self, metadata: dict) -> None:
+        stored = metadata.get("model")
+        if stored and stored != self.embedder.name:
+            raise PaperchatError(
+                f"the index at {self.path} was built with the model {stored!r} "
+                f"({metadata.get('dimension')} dimensions), not {self.embedder.name!r}; "
+                f"use --model {stored} or build a new index with --index DIR"
+            )
+
+    def metadata(self) -> dict:
+        collection = self.collection()
+        if collection is None:
+            return {}
+        # An HTTP client may hold another replica's older view: re-read from the server.
+        return dict(self._client.get_collection(self.collection_name, embedding_function=None).metadata or {})
+
+    def count(self) -> int:
+        collection = self.collection()
+        return collection.count() if collection is not None else 0
+
+    def fingerprint(self) -> str:
+        collection = self.collection()
+        if collection is None:
+            return "empty"
+        return f"{collection.id}:{collection.count()}:{self.metadata().get('generation', '')}"
+
+    def _bump_generation(self) -> None:
+        collection = self.collection(create=True)
+        metadata = self.metadata()
+        metadata["generation"] = uuid.uuid4().hex
+        collection.modify(metadata=metadata)
+
+    # --- writing -----------------------------------------------------------------------
+
+    def _existing_hashes(self) -> dict[str, str]:
+        collection = self.collection()
+        hashes: dict[str, str] = {}
+        if collection is None:
+            return hashes
+        total = collection.count()
+        for offset in range(0, total, READ_BATCH):
+            page = collection.get(include=["metadatas"], limit=READ_BATCH, offset=offset)
+            for doc_id, metadata in zip(page["ids"], page["metadatas"]):
+                hashes[doc_id] = (metadata or {}).get("content_hash", "")
+        return hashes
+
+    def ingest(self, papers: list[Paper], progress: bool = True) -> IngestReport:
+        """Add new papers, update changed ones, skip unchanged ones; then rebuild BM25 once.
+
+        Vectors are written batch by batch as they are embedded, so an interrupted ingest
+        keeps what it finished and the next run only embeds the rest.
+        """
+        from tqdm.auto import tqdm
+
+        with self._write_lock:
+            existing = self._existing_hashes()
+            report = IngestReport()
+            todo: list[Paper] = []
+            for paper in papers:
+                known = existing.get(paper.id)
+                if known == content_hash(paper):
+                    report.unchanged += 1
+                    continue
+                todo.append(paper)
+                if known is None:
+                    report.added += 1
+                else:
+                    report.updated += 1
+            collection = self.collection(create=True)
+            if todo:
+                self._bump_generation()
+                with tqdm(total=len(todo), desc="embedding", unit="paper", disable=not progress, file=sys.stderr) as bar:
+                    for start in range(0, len(todo), WRITE_BATCH):
+                        batch = todo[start : start + WRITE_BATCH]
+                        records = [paper_to_record(p) for p in batch]
+                        vectors = self.embedder.encode([document for document, _ in records])
+                        collection.upsert(
+                            ids=[p.id for p in batch],
+                            embeddings=vectors,
+                            documents=[document for document, _ in records],
+                            metadatas=[metadata for _, metadata in records],
+                        )
+                        bar.update(len(batch))
+            report.total = collection.count()
+            self.sync_lexical(rebuild=bool(todo))
+            return report
+
+    def remove(self, ids: Iterable[str]) -> list[str]:
+        """Delete papers from Chroma and BM25 together; returns the ids that were present."""
+        with self._write_lock:
+            collection = self.collection()
+            if collection is None:
+                return []
+            wanted = list(dict.fromkeys(ids))
+            present = collection.get(ids=wanted, include=[])["ids"] if wanted else []
+            if present:
+                self._bump_generation()
+                collection.delete(ids=present)
+                self.sync_lexical(rebuild=True)
+            return present
+
+    # --- reading -----------------------------------------------------------------------
+
+    def all_documents(self) -> tuple[list[str], list[str]]:
+        collection = self.collection()
+        ids: list[str] = []
+        documents: list[str] = []
+        if collection is None:
+            return ids, documents
+        total = collection.count()
+        for offset in range(0, total, READ_BATCH):
+            page = collection.get(include=["documents"], limit=READ_BATCH, offset=offset)
+            ids.extend(page["ids"])
+            documents.extend(page["documents"])
+        return ids, documents
+
+    def lexical(self) -> LexicalIndex:
+        """The BM25 index in memory (no Chroma round trip); synchronised on first use."""
+        index = self._lexical
+        return index if index is not None else self.sync_lexical()
+
+    def sync_lexical(self, rebuild: bool = False) -> LexicalIndex:
+        """The BM25 index matching Chroma now: loaded if saved and intact, else rebuilt from Chroma."""
+        with self._lexical_lock:
+            fingerprint = self.fingerprint()
+            if not rebuild and self._lexical is not None and self._lexical_fingerprint == fingerprint:
+                return self._lexical
+            index, why = (None, "rebuild requested") if rebuild else LexicalIndex.load(
+                self.lexical_folder, fingerprint, self.engine, self.tokenizer, self.bm25_params
+            )
+            if index is None:
+                if why not in ("rebuild requested", "no BM25 index yet"):
+                    self.notify(f"{why}; rebuilding it from Chroma")
+                ids, documents = self.all_documents()
+                index = LexicalIndex.build(ids, documents, self.engine, self.tokenizer, self.bm25_params)
+                index.save(self.lexical_folder, fingerprint)
+            self._lexical, self._lexical_fingerprint = index, fingerprint
+            return index
+
+    def nearest(self, vector: np.ndarray, k: int) -> tuple[list[str], np.ndarray]:
+        """Ids and cosine similarities of the `k` nearest documents in Chroma."""
+        collection = self.collection()
+        if collection is None or k <= 0:
+            return [], np.zeros(0, dtype=np.float32)
+        k = min(k, collection.count())
+        if k == 0:
+            return [], np.zeros(0, dtype=np.float32)
+        result = collection.query(query_embeddings=[vector], n_results=k, include=["distances"])
+        return result["ids"][0], 1.0 - np.asarray(result["distances"][0], dtype=np.float32)
+
+    def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
+        collection = self.collection()
+        if collection is None or not ids:
+            return {}
+        result = collection.get(ids=ids, include=["embeddings"])
+        return {doc_id: np.asarray(vector, dtype=np.float32) for doc_id, vector in zip(result["ids"], result["embeddings"])}
+
+    def papers(self, ids: list[str]) -> dict[str, Paper]:
+        collection = self.collection()
+        if collection is None or not ids:
+            return {}
+        result = collection.get(ids=ids, include=["documents", "metadatas"])
+        return {
+            doc_id: record_to_paper(doc_id, document, metadata or {})
+            for doc_id, document, metadata in zip(result["ids"], result["documents"], result["metadatas"])
+        }

@@ -1,0 +1,72 @@
+"""Tokenisation shared by BM25 indexing, BM25 queries and snippet highlighting.
+
+Lower-cased words, English stopwords removed, Snowball-stemmed. Identifiers such as
+`GPT-4o`, `Llama-3.1`, `Qwen2.5-VL` or `Lastde++` are kept whole *and* split into their
+stemmed parts, so `gpt-4o`, `GPT 4o` and `Lastde++` all find the paper that names them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import Stemmer
+from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+# A word, optionally joined to more words by - . + (identifiers), optionally ending in '+'s.
+_TOKEN = re.compile(r"[^\W_]+(?:[-.+][^\W_]+)*\+*", re.UNICODE)
+_PART = re.compile(r"[^\W_]+", re.UNICODE)
+STOPWORDS: frozenset[str] = frozenset(STOPWORDS_EN_PLUS)
+MAX_TOKEN_CHARS = 64
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Stemmer.Stemmer:
+    return Stemmer.Stemmer("english")
+
+
+@dataclass(frozen=True)
+class Tokenizer:
+    """Turns text into BM25 terms. Frozen so it can be part of the BM25 index fingerprint."""
+
+    stem: bool = True
+    keep_identifiers: bool = True
+
+    def describe(self) -> str:
+        return f"words+stopwords_en_plus{'+snowball' if self.stem else ''}{'+identifiers' if self.keep_identifiers else ''}"
+
+    def _word(self, word: str) -> str | None:
+        if word in STOPWORDS or len(word) > MAX_TOKEN_CHARS:
+            return None
+        return _stemmer().stemWord(word) if self.stem else word
+
+    def tokens(self, text: str) -> list[str]:
+        """Terms of `text` in order; a compound identifier is followed by its parts."""
+        out: list[str] = []
+        for match in _TOKEN.finditer(text.lower()):
+            token = match.group(0)
+            if token.isalnum():
+                term = self._word(token)
+                if term:
+                    out.append(term)
+                continue
+            if self.keep_identifiers and len(token) <= MAX_TOKEN_CHARS:
+                out.append(token)
+            for part in _PART.findall(token):
+                term = self._word(part)
+                if term:
+                    out.append(term)
+        return out
+
+    def batch(self, texts: list[str]) -> list[list[str]]:
+        return [self.tokens(text) for text in texts]
+
+    def term_spans(self, text: str) -> list[tuple[int, int, str]]:
+        """(start, end, term) for every word of `text`, used to mark query terms in snippets."""
+        spans: list[tuple[int, int, str]] = []
+        for match in _PART.finditer(text):
+            term = self._word(match.group(0).lower())
+            if term:
+                spans.append((match.start(), match.end(), term))
+        return spans
