@@ -63,7 +63,7 @@ class Retrieval:
 
 
 @dataclass
-class _Sides:
+class Sides:
     bm25: dict[str, float]
     vector: dict[str, float]
     bm25_rank: dict[str, int]
@@ -86,8 +86,8 @@ class Searcher:
         lexical = self.store.lexical()
         terms = search_terms(text, lexical.tokenizer) if settings.drop_chat_filler else lexical.tokenizer.tokens(text)
         depth = max(settings.depth, k)
-        sides = self._score_sides(text, terms, depth)
-        fused = self._fuse(sides, mode, settings)
+        sides = self.score_sides(text, terms, depth)
+        fused = self.fuse(sides, mode, settings)
         top = ranked(fused)[:k]
         papers = self.store.papers([doc_id for doc_id, _ in top])
         weights = lexical.idf(sorted(set(terms)))
@@ -126,7 +126,7 @@ class Searcher:
             relevant=bool(hits) and relevance(best_similarity, coverage) >= settings.min_relevance,
         )
 
-    def _score_sides(self, text: str, terms: list[str], depth: int) -> _Sides:
+    def score_sides(self, text: str, terms: list[str], depth: int) -> Sides:
         lexical = self.store.lexical()
         all_bm25 = lexical.scores(terms)
         top_positions, _ = lexical.search(terms, depth) if all_bm25.size else (np.zeros(0, dtype=np.int64), None)
@@ -142,7 +142,7 @@ class Searcher:
         for doc_id in candidates:
             position = lexical.position(doc_id)
             bm25[doc_id] = float(all_bm25[position]) if position is not None else 0.0
-        return _Sides(
+        return Sides(
             bm25=bm25,
             vector=vector,
             bm25_rank={doc_id: rank for rank, doc_id in enumerate(bm25_ids, start=1)},
@@ -150,7 +150,7 @@ class Searcher:
         )
 
     @staticmethod
-    def _fuse(sides: _Sides, mode: str, settings: Settings) -> dict[str, float]:
+    def fuse(sides: Sides, mode: str, settings: Settings) -> dict[str, float]:
         if mode == "bm25":
             return {doc_id: sides.bm25[doc_id] for doc_id in sides.bm25_rank}
         if mode == "vector":

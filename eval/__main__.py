@@ -1,0 +1,110 @@
+"""`paperchat eval` / `python -m eval`: retrieval quality per dataset and per mode."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from assistant.api import Assistant
+from eval.datasets import BUNDLED_SETS, load_beir, load_bundled_set, load_offtopic, read_trec_qrels, read_trec_run
+from eval.report import text_table, write_outputs
+from eval.runner import DEFAULT_VARIANTS, VariantResult, evaluate_dataset, gate_accuracy, score_run
+from index.errors import PaperchatError
+
+
+def default_index_root() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("paperchat")) / "eval-indexes"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="paperchat eval",
+        description="Measure retrieval quality (nDCG@10, Recall@5/10/100, MRR@10, MAP@100, latency) of bm25, vector, "
+        "hybrid and plain RRF on the bundled judged questions and on BEIR datasets.",
+        epilog="examples:\n  paperchat eval --out eval-out\n  paperchat eval --beir ../shared/benchmarks/cranfield --sets none\n"
+        "  paperchat eval --qrels qrels.tsv --run other_system.trec --run paperchat.trec",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--sets", default=",".join(BUNDLED_SETS), help=f"bundled judged sets to run, comma-separated, or 'none' (default: {','.join(BUNDLED_SETS)})")
+    parser.add_argument("--beir", action="append", default=[], metavar="DIR", help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv); repeatable")
+    parser.add_argument("--variants", help=f"comma-separated subset of: {', '.join(v.name for v in DEFAULT_VARIANTS)}")
+    parser.add_argument("--index-root", metavar="DIR", help="where evaluation indexes are kept between runs (default: the user cache dir)")
+    parser.add_argument("--out", metavar="DIR", default="eval-out", help="report folder (default: eval-out)")
+    parser.add_argument("--qrels", metavar="FILE", help="score TREC runs given with --run against these qrels instead of running paperchat")
+    parser.add_argument("--run", action="append", default=[], metavar="FILE", help="a six-column TREC run to score (with --qrels); repeatable")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except PaperchatError as exc:
+        print(f"paperchat eval: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if args.qrels:
+        if not args.run:
+            raise PaperchatError("--qrels needs at least one --run FILE")
+        qrels = read_trec_qrels(Path(args.qrels))
+        results = []
+        for path in map(Path, args.run):
+            metrics, per_query = score_run(qrels, read_trec_run(path))
+            results.append(VariantResult(path.stem, metrics, per_query))
+        print(text_table(Path(args.qrels).stem, results, len(qrels)))
+        write_outputs(out, "runs", results, len(qrels))
+        return 0
+    variants = DEFAULT_VARIANTS
+    if args.variants:
+        wanted = [v.strip() for v in args.variants.split(",") if v.strip()]
+        unknown = set(wanted) - {v.name for v in DEFAULT_VARIANTS}
+        if unknown:
+            raise PaperchatError(f"unknown variant(s) {', '.join(sorted(unknown))}; choose from {', '.join(v.name for v in DEFAULT_VARIANTS)}")
+        variants = tuple(v for v in DEFAULT_VARIANTS if v.name in wanted)
+    sets = [] if args.sets.strip() == "none" else [s.strip() for s in args.sets.split(",") if s.strip()]
+    unknown_sets = set(sets) - set(BUNDLED_SETS)
+    if unknown_sets:
+        raise PaperchatError(f"unknown set(s) {', '.join(sorted(unknown_sets))}; choose from {', '.join(BUNDLED_SETS)} or none")
+    root = Path(args.index_root) if args.index_root else default_index_root()
+    summary: dict = {}
+    if sets:
+        assistant = Assistant.open(root / "bundled", progress=not args.quiet)
+        answerable = []
+        for name in sets:
+            dataset = load_bundled_set(name)
+            answerable += dataset.queries
+            summary[name] = _evaluate(assistant, dataset, variants, out, args.quiet)
+        summary["relevance_gate"] = gate_accuracy(assistant, answerable, load_offtopic())
+        gate = summary["relevance_gate"]
+        print(f"== relevance gate: answered {gate['answerable_answered']:.3f} of {gate['answerable']} answerable questions, "
+              f"declined {gate['offtopic_declined']:.3f} of {gate['offtopic']} off-topic ones\n")
+    for folder in args.beir:
+        dataset = load_beir(Path(folder))
+        assistant = Assistant.open(root / dataset.name, bootstrap=False, progress=not args.quiet)
+        load_report, ingest_report = assistant.ingest(dataset.corpus, progress=not args.quiet)
+        if not args.quiet:
+            print(f"paperchat eval: {dataset.name}: {load_report.summary()}; {ingest_report.summary()}", file=sys.stderr)
+        summary[dataset.name] = _evaluate(assistant, dataset, variants, out, args.quiet)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    print(f"reports written to {out}/")
+    return 0
+
+
+def _evaluate(assistant: Assistant, dataset, variants, out: Path, quiet: bool) -> dict:
+    results = evaluate_dataset(assistant, dataset, variants, progress=not quiet)
+    print(text_table(dataset.name, results, len(dataset.queries)) + "\n")
+    return write_outputs(out, dataset.name, results, len(dataset.queries))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

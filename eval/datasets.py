@@ -1,0 +1,121 @@
+"""Evaluation datasets: the bundled judged question sets, BEIR folders and TREC qrels files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from index.errors import PaperchatError
+
+BUNDLED_SETS = ("questions", "topics", "chats")
+
+
+@dataclass
+class Query:
+    id: str
+    text: str
+    history: list[str] = field(default_factory=list)
+    kind: str = ""
+
+
+@dataclass
+class Dataset:
+    """Queries with relevance judgments (qrels: query id -> doc id -> grade) and the corpus they judge."""
+
+    name: str
+    queries: list[Query]
+    qrels: dict[str, dict[str, int]]
+    corpus: list[Path] = field(default_factory=list)  # empty: the bundled corpus
+
+
+def bundled_file(name: str) -> Path:
+    return Path(str(resources.files("eval") / f"{name}.jsonl"))
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise PaperchatError(f"{path}: cannot read ({exc.strerror})") from None
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise PaperchatError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+    return records
+
+
+def load_bundled_set(name: str) -> Dataset:
+    """questions / topics / chats: `answers` list the judged papers (grade defaults to 1)."""
+    queries, qrels = [], {}
+    for record in read_jsonl(bundled_file(name)):
+        turns = record.get("turns") or [record["text"]]
+        queries.append(Query(record["_id"], turns[-1], list(turns[:-1]), record.get("kind", "")))
+        qrels[record["_id"]] = {a["id"]: int(a.get("grade", 1)) for a in record["answers"]}
+    return Dataset(name, queries, qrels)
+
+
+def load_offtopic() -> list[Query]:
+    return [Query(r["_id"], r["text"], [], r.get("kind", "")) for r in read_jsonl(bundled_file("offtopic"))]
+
+
+def read_trec_qrels(path: Path) -> dict[str, dict[str, int]]:
+    """TREC qrels (`qid 0 docid grade`) or BEIR qrels TSV (`query-id corpus-id score`, with a header)."""
+    qrels: dict[str, dict[str, int]] = {}
+    try:
+        rows = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise PaperchatError(f"{path}: cannot read ({exc.strerror})") from None
+    for number, row in enumerate(rows, start=1):
+        parts = row.split()
+        if not parts or parts[0] in ("query-id", "qid"):
+            continue
+        if len(parts) == 4:
+            qid, _, docid, grade = parts
+        elif len(parts) == 3:
+            qid, docid, grade = parts
+        else:
+            raise PaperchatError(f"{path}:{number}: expected 'qid 0 docid grade' or 'qid docid grade'")
+        try:
+            value = int(float(grade))
+        except ValueError:
+            raise PaperchatError(f"{path}:{number}: relevance grade {grade!r} is not a number") from None
+        if value > 0:
+            qrels.setdefault(qid, {})[docid] = value
+    return qrels
+
+
+def read_trec_run(path: Path) -> dict[str, dict[str, float]]:
+    """A six-column TREC run: `qid Q0 docid rank score tag`."""
+    run: dict[str, dict[str, float]] = {}
+    for number, row in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        parts = row.split()
+        if not parts:
+            continue
+        if len(parts) != 6:
+            raise PaperchatError(f"{path}:{number}: a TREC run line has six columns: qid Q0 docid rank score tag")
+        run.setdefault(parts[0], {})[parts[2]] = float(parts[4])
+    return run
+
+
+def load_beir(folder: Path, split: str = "test") -> Dataset:
+    """A BEIR folder: corpus.jsonl, queries.jsonl and qrels/<split>.tsv."""
+    folder = Path(folder)
+    for needed in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv"):
+        if not (folder / needed).is_file():
+            raise PaperchatError(f"{folder}: not a BEIR folder (missing {needed})")
+    qrels = read_trec_qrels(folder / "qrels" / f"{split}.tsv")
+    queries = [Query(str(r["_id"]), r["text"]) for r in read_jsonl(folder / "queries.jsonl") if str(r["_id"]) in qrels]
+    return Dataset(folder.name, queries, qrels, [folder / "corpus.jsonl"])
+
+
+def write_trec_run(path: Path, run: dict[str, dict[str, float]], tag: str = "paperchat") -> None:
+    with path.open("w", encoding="utf-8") as out:
+        for qid, docs in run.items():
+            for rank, (docid, score) in enumerate(sorted(docs.items(), key=lambda x: -x[1]), start=1):
+                out.write(f"{qid} Q0 {docid} {rank} {score:.6f} {tag}\n")
+
