@@ -42,7 +42,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--chroma-url", metavar="URL", help="use a Chroma server (`chroma run`) at http://HOST:PORT instead of the embedded store")
     group.add_argument("--collection", help="Chroma collection name (default: papers)")
     group.add_argument("--engine", choices=ENGINES, help="BM25 engine (default: bm25s)")
-    group.add_argument("--fusion", choices=FUSIONS, help="how hybrid mode fuses the two sides (default: convex)")
+    group.add_argument("--fusion", choices=FUSIONS, help="how hybrid mode fuses the two sides (default: convex, z-scored scores with feedback)")
     group.add_argument("--quiet", "-q", action="store_true", help="no progress bars or notices on stderr")
 
 

@@ -1,18 +1,17 @@
 """Rank fusion: pure functions from per-side rankings or scores to one fused score per document.
 
 `rrf` is reciprocal rank fusion (Cormack et al., 2009): sum of weight / (k + rank).
-`convex` is a weighted sum of per-side scores after normalising each side over the
-candidate pool, so that a side whose scores are flat (it cannot tell candidates apart)
-contributes little, while RRF would still hand out its full rank-based votes.
+The default hybrid is a convex combination of z-scored side scores over the candidate
+pool, with a per-query weight (`adaptive_bm25_weight`), pseudo-relevance feedback on both
+sides (`rocchio`, `expansion_terms`) and cluster smoothing (`smooth`); eval/README.md
+records the study behind each piece.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Mapping, Sequence
 
-NORMALISERS = ("minmax", "zscore")
-
+import numpy as np
 
 def rrf(rankings: Mapping[str, Sequence[str]], k: float = 60.0, weights: Mapping[str, float] | None = None) -> dict[str, float]:
     """Reciprocal rank fusion: score(d) = sum over sides of weight / (k + rank of d on that side), ranks from 1."""
@@ -24,43 +23,51 @@ def rrf(rankings: Mapping[str, Sequence[str]], k: float = 60.0, weights: Mapping
     return fused
 
 
-def normalise(scores: Mapping[str, float], method: str = "minmax") -> dict[str, float]:
-    """Scale one side's scores over the candidate pool: min-max to [0, 1], or z-scores."""
-    if not scores:
-        return {}
-    values = list(scores.values())
-    if method == "minmax":
-        low, high = min(values), max(values)
-        span = high - low
-        return {d: (s - low) / span if span > 0 else 0.0 for d, s in scores.items()}
-    if method == "zscore":
-        mean = sum(values) / len(values)
-        std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
-        return {d: (s - mean) / std if std > 0 else 0.0 for d, s in scores.items()}
-    raise ValueError(f"unknown normaliser {method!r}; choose one of {', '.join(NORMALISERS)}")
-
-
-def convex(
-    scores: Mapping[str, Mapping[str, float]],
-    weights: Mapping[str, float],
-    method: str = "zscore",
-    missing: float | None = None,
-) -> dict[str, float]:
-    """Weighted sum of normalised per-side scores over the union of candidates.
-
-    A document a side did not score gets that side's lowest normalised value (or `missing`).
-    """
-    candidates = {doc_id for side in scores.values() for doc_id in side}
-    fused = {doc_id: 0.0 for doc_id in candidates}
-    for side, side_scores in scores.items():
-        normed = normalise(side_scores, method)
-        floor = missing if missing is not None else (min(normed.values()) if normed else 0.0)
-        weight = weights.get(side, 1.0)
-        for doc_id in candidates:
-            fused[doc_id] += weight * normed.get(doc_id, floor)
-    return fused
-
-
 def ranked(fused: Mapping[str, float]) -> list[tuple[str, float]]:
     """Best first; ties broken by id so that results are deterministic."""
     return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+
+
+def zscore(values: np.ndarray) -> np.ndarray:
+    std = float(values.std()) if values.size else 0.0
+    return (values - values.mean()) / std if std > 0 else np.zeros_like(values)
+
+
+def adaptive_bm25_weight(base: float, best_similarity: float, slope: float, centre: float = 0.5) -> float:
+    """Lean on the vector side when its best match is close (high cosine), on BM25 when it is not.
+
+    On the judged sets the dense side wins exactly on queries whose nearest abstract is
+    close; a flat weight cannot know that per query.
+    """
+    return float(np.clip(base - slope * (best_similarity - centre), 0.1, 0.9))
+
+
+def rocchio(query: np.ndarray, feedback: np.ndarray, beta: float) -> np.ndarray:
+    """Query vector moved towards the mean of the feedback documents' vectors, re-normalised."""
+    if feedback.size == 0 or beta == 0:
+        return query
+    moved = query + beta * feedback.mean(axis=0)
+    norm = float(np.linalg.norm(moved))
+    return moved / norm if norm > 0 else query
+
+
+def expansion_terms(feedback_terms: Sequence[Sequence[str]], idf: Mapping[str, float], exclude: set[str], count: int) -> dict[str, float]:
+    """RM3-style expansion: terms weighted by their length-normalised frequency x IDF in the feedback documents, top weight 1."""
+    weights: dict[str, float] = {}
+    for terms in feedback_terms:
+        if not terms:
+            continue
+        for term in set(terms):
+            if term not in exclude:
+                weights[term] = weights.get(term, 0.0) + terms.count(term) / len(terms) * idf.get(term, 0.0)
+    best = sorted(weights.items(), key=lambda item: (-item[1], item[0]))[:count]
+    top = best[0][1] if best and best[0][1] > 0 else 1.0
+    return {term: weight / top for term, weight in best if weight > 0}
+
+
+def smooth(scores: np.ndarray, similarity_to_top: np.ndarray, top_scores: np.ndarray, strength: float) -> np.ndarray:
+    """Cluster-hypothesis smoothing: add each candidate's similarity to the top documents, weighted by their scores."""
+    weights = np.maximum(top_scores, 0)
+    if strength == 0 or weights.sum() <= 0:
+        return scores
+    return scores + strength * (similarity_to_top @ weights) / weights.sum()

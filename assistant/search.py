@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from assistant.chat import relevance, search_terms
-from assistant.fusion import convex, ranked, rrf
+from assistant.fusion import adaptive_bm25_weight, expansion_terms, rocchio, rrf, smooth, zscore
 from assistant.hits import Citation, Hit
 from assistant.settings import MODES, Settings
 from assistant.snippets import make_snippet
@@ -64,8 +64,13 @@ class Retrieval:
 
 @dataclass
 class Sides:
-    bm25: dict[str, float]
-    vector: dict[str, float]
+    """Both sides' evidence on the candidate pool (the union of each side's top `depth`)."""
+
+    ids: list[str]
+    bm25: np.ndarray
+    vector: np.ndarray
+    vectors: np.ndarray
+    query_vector: np.ndarray
     bm25_rank: dict[str, int]
     vector_rank: dict[str, int]
 
@@ -84,15 +89,16 @@ class Searcher:
         check_request(k, mode)
         text, notices = clean_query(query)
         lexical = self.store.lexical()
-        terms = search_terms(text, lexical.tokenizer) if settings.drop_chat_filler else lexical.tokenizer.tokens(text)
-        depth = max(settings.depth, k)
-        sides = self.score_sides(text, terms, depth)
-        fused = self.fuse(sides, mode, settings)
-        top = ranked(fused)[:k]
-        papers = self.store.papers([doc_id for doc_id, _ in top])
+        terms = lexical.tokenizer.tokens(text)
+        sides = self.score_sides(text, terms, max(settings.depth, k))
+        fused = self.fuse(sides, mode, settings, terms)
+        order = sorted(range(len(sides.ids)), key=lambda i: (-fused[i], sides.ids[i]))[:k] if len(sides.ids) else []
+        papers = self.store.papers([sides.ids[i] for i in order])
+        gate_terms = search_terms(text, lexical.tokenizer)
         weights = lexical.idf(sorted(set(terms)))
         hits = []
-        for doc_id, score in top:
+        for i in order:
+            doc_id = sides.ids[i]
             paper = papers.get(doc_id)
             if paper is None:  # deleted by another writer since the BM25 index was loaded
                 continue
@@ -102,9 +108,9 @@ class Searcher:
                     id=doc_id,
                     title=paper.title,
                     snippet=make_snippet(paper.abstract, terms, lexical.tokenizer, weights),
-                    score=round(float(score), 6),
-                    bm25=_rounded(sides.bm25.get(doc_id)),
-                    vector=_rounded(sides.vector.get(doc_id)),
+                    score=round(float(fused[i]), 6),
+                    bm25=round(float(sides.bm25[i]), 4),
+                    vector=round(float(sides.vector[i]), 4),
                     bm25_rank=sides.bm25_rank.get(doc_id),
                     vector_rank=sides.vector_rank.get(doc_id),
                     citation=Citation(paper.title, paper.url, paper.pages, paper.dates),
@@ -112,61 +118,81 @@ class Searcher:
                     metadata={"code_links": paper.code_links},
                 )
             )
-        best_similarity = max(sides.vector.values(), default=0.0)
-        coverage = _term_coverage(terms, weights, [lexical.tokenizer.tokens(h.title + " " + h.abstract) for h in hits[:3]])
+        best_similarity = float(sides.vector.max()) if sides.vector.size else 0.0
+        coverage = _term_coverage(gate_terms, lexical.idf(sorted(set(gate_terms))), [lexical.tokenizer.tokens(h.title + " " + h.abstract) for h in hits[:3]])
+        score = relevance(best_similarity, coverage)
         return Retrieval(
             query=text,
             mode=mode,
             hits=hits,
             took_ms=round((time.perf_counter() - started) * 1000, 2),
             notices=notices,
-            best_similarity=round(float(best_similarity), 4),
+            best_similarity=round(best_similarity, 4),
             term_coverage=round(coverage, 4),
-            relevance=round(relevance(best_similarity, coverage), 4),
-            relevant=bool(hits) and relevance(best_similarity, coverage) >= settings.min_relevance,
+            relevance=round(score, 4),
+            relevant=bool(hits) and score >= settings.min_relevance,
         )
 
     def score_sides(self, text: str, terms: list[str], depth: int) -> Sides:
+        """Top `depth` of each side, then exact scores of both sides on their union."""
         lexical = self.store.lexical()
         all_bm25 = lexical.scores(terms)
-        top_positions, _ = lexical.search(terms, depth) if all_bm25.size else (np.zeros(0, dtype=np.int64), None)
+        top_positions, _ = lexical.search(terms, depth)
         bm25_ids = [lexical.ids[i] for i in top_positions]
         query_vector = self.store.embedder.encode_query(text)
-        vector_ids, similarities = self.store.nearest(query_vector, depth)
-        vector = {doc_id: float(s) for doc_id, s in zip(vector_ids, similarities)}
-        missing = [doc_id for doc_id in bm25_ids if doc_id not in vector]
-        for doc_id, stored in self.store.vectors(missing).items():
-            vector[doc_id] = float(np.dot(stored, query_vector))
-        candidates = list(dict.fromkeys(bm25_ids + vector_ids))
-        bm25 = {}
-        for doc_id in candidates:
-            position = lexical.position(doc_id)
-            bm25[doc_id] = float(all_bm25[position]) if position is not None else 0.0
+        vector_ids, _ = self.store.nearest(query_vector, depth)
+        stored = self.store.vectors(list(dict.fromkeys(bm25_ids + vector_ids)))
+        ids = [doc_id for doc_id in dict.fromkeys(bm25_ids + vector_ids) if doc_id in stored]
+        vectors = np.stack([stored[doc_id] for doc_id in ids]) if ids else np.zeros((0, query_vector.size), dtype=np.float32)
+        positions = [lexical.position(doc_id) for doc_id in ids]
+        bm25 = np.array([all_bm25[p] if p is not None else 0.0 for p in positions], dtype=np.float32)
         return Sides(
+            ids=ids,
             bm25=bm25,
-            vector=vector,
+            vector=vectors @ query_vector,
+            vectors=vectors,
+            query_vector=query_vector,
             bm25_rank={doc_id: rank for rank, doc_id in enumerate(bm25_ids, start=1)},
             vector_rank={doc_id: rank for rank, doc_id in enumerate(vector_ids, start=1)},
         )
 
-    @staticmethod
-    def fuse(sides: Sides, mode: str, settings: Settings) -> dict[str, float]:
-        if mode == "bm25":
-            return {doc_id: sides.bm25[doc_id] for doc_id in sides.bm25_rank}
-        if mode == "vector":
-            return {doc_id: sides.vector[doc_id] for doc_id in sides.vector_rank}
-        weights = {"bm25": settings.bm25_weight, "vector": settings.vector_weight}
+    def fuse(self, sides: Sides, mode: str, settings: Settings, terms: list[str]) -> np.ndarray:
+        """One score per candidate. Outside a side's own top list a candidate scores -inf in a single-side mode."""
+        if not sides.ids:
+            return np.zeros(0)
+        if mode in ("bm25", "vector"):
+            ranks = sides.bm25_rank if mode == "bm25" else sides.vector_rank
+            scores = sides.bm25 if mode == "bm25" else sides.vector
+            return np.array([scores[i] if doc_id in ranks else -np.inf for i, doc_id in enumerate(sides.ids)])
         if settings.fusion == "rrf":
-            rankings = {
-                "bm25": sorted(sides.bm25_rank, key=sides.bm25_rank.get),
-                "vector": sorted(sides.vector_rank, key=sides.vector_rank.get),
-            }
-            return rrf(rankings, settings.rrf_k, weights)
-        return convex({"bm25": sides.bm25, "vector": sides.vector}, weights, settings.normaliser)
+            rankings = {"bm25": sorted(sides.bm25_rank, key=sides.bm25_rank.get), "vector": sorted(sides.vector_rank, key=sides.vector_rank.get)}
+            fused = rrf(rankings, settings.rrf_k, {"bm25": settings.bm25_weight, "vector": settings.vector_weight})
+            return np.array([fused.get(doc_id, 0.0) for doc_id in sides.ids])
+        base = settings.bm25_weight / ((settings.bm25_weight + settings.vector_weight) or 1.0)
+        weight = adaptive_bm25_weight(base, float(sides.vector.max()), settings.adaptive_weight)
+        fused = weight * zscore(sides.bm25) + (1 - weight) * zscore(sides.vector)
+        if settings.feedback_docs:
+            fused = self._feedback(sides, fused, weight, settings, terms)
+        if settings.smoothing:
+            top = np.argsort(-fused, kind="stable")[: settings.smoothing_docs]
+            fused = smooth(fused, sides.vectors @ sides.vectors[top].T, fused[top], settings.smoothing)
+        return fused
 
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(float(value), 4)
+    def _feedback(self, sides: Sides, fused: np.ndarray, weight: float, settings: Settings, terms: list[str]) -> np.ndarray:
+        """Pseudo-relevance feedback from the top fused documents, on both sides, re-scoring the pool."""
+        lexical = self.store.lexical()
+        top = np.argsort(-fused, kind="stable")[: settings.feedback_docs]
+        vector = sides.vectors @ rocchio(sides.query_vector, sides.vectors[top], settings.feedback_vector)
+        bm25 = sides.bm25
+        if settings.feedback_terms and settings.feedback_bm25:
+            papers = self.store.papers([sides.ids[i] for i in top])
+            documents = [lexical.tokenizer.tokens(p.text) for p in papers.values()]
+            vocabulary = sorted({t for doc in documents for t in doc})
+            expansion = expansion_terms(documents, lexical.idf(vocabulary), set(terms), settings.feedback_terms)
+            positions = np.array([lexical.position(doc_id) for doc_id in sides.ids])
+            extra = sum(w * lexical.scores([t])[positions] for t, w in expansion.items()) if expansion else 0.0
+            bm25 = bm25 + settings.feedback_bm25 * extra
+        return weight * zscore(bm25) + (1 - weight) * zscore(vector)
 
 
 def _term_coverage(terms: list[str], weights: dict[str, float], documents: list[list[str]]) -> float:

@@ -37,13 +37,18 @@ class Settings:
     bm25_b: float = 0.75
     mode: str = "hybrid"
     fusion: str = "convex"
-    normaliser: str = "zscore"
     rrf_k: float = 60.0
-    bm25_weight: float = 0.6
-    vector_weight: float = 0.4
+    bm25_weight: float = 0.5
+    vector_weight: float = 0.5
+    adaptive_weight: float = 1.0
     depth: int = 100
+    feedback_docs: int = 5
+    feedback_terms: int = 10
+    feedback_vector: float = 1.0
+    feedback_bm25: float = 0.3
+    smoothing: float = 1.0
+    smoothing_docs: int = 10
     min_relevance: float = 0.5
-    drop_chat_filler: bool = True
     refresh_seconds: float = 30.0
 
     @classmethod
@@ -72,11 +77,12 @@ class Settings:
         _choice("mode", self.mode, MODES)
         _choice("fusion", self.fusion, FUSIONS)
         _choice("engine", self.engine, ENGINES)
-        _choice("normaliser", self.normaliser, ("minmax", "zscore"))
         if not 1 <= self.depth <= 10000:
             raise PaperchatError(f"depth must be between 1 and 10000, got {self.depth}")
-        if self.rrf_k < 0 or self.bm25_weight < 0 or self.vector_weight < 0:
-            raise PaperchatError("rrf_k, bm25_weight and vector_weight must not be negative")
+        for name in ("rrf_k", "bm25_weight", "vector_weight", "adaptive_weight", "feedback_docs", "feedback_terms",
+                     "feedback_vector", "feedback_bm25", "smoothing", "smoothing_docs"):
+            if getattr(self, name) < 0:
+                raise PaperchatError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.batch_size < 1:
             raise PaperchatError(f"batch_size must be at least 1, got {self.batch_size}")
 

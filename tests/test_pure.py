@@ -1,0 +1,140 @@
+"""Pure functions on hand-computed examples: tokenizer, fusion, snippets, follow-up rewriting."""
+
+import numpy as np
+import pytest
+
+from assistant.chat import content_words, is_follow_up, relevance, rewrite_follow_up, topic_chunks
+from assistant.fusion import adaptive_bm25_weight, expansion_terms, ranked, rocchio, rrf, smooth, zscore
+from assistant.snippets import choose_sentences, make_snippet, mark_terms, split_sentences
+from index.tokenize import Tokenizer
+
+tok = Tokenizer()
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("GPT-4o", ["gpt-4o", "gpt", "4o"]),
+        ("Llama-3 and LoRA", ["llama-3", "llama", "3", "lora"]),
+        ("Lastde++ is fast", ["lastde++", "lastd", "fast"]),
+        ("The models were pruning", ["model", "prune"]),
+        ("Qwen2.5-VL", ["qwen2.5-vl", "qwen2", "5", "vl"]),
+    ],
+)
+def test_tokenizer_keeps_identifiers_and_stems_words(text, expected):
+    assert tok.tokens(text) == expected
+
+
+def test_identifier_queries_match_documents_either_way():
+    document = set(tok.tokens("We introduce Lastde++ and compare with GPT-4o."))
+    assert set(tok.tokens("lastde++")) <= document
+    assert set(tok.tokens("GPT 4o")) <= document
+    assert set(tok.tokens("gpt-4o")) <= document
+
+
+def test_rrf_matches_hand_computation():
+    fused = rrf({"bm25": ["a", "b", "c"], "vector": ["b", "d"]}, k=60)
+    assert fused["a"] == pytest.approx(1 / 61)
+    assert fused["b"] == pytest.approx(1 / 62 + 1 / 61)
+    assert fused["c"] == pytest.approx(1 / 63)
+    assert fused["d"] == pytest.approx(1 / 62)
+    assert [d for d, _ in ranked(fused)] == ["b", "a", "d", "c"]
+
+
+def test_weighted_rrf():
+    fused = rrf({"bm25": ["a", "b"], "vector": ["b", "a"]}, k=1, weights={"bm25": 3.0, "vector": 1.0})
+    assert fused == pytest.approx({"a": 3 / 2 + 1 / 3, "b": 3 / 3 + 1 / 2})
+
+
+def test_zscore():
+    assert zscore(np.array([1.0, 3.0])) == pytest.approx([-1.0, 1.0])
+    assert zscore(np.array([5.0, 5.0])).tolist() == [0.0, 0.0]
+
+
+def test_adaptive_weight_leans_on_the_closer_side_and_is_clipped():
+    assert adaptive_bm25_weight(0.5, 0.5, 1.0) == pytest.approx(0.5)
+    assert adaptive_bm25_weight(0.5, 0.7, 1.0) == pytest.approx(0.3)
+    assert adaptive_bm25_weight(0.5, 0.2, 1.0) == pytest.approx(0.8)
+    assert adaptive_bm25_weight(0.5, -1.0, 1.0) == pytest.approx(0.9)
+
+
+def test_rocchio_moves_towards_feedback_and_renormalises():
+    moved = rocchio(np.array([1.0, 0.0]), np.array([[0.0, 1.0], [0.0, 1.0]]), beta=1.0)
+    assert moved == pytest.approx([2 ** -0.5, 2 ** -0.5])
+
+
+def test_expansion_terms_weights_frequency_by_idf():
+    docs = [["wing", "flow", "flow", "lift"], ["flow", "drag"]]
+    idf = {"wing": 2.0, "flow": 1.0, "lift": 1.0, "drag": 3.0}
+    # flow: 2/4*1 + 1/2*1 = 1.0; drag: 1/2*3 = 1.5; wing: 1/4*2 = 0.5; lift: 1/4*1 = 0.25
+    assert expansion_terms(docs, idf, exclude={"wing"}, count=2) == pytest.approx({"drag": 1.0, "flow": 1.0 / 1.5})
+
+
+def test_smooth_adds_score_weighted_similarity_to_top_documents():
+    scores = np.array([2.0, 1.0, 0.0])
+    similarity_to_top = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    smoothed = smooth(scores, similarity_to_top, np.array([2.0, 1.0]), strength=1.0)
+    assert smoothed == pytest.approx([2.0 + 2 / 3, 1.0 + 1 / 3, 0.5])
+
+
+def test_ranked_breaks_ties_by_id():
+    assert ranked({"b": 1.0, "a": 1.0, "c": 2.0}) == [("c", 2.0), ("a", 1.0), ("b", 1.0)]
+
+
+def test_split_sentences():
+    assert split_sentences("First one. Second one! 3 is a number? yes. End") == ["First one.", "Second one!", "3 is a number? yes.", "End"]
+
+
+def test_snippet_picks_best_sentences_in_reading_order_and_marks_terms():
+    abstract = "We study vision. Pruning is hard. We propose PDP for pruning networks. It is fast."
+    terms = tok.tokens("pruning networks")
+    assert choose_sentences(split_sentences(abstract), set(terms), tok) == [1, 2]
+    assert make_snippet(abstract, terms, tok) == "**Pruning** is hard. We propose PDP for **pruning** **networks**."
+
+
+def test_snippet_without_match_falls_back_to_opening_sentence():
+    assert make_snippet("Opening says what. Then details.", tok.tokens("unrelated"), tok) == "Opening says what."
+
+
+def test_mark_terms_marks_stemmed_variants():
+    assert mark_terms("Models model modeling", set(tok.tokens("model")), tok) == "**Models** **model** **modeling**"
+
+
+@pytest.mark.parametrize(
+    "message, follow_up",
+    [
+        ("what about for vision transformers?", True),
+        ("and for code models?", True),
+        ("does that work for diffusion models too?", True),
+        ("do any of them work without training?", True),
+        ("which of those use reinforcement learning?", True),
+        ("how about quantization instead", True),
+        ("diffusion models for image generation", False),
+        ("what is the Lastde++ detector?", False),
+    ],
+)
+def test_follow_up_detection(message, follow_up):
+    assert is_follow_up(message) is follow_up
+
+
+def test_additive_follow_up_keeps_topic_and_adds_new_words():
+    assert rewrite_follow_up("do any of them work without training?", "methods for detecting LLM-generated text") == "detecting LLM-generated text without training"
+    assert rewrite_follow_up("does that work for diffusion models too?", "which papers use LoRA?") == "LoRA diffusion models"
+
+
+def test_substitution_follow_up_drops_the_replaced_chunk():
+    overlap = lambda a, b: len(set(a.lower().split()) & set(b.lower().split())) / 2
+    assert topic_chunks("pruning large language models") == ["pruning", "large language models"]
+    assert rewrite_follow_up("what about vision models?", "pruning large language models", overlap) == "pruning vision models"
+
+
+def test_standalone_question_is_not_rewritten():
+    assert rewrite_follow_up("diffusion models for image generation", "pruning LLMs") == "diffusion models for image generation"
+
+
+def test_content_words_drop_filler_and_references():
+    assert content_words("tell me about papers on LoRA for those") == ["LoRA"]
+
+
+def test_relevance_combines_similarity_and_coverage():
+    assert relevance(0.4, 0.5) == pytest.approx(0.65)
