@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-import numpy as np
 
 from assistant.chat import NOTHING_RELEVANT, Answer, compose_answer, rewrite_follow_up, search_terms
 from assistant.hits import Hit
@@ -125,7 +124,7 @@ class Assistant:
         similar_to = _more_like(message)
         if similar_to is not None and previous:
             return self._more_like(message, previous, similar_to, k, mode)
-        query = rewrite_follow_up(message, previous, self._similarity) if previous else message
+        query = rewrite_follow_up(message, previous) if previous else message
         retrieval = self.retrieve(query, k, mode)
         hits = retrieval.hits if retrieval.relevant else []
         terms = search_terms(retrieval.query, self.store.lexical().tokenizer)
@@ -135,14 +134,14 @@ class Assistant:
     def rewrite(self, message: str, history: Sequence[str] = ()) -> str:
         """The stand-alone query for `message` after the conversation `history` (earlier user messages)."""
         previous = self.resolve_history(history)
-        return rewrite_follow_up(message, previous, self._similarity) if previous else message
+        return rewrite_follow_up(message, previous) if previous else message
 
     def resolve_history(self, history: Sequence[str]) -> str:
         """The query the last history turn actually searched (follow-ups rewritten in turn)."""
         previous = ""
         for turn in history:
             if turn and turn.strip() and _more_like(turn) is None:
-                previous = rewrite_follow_up(turn, previous, self._similarity) if previous else turn
+                previous = rewrite_follow_up(turn, previous) if previous else turn
         return previous
 
     def similar(self, doc_id: str, k: int = 5, mode: str | None = None) -> list[Hit]:
@@ -166,10 +165,6 @@ class Assistant:
         tokenizer = self.store.lexical().tokenizer
         text = compose_answer(hits, tokenizer.tokens(source.title), tokenizer)
         return Answer(message, f"more like: {source.title}", True, bool(hits), text, hits, 1.0)
-
-    def _similarity(self, a: str, b: str) -> float:
-        embedder = self.store.embedder
-        return float(np.dot(embedder.encode_query(a), embedder.encode_query(b)))
 
 
 def _more_like(message: str) -> int | None:

@@ -4,15 +4,14 @@ No LLM is involved. A follow-up ("and for vision models?", "do any of them work 
 training?") is recognised by its opening or its back-references and rewritten into a
 stand-alone query from the previous query's topic plus the new words. Substitution cues
 ("what about X", "how about X instead") drop the part of the previous topic that X
-replaces: the chunk most similar to X, judged by a similarity function the caller passes
-in (the embedding model), keeping this module free of I/O.
+replaces, chosen by the grammar of the follow-up (see `rewrite_follow_up`).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 from assistant.hits import Hit
 from assistant.snippets import choose_sentences, split_sentences
@@ -34,7 +33,7 @@ ADDITION_CUES = ("and ", "does that", "does it", "do they", "do any", "does any"
                  "is there anything", "are there any that", "can it", "can they", "also")
 TRAILING_CUES = ("too", "as well", "instead", "rather")
 _WORD = re.compile(r"[\w][\w+\-.]*[\w+]|[\w]", re.UNICODE)
-MIN_SIMILARITY_TO_REPLACE = 0.2
+_DOMAIN_CUE = re.compile(r"^(?:(?:and )?(?:what|how) about |and |but |now |same (?:but )?)(?:for|in|on|with)\b|\b(?:but|now|same) for\b")
 
 
 def content_words(text: str) -> list[str]:
@@ -83,8 +82,19 @@ def wants_substitution(message: str) -> bool:
     return any(lowered.startswith(cue) for cue in SUBSTITUTION_CUES) or bool(re.search(r"\b(instead|rather)\b", lowered))
 
 
-def rewrite_follow_up(message: str, previous_query: str, similarity: Callable[[str, str], float] | None = None) -> str:
-    """A stand-alone query for `message` given the previous searched query (unchanged if not a follow-up)."""
+def replaces_domain(message: str) -> bool:
+    """'what about for vision?', 'and in robotics?': the new words name a domain, not a method."""
+    lowered = " ".join(message.lower().split())
+    return bool(_DOMAIN_CUE.search(lowered))
+
+
+def rewrite_follow_up(message: str, previous_query: str) -> str:
+    """A stand-alone query for `message` given the previous searched query (unchanged if not a follow-up).
+
+    Additive follow-ups keep the whole previous topic and add the new words. Substitutions
+    replace one chunk of a two-part topic ("pruning | large language models"): the domain
+    chunk (the last) when the new words come after for/in/on, else the method chunk (the first).
+    """
     if not previous_query or not is_follow_up(message):
         return message
     new = content_words(message)
@@ -92,11 +102,8 @@ def rewrite_follow_up(message: str, previous_query: str, similarity: Callable[[s
         return previous_query
     chunks = topic_chunks(previous_query)
     new_text = " ".join(new)
-    if wants_substitution(message) and len(chunks) >= 2 and similarity is not None:
-        scores = [similarity(chunk, new_text) for chunk in chunks]
-        best = max(range(len(chunks)), key=scores.__getitem__)
-        if scores[best] >= MIN_SIMILARITY_TO_REPLACE:
-            chunks = chunks[:best] + chunks[best + 1 :]
+    if wants_substitution(message) and len(chunks) >= 2:
+        chunks = chunks[:-1] if replaces_domain(message) else chunks[1:]
     kept = [c for c in chunks if c.lower() not in new_text.lower()]
     return " ".join(kept + [new_text])
 

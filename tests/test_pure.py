@@ -123,9 +123,11 @@ def test_additive_follow_up_keeps_topic_and_adds_new_words():
 
 
 def test_substitution_follow_up_drops_the_replaced_chunk():
-    overlap = lambda a, b: len(set(a.lower().split()) & set(b.lower().split())) / 2
     assert topic_chunks("pruning large language models") == ["pruning", "large language models"]
-    assert rewrite_follow_up("what about vision models?", "pruning large language models", overlap) == "pruning vision models"
+    assert rewrite_follow_up("what about for vision models?", "pruning large language models") == "pruning vision models"
+    assert rewrite_follow_up("and for code models?", "knowledge distillation for LLMs") == "knowledge distillation code models"
+    assert rewrite_follow_up("what about quantization?", "pruning large language models") == "large language models quantization"
+    assert rewrite_follow_up("how about prefix tuning instead", "LoRA") == "LoRA prefix tuning"
 
 
 def test_standalone_question_is_not_rewritten():

@@ -1,0 +1,106 @@
+"""The Gradio web chat: layout and event wiring over `assistant.Assistant`; no retrieval logic here."""
+
+from __future__ import annotations
+
+import json
+
+import gradio as gr
+
+from assistant import Assistant, PaperchatError
+from assistant.settings import MODES
+from ui.render import CSS, reply_markdown, sources_panel
+
+EXAMPLES = [
+    "Is there a training-free way to detect LLM-generated text?",
+    "pruning large language models",
+    "What about for vision transformers?",
+    "knowledge distillation for code models",
+    "more like [1]",
+]
+EMPTY_PROMPT = "Ask me about the papers: a research question, a method name such as LoRA, or a topic like 'machine unlearning'."
+
+
+def _user_messages(history: list[dict]) -> list[str]:
+    return [str(m.get("content", "")) for m in history or [] if isinstance(m, dict) and m.get("role") == "user"]
+
+
+def build_app(assistant: Assistant) -> gr.Blocks:
+    """The chat page plus two named API endpoints: `/search` (hits as JSON) and `/chat` (a cited answer as JSON)."""
+
+    def respond(message: str, history: list[dict], k: int, mode: str):
+        history = list(history or [])
+        if not message or not message.strip():
+            history.append({"role": "assistant", "content": EMPTY_PROMPT})
+            return "", history, gr.update()
+        try:
+            answer = assistant.ask(message, _user_messages(history), int(k), mode)
+            reply, panel = reply_markdown(answer), sources_panel(answer.hits)
+        except PaperchatError as exc:
+            reply, panel = f"⚠️ {exc}", gr.update()
+        history += [{"role": "user", "content": message}, {"role": "assistant", "content": reply}]
+        return "", history, panel
+
+    def search_api(query: str, k: int = 10, mode: str = "hybrid") -> dict:
+        """Ranked hits for a query: {query, mode, took_ms, relevant, hits: [Hit...]}."""
+        try:
+            result = assistant.retrieve(query, int(k), mode)
+        except PaperchatError as exc:
+            return {"error": str(exc)}
+        return {"query": result.query, "mode": result.mode, "took_ms": result.took_ms, "relevant": result.relevant,
+                "hits": [h.to_dict() for h in result.hits]}
+
+    def chat_api(message: str, history: str = "[]", k: int = 5, mode: str = "hybrid") -> dict:
+        """A cited answer; `history` is a JSON list of the earlier user messages, oldest first."""
+        try:
+            earlier = json.loads(history or "[]")
+            if not isinstance(earlier, list):
+                raise PaperchatError("history must be a JSON list of earlier messages")
+            return assistant.ask(message, [str(m) for m in earlier], int(k), mode).to_dict()
+        except (PaperchatError, json.JSONDecodeError) as exc:
+            return {"error": str(exc)}
+
+    with gr.Blocks(title="paperchat") as app:
+        gr.Markdown(f"## paperchat\nCited answers from {assistant.store.count()} paper abstracts · hybrid BM25 + vector search, no LLM needed.")
+        with gr.Row():
+            with gr.Column(scale=3):
+                chatbot = gr.Chatbot(label="Chat", height=520, elem_id="chat")
+                question = gr.Textbox(placeholder="Ask about the papers…", show_label=False, elem_id="question", autofocus=True)
+                with gr.Row():
+                    send = gr.Button("Ask", variant="primary", elem_id="ask")
+                    clear = gr.Button("New chat")
+                with gr.Row():
+                    k = gr.Slider(1, 20, value=5, step=1, label="results")
+                    mode = gr.Radio(list(MODES), value="hybrid", label="mode")
+                gr.Examples(EXAMPLES, inputs=question, label="Examples (click, then Ask)")
+            with gr.Column(scale=2):
+                gr.Markdown("### Sources")
+                sources = gr.HTML(sources_panel([]), elem_id="sources")
+        question.submit(respond, [question, chatbot, k, mode], [question, chatbot, sources], api_visibility="private")
+        send.click(respond, [question, chatbot, k, mode], [question, chatbot, sources], api_visibility="private")
+        clear.click(lambda: ([], sources_panel([])), None, [chatbot, sources], api_visibility="private")
+        gr.api(search_api, api_name="search")
+        gr.api(chat_api, api_name="chat")
+    return app
+
+
+def launch(assistant: Assistant, host: str = "127.0.0.1", port: int = 7860, share: bool = False, auth: str | None = None, block: bool = True):
+    """Serve the app; binds to loopback unless `host` says otherwise. `auth` is 'user:password'."""
+    credentials = None
+    if auth:
+        user, sep, password = auth.partition(":")
+        if not sep or not user or not password:
+            raise PaperchatError("--auth must look like user:password")
+        credentials = (user, password)
+    app = build_app(assistant)
+    app.queue(default_concurrency_limit=8)
+    app.launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        auth=credentials,
+        show_error=False,
+        prevent_thread_lock=not block,
+        quiet=not block,
+        css=CSS,
+    )
+    return app

@@ -1,0 +1,67 @@
+"""Render the Python API's results as HTML / Markdown for the web chat. Presentation only."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from assistant import Hit
+from assistant.chat import Answer
+
+_MARKED = re.compile(r"\*\*(.+?)\*\*")
+
+
+def highlight(snippet: str) -> str:
+    """Escape the snippet, then turn its **term** markers into <mark> tags."""
+    return _MARKED.sub(r"<mark>\1</mark>", html.escape(snippet))
+
+
+def _pages(hit: Hit) -> str:
+    dates = hit.citation.dates or [""] * len(hit.citation.pages)
+    return ", ".join(f"{html.escape(p)} ({html.escape(d)})" if d else html.escape(p) for p, d in zip(hit.citation.pages, dates))
+
+
+def source_card(hit: Hit) -> str:
+    code = hit.metadata.get("code_links") or []
+    code_html = " · ".join(f'<a href="{html.escape(link)}" target="_blank" rel="noopener">code</a>' for link in code)
+    why = (
+        f"<details class='why'><summary>why #{hit.rank}</summary>"
+        f"<table><tr><th></th><th>rank</th><th>score</th></tr>"
+        f"<tr><td>BM25</td><td>{hit.bm25_rank or '–'}</td><td>{hit.bm25 if hit.bm25 is not None else '–'}</td></tr>"
+        f"<tr><td>vector</td><td>{hit.vector_rank or '–'}</td><td>{hit.vector if hit.vector is not None else '–'}</td></tr>"
+        f"<tr><td>fused</td><td>{hit.rank}</td><td>{hit.score}</td></tr></table></details>"
+    )
+    return (
+        f"<div class='source'><div class='source-title'>[{hit.rank}] "
+        f"<a href='{html.escape(hit.citation.url)}' target='_blank' rel='noopener'>{html.escape(hit.title)}</a></div>"
+        f"<div class='snippet'>{highlight(hit.snippet)}</div>"
+        f"<div class='meta'>{_pages(hit)}{' · ' + code_html if code_html else ''}</div>{why}</div>"
+    )
+
+
+def sources_panel(hits: list[Hit]) -> str:
+    if not hits:
+        return "<div class='sources-empty'>Sources appear here after a question.</div>"
+    return "<div class='sources'>" + "".join(source_card(h) for h in hits) + "</div>"
+
+
+def reply_markdown(answer: Answer) -> str:
+    """The chat bubble: what was searched (for follow-ups), the cited answer, and numbered source links."""
+    parts = []
+    if answer.rewritten:
+        parts.append(f"*Searched:* `{answer.query}`")
+    parts.append(answer.text)
+    if answer.hits:
+        parts.append("\n".join(f"[{h.rank}] [{h.title}]({h.citation.url})" for h in answer.hits))
+    return "\n\n".join(parts)
+
+
+CSS = """
+.source {border-bottom: 1px solid #e5e7eb; padding: 8px 0;}
+.source-title {font-weight: 600;}
+.snippet {margin: 4px 0; font-size: 0.92em;}
+.snippet mark {background: #fde68a; padding: 0 1px;}
+.meta {color: #6b7280; font-size: 0.85em;}
+.why table {font-size: 0.85em; margin-top: 4px;}
+.why td, .why th {padding: 0 8px;}
+"""
