@@ -9,6 +9,7 @@ records the study behind each piece.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -55,11 +56,9 @@ def expansion_terms(feedback_terms: Sequence[Sequence[str]], idf: Mapping[str, f
     """RM3-style expansion: terms weighted by their length-normalised frequency x IDF in the feedback documents, top weight 1."""
     weights: dict[str, float] = {}
     for terms in feedback_terms:
-        if not terms:
-            continue
-        for term in set(terms):
+        for term, frequency in Counter(terms).items():
             if term not in exclude:
-                weights[term] = weights.get(term, 0.0) + terms.count(term) / len(terms) * idf.get(term, 0.0)
+                weights[term] = weights.get(term, 0.0) + frequency / len(terms) * idf.get(term, 0.0)
     best = sorted(weights.items(), key=lambda item: (-item[1], item[0]))[:count]
     top = best[0][1] if best and best[0][1] > 0 else 1.0
     return {term: weight / top for term, weight in best if weight > 0}

@@ -92,7 +92,8 @@ class Searcher:
         terms = lexical.tokenizer.tokens(text)
         sides = self.score_sides(text, terms, max(settings.depth, k))
         fused = self.fuse(sides, mode, settings, terms)
-        order = sorted(range(len(sides.ids)), key=lambda i: (-fused[i], sides.ids[i]))[:k] if len(sides.ids) else []
+        ranked_positions = sorted((i for i in range(len(sides.ids)) if np.isfinite(fused[i])), key=lambda i: (-fused[i], sides.ids[i]))
+        order = ranked_positions[:k]
         papers = self.store.papers([sides.ids[i] for i in order])
         gate_terms = search_terms(text, lexical.tokenizer)
         weights = lexical.idf(sorted(set(terms)))

@@ -44,10 +44,16 @@ def _sha256(path: Path) -> str:
 
 
 class LexicalIndex:
-    """BM25 over a fixed list of document ids; `scores` returns one score per document."""
+    """BM25 over a fixed list of document ids; `scores` returns one score per document.
 
-    def __init__(self, ids: list[str], engine: str, tokenizer: Tokenizer, params: BM25Params, model) -> None:
+    It may also carry `vectors`: a row-aligned, memory-mapped copy of the embeddings Chroma
+    holds, so that search can score any candidate exactly without a round trip to Chroma.
+    Like the BM25 arrays it is derived state, saved and checked under the same fingerprint.
+    """
+
+    def __init__(self, ids: list[str], engine: str, tokenizer: Tokenizer, params: BM25Params, model, vectors: np.ndarray | None = None) -> None:
         self.ids = ids
+        self.vectors = vectors
         self.engine = engine
         self.tokenizer = tokenizer
         self.params = params
@@ -55,13 +61,22 @@ class LexicalIndex:
         self._vocab: dict[str, int] | None = getattr(model, "vocab_dict", None)
         self._positions = {doc_id: i for i, doc_id in enumerate(ids)}
         self._frequencies: dict[str, int] | None = None
+        self._bm25s_frequencies: np.ndarray | None = None
 
     @classmethod
-    def build(cls, ids: list[str], texts: list[str], engine: str = "bm25s", tokenizer: Tokenizer | None = None, params: BM25Params | None = None) -> LexicalIndex:
+    def build(
+        cls,
+        ids: list[str],
+        texts: list[str],
+        engine: str = "bm25s",
+        tokenizer: Tokenizer | None = None,
+        params: BM25Params | None = None,
+        vectors: np.ndarray | None = None,
+    ) -> LexicalIndex:
         tokenizer = tokenizer or Tokenizer()
         params = params or BM25Params()
         corpus = tokenizer.batch(texts)
-        return cls(ids, engine, tokenizer, params, cls._fit(engine, corpus, params))
+        return cls(ids, engine, tokenizer, params, cls._fit(engine, corpus, params), vectors)
 
     @staticmethod
     def _fit(engine: str, corpus: list[list[str]], params: BM25Params):
@@ -109,8 +124,9 @@ class LexicalIndex:
             position = self._vocab.get(term) if self._vocab else None
             if position is None:
                 return 0
-            indptr = self._model.scores["indptr"]
-            return int(indptr[position + 1] - indptr[position])
+            if self._bm25s_frequencies is None:
+                self._bm25s_frequencies = np.diff(np.asarray(self._model.scores["indptr"]))
+            return int(self._bm25s_frequencies[position])
         if self._frequencies is None:
             self._frequencies = {}
             for doc in getattr(self._model, "doc_terms", []):
@@ -154,6 +170,8 @@ class LexicalIndex:
             with (build / "corpus_terms.jsonl").open("w", encoding="utf-8") as out:
                 for doc in (self._model.doc_terms if self._model else []):
                     out.write(json.dumps(doc) + "\n")
+        if self.vectors is not None:
+            np.save(build / "vectors.npy", np.ascontiguousarray(self.vectors, dtype=np.float32))
         (build / "ids.json").write_text(json.dumps(self.ids), encoding="utf-8")
         files = {p.name: _sha256(p) for p in sorted(build.iterdir())}
         manifest = {"fingerprint": fingerprint, "build": build.name, "files": files, **self.describe()}
@@ -180,6 +198,9 @@ class LexicalIndex:
                 if _sha256(build / name) != digest:
                     return None, f"BM25 file {name} is corrupted"
             ids = json.loads((build / "ids.json").read_text(encoding="utf-8"))
+            vectors = np.load(build / "vectors.npy", mmap_mode="r") if "vectors.npy" in manifest["files"] else None
+            if ids and (vectors is None or vectors.shape[0] != len(ids)):
+                return None, "the saved vector copy is missing or does not match the ids"
             if engine == "bm25s":
                 import bm25s
 
@@ -189,7 +210,7 @@ class LexicalIndex:
                     model = cls._fit(engine, [json.loads(line) for line in lines], params)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             return None, f"BM25 index is unreadable ({type(exc).__name__})"
-        return cls(ids, engine, tokenizer, params, model), "loaded"
+        return cls(ids, engine, tokenizer, params, model, vectors), "loaded"
 
 
 def _remove_old_builds(folder: Path, keep: str) -> None:

@@ -64,12 +64,12 @@ class Paper:
     url: str = ""
     pages: list[str] = field(default_factory=list)
     dates: list[str] = field(default_factory=list)
-    code_links: list[str] = field(default_factory=list)
+    code_links: list[str] | None = None  # None: found in the abstract
 
     def __post_init__(self) -> None:
         if not self.url:
             self.url = arxiv_search_url(self.title)
-        if not self.code_links:
+        if self.code_links is None:
             self.code_links = code_links(self.abstract)
 
     @property

@@ -35,9 +35,8 @@ READ_BATCH = 5000
 
 
 def content_hash(paper: Paper) -> str:
-    """Changes whenever anything indexed or shown for the paper changes."""
-    payload = json.dumps([paper.title, paper.abstract, paper.url, paper.pages, paper.dates, paper.code_links])
-    return hashlib.sha1(payload.encode("utf-8")).hexdigest()
+    """Changes exactly when what is embedded and BM25-indexed (title and abstract) changes."""
+    return hashlib.sha1(json.dumps([paper.title, paper.abstract]).encode("utf-8")).hexdigest()
 
 
 def paper_to_record(paper: Paper) -> tuple[str, dict]:
@@ -200,17 +199,32 @@ class Store:
 
     # --- writing -----------------------------------------------------------------------
 
-    def _existing_hashes(self) -> dict[str, str]:
+    def _existing_metadata(self) -> dict[str, dict]:
         collection = self.collection()
-        hashes: dict[str, str] = {}
+        existing: dict[str, dict] = {}
         if collection is None:
-            return hashes
+            return existing
         total = collection.count()
         for offset in range(0, total, READ_BATCH):
             page = collection.get(include=["metadatas"], limit=READ_BATCH, offset=offset)
             for doc_id, metadata in zip(page["ids"], page["metadatas"]):
-                hashes[doc_id] = (metadata or {}).get("content_hash", "")
-        return hashes
+                existing[doc_id] = metadata or {}
+        return existing
+
+    def _refresh_metadata(self, papers: list[tuple[Paper, dict]]) -> None:
+        """Same text, new sources or links: merge the page lists and update metadata without re-embedding."""
+        ids, metadatas = [], []
+        for paper, old in papers:
+            merged = record_to_paper(paper.id, paper.text, old)
+            merged.merge_source(paper)
+            merged.url = paper.url or merged.url
+            merged.code_links = paper.code_links or merged.code_links
+            _, metadata = paper_to_record(merged)
+            if metadata != old:
+                ids.append(paper.id)
+                metadatas.append(metadata)
+        for start in range(0, len(ids), WRITE_BATCH):
+            self.collection().update(ids=ids[start : start + WRITE_BATCH], metadatas=metadatas[start : start + WRITE_BATCH])
 
     def ingest(self, papers: list[Paper], progress: bool = True) -> IngestReport:
         """Add new papers, update changed ones, skip unchanged ones; then rebuild BM25 once.
@@ -221,13 +235,16 @@ class Store:
         from tqdm.auto import tqdm
 
         with self._write_lock:
-            existing = self._existing_hashes()
+            existing = self._existing_metadata()
             report = IngestReport()
             todo: list[Paper] = []
+            same_text: list[tuple[Paper, dict]] = []
             for paper in papers:
-                known = existing.get(paper.id)
+                old = existing.get(paper.id)
+                known = old.get("content_hash") if old is not None else None
                 if known == content_hash(paper):
                     report.unchanged += 1
+                    same_text.append((paper, old))
                     continue
                 todo.append(paper)
                 if known is None:
@@ -235,6 +252,7 @@ class Store:
                 else:
                     report.updated += 1
             collection = self.collection(create=True)
+            self._refresh_metadata(same_text)
             if todo:
                 self._bump_generation()
                 with tqdm(total=len(todo), desc="embedding", unit="paper", disable=not progress, file=sys.stderr) as bar:
@@ -269,18 +287,21 @@ class Store:
 
     # --- reading -----------------------------------------------------------------------
 
-    def all_documents(self) -> tuple[list[str], list[str]]:
+    def all_documents(self) -> tuple[list[str], list[str], np.ndarray]:
+        """Every id, document and vector Chroma holds, read in pages (what derived state is built from)."""
         collection = self.collection()
         ids: list[str] = []
         documents: list[str] = []
-        if collection is None:
-            return ids, documents
-        total = collection.count()
-        for offset in range(0, total, READ_BATCH):
-            page = collection.get(include=["documents"], limit=READ_BATCH, offset=offset)
-            ids.extend(page["ids"])
-            documents.extend(page["documents"])
-        return ids, documents
+        vectors: list[np.ndarray] = []
+        if collection is not None:
+            total = collection.count()
+            for offset in range(0, total, READ_BATCH):
+                page = collection.get(include=["documents", "embeddings"], limit=READ_BATCH, offset=offset)
+                ids.extend(page["ids"])
+                documents.extend(page["documents"])
+                vectors.append(np.asarray(page["embeddings"], dtype=np.float32))
+        matrix = np.concatenate(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
+        return ids, documents, matrix
 
     def lexical(self) -> LexicalIndex:
         """The BM25 index in memory (no Chroma round trip); synchronised on first use."""
@@ -299,8 +320,8 @@ class Store:
             if index is None:
                 if why not in ("rebuild requested", "no BM25 index yet"):
                     self.notify(f"{why}; rebuilding it from Chroma")
-                ids, documents = self.all_documents()
-                index = LexicalIndex.build(ids, documents, self.engine, self.tokenizer, self.bm25_params)
+                ids, documents, vectors = self.all_documents()
+                index = LexicalIndex.build(ids, documents, self.engine, self.tokenizer, self.bm25_params, vectors)
                 index.save(self.lexical_folder, fingerprint)
             self._lexical, self._lexical_fingerprint = index, fingerprint
             return index
@@ -310,13 +331,20 @@ class Store:
         collection = self.collection()
         if collection is None or k <= 0:
             return [], np.zeros(0, dtype=np.float32)
-        k = min(k, collection.count())
+        k = min(k, len(self.lexical()))
         if k == 0:
             return [], np.zeros(0, dtype=np.float32)
         result = collection.query(query_embeddings=[vector], n_results=k, include=["distances"])
         return result["ids"][0], 1.0 - np.asarray(result["distances"][0], dtype=np.float32)
 
     def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
+        """Stored vectors by id: from the local derived copy when it has them, else from Chroma."""
+        lexical = self.lexical()
+        if lexical.vectors is not None:
+            positions = [lexical.position(doc_id) for doc_id in ids]
+            if all(p is not None for p in positions):
+                rows = np.asarray(lexical.vectors[positions])
+                return dict(zip(ids, rows))
         collection = self.collection()
         if collection is None or not ids:
             return {}

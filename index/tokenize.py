@@ -26,6 +26,33 @@ def _stemmer() -> Stemmer.Stemmer:
     return Stemmer.Stemmer("english")
 
 
+@lru_cache(maxsize=200_000)
+def _term(word: str, stem: bool) -> str | None:
+    """Stopword filter and stemming of one lower-cased word, cached: the hot path of every query."""
+    if word in STOPWORDS or len(word) > MAX_TOKEN_CHARS:
+        return None
+    return _stemmer().stemWord(word) if stem else word
+
+
+@lru_cache(maxsize=50_000)
+def _cached_tokens(text: str, stem: bool, keep_identifiers: bool) -> tuple[str, ...]:
+    out: list[str] = []
+    for match in _TOKEN.finditer(text.lower()):
+        token = match.group(0)
+        if token.isalnum():
+            term = _term(token, stem)
+            if term:
+                out.append(term)
+            continue
+        if keep_identifiers and len(token) <= MAX_TOKEN_CHARS:
+            out.append(token)
+        for part in _PART.findall(token):
+            term = _term(part, stem)
+            if term:
+                out.append(term)
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Tokenizer:
     """Turns text into BM25 terms. Frozen so it can be part of the BM25 index fingerprint."""
@@ -36,37 +63,24 @@ class Tokenizer:
     def describe(self) -> str:
         return f"words+stopwords_en_plus{'+snowball' if self.stem else ''}{'+identifiers' if self.keep_identifiers else ''}"
 
-    def _word(self, word: str) -> str | None:
-        if word in STOPWORDS or len(word) > MAX_TOKEN_CHARS:
-            return None
-        return _stemmer().stemWord(word) if self.stem else word
+    def tokens(self, text: str, cache: bool = True) -> list[str]:
+        """Terms of `text` in order; a compound identifier is followed by its parts.
 
-    def tokens(self, text: str) -> list[str]:
-        """Terms of `text` in order; a compound identifier is followed by its parts."""
-        out: list[str] = []
-        for match in _TOKEN.finditer(text.lower()):
-            token = match.group(0)
-            if token.isalnum():
-                term = self._word(token)
-                if term:
-                    out.append(term)
-                continue
-            if self.keep_identifiers and len(token) <= MAX_TOKEN_CHARS:
-                out.append(token)
-            for part in _PART.findall(token):
-                term = self._word(part)
-                if term:
-                    out.append(term)
-        return out
+        Queries and snippet sentences repeat, so they go through an LRU cache; bulk
+        tokenising at ingest (`batch`) bypasses it rather than flooding it.
+        """
+        if cache and len(text) <= 4096:
+            return list(_cached_tokens(text, self.stem, self.keep_identifiers))
+        return list(_cached_tokens.__wrapped__(text, self.stem, self.keep_identifiers))
 
     def batch(self, texts: list[str]) -> list[list[str]]:
-        return [self.tokens(text) for text in texts]
+        return [self.tokens(text, cache=False) for text in texts]
 
     def term_spans(self, text: str) -> list[tuple[int, int, str]]:
         """(start, end, term) for every word of `text`, used to mark query terms in snippets."""
         spans: list[tuple[int, int, str]] = []
         for match in _PART.finditer(text):
-            term = self._word(match.group(0).lower())
+            term = _term(match.group(0).lower(), self.stem)
             if term:
                 spans.append((match.start(), match.end(), term))
         return spans

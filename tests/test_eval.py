@@ -1,0 +1,70 @@
+"""Retrieval quality as tests: judged sets are valid, hybrid never regresses, hybrid beats its parts."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from eval.__main__ import main as eval_main
+from eval.datasets import BUNDLED_SETS, bundled_file, load_bundled_set, load_offtopic, read_trec_qrels, read_trec_run
+from eval.runner import DEFAULT_VARIANTS, evaluate_dataset, gate_accuracy, score_run
+from index.loaders import load_bundled
+
+BASELINE = json.loads((Path(__file__).resolve().parent.parent / "eval" / "baseline.json").read_text())
+VARIANTS = [v for v in DEFAULT_VARIANTS if v.name in ("bm25", "vector", "hybrid")]
+
+
+@pytest.fixture(scope="module")
+def results(assistant):
+    return {name: {r.variant: r for r in evaluate_dataset(assistant, load_bundled_set(name), VARIANTS, progress=False)} for name in BUNDLED_SETS}
+
+
+def test_judged_sets_are_valid_and_large_enough():
+    papers = {p.id: p.title for p in load_bundled()[0]}
+    sizes = {}
+    for name in (*BUNDLED_SETS, "offtopic"):
+        records = [json.loads(line) for line in bundled_file(name).read_text().splitlines() if line.strip()]
+        assert len({r["_id"] for r in records}) == len(records)
+        for record in records:
+            for answer in record.get("answers", []):
+                assert papers.get(answer["id"]) == answer["title"], (record["_id"], answer["id"])
+        sizes[name] = len(records)
+    assert sizes["questions"] >= 60 and sizes["topics"] >= 30 and sizes["chats"] >= 30 and sizes["offtopic"] >= 40
+    kinds = {json.loads(line)["kind"] for line in bundled_file("questions").read_text().splitlines()}
+    assert kinds == {"paraphrase", "acronym", "topic", "detail"}
+
+
+def test_hybrid_does_not_regress_below_the_committed_baseline(results):
+    tolerance = BASELINE["tolerance"]
+    for name, floors in BASELINE["hybrid"].items():
+        for metric, floor in floors.items():
+            assert results[name]["hybrid"].metrics[metric] >= floor - tolerance, (name, metric)
+
+
+def test_hybrid_is_at_least_as_good_as_either_side(results):
+    for name, by_variant in results.items():
+        best_single = max(by_variant["bm25"].metrics["ndcg@10"], by_variant["vector"].metrics["ndcg@10"])
+        assert by_variant["hybrid"].metrics["ndcg@10"] >= best_single, name
+
+
+def test_relevance_gate_answers_answerable_and_declines_off_topic(assistant):
+    answerable = [q for name in BUNDLED_SETS for q in load_bundled_set(name).queries]
+    gate = gate_accuracy(assistant, answerable, load_offtopic())
+    assert gate["answerable_answered"] >= 0.97 and gate["offtopic_declined"] >= 0.95
+
+
+def test_scoring_standard_trec_files_matches_hand_computation(tmp_path):
+    (tmp_path / "qrels.txt").write_text("q1 0 d1 1\nq1 0 d2 0\nq2 0 d3 2\n")
+    (tmp_path / "run.trec").write_text("q1 Q0 d2 1 2.0 x\nq1 Q0 d1 2 1.0 x\nq2 Q0 d3 1 5.0 x\n")
+    metrics, per_query = score_run(read_trec_qrels(tmp_path / "qrels.txt"), read_trec_run(tmp_path / "run.trec"))
+    assert metrics["mrr@10"] == pytest.approx((1 / 2 + 1) / 2)
+    assert metrics["recall@5"] == pytest.approx(1.0)
+    assert per_query["q2"] == pytest.approx(1.0)
+
+
+def test_eval_command_writes_table_json_markdown_and_chart(bundled_index, tmp_path, capsys):
+    (tmp_path / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    (tmp_path / "a.trec").write_text("q1 Q0 d1 1 1.0 a\n")
+    assert eval_main(["--qrels", str(tmp_path / "qrels.tsv"), "--run", str(tmp_path / "a.trec"), "--out", str(tmp_path / "out")]) == 0
+    assert "ndcg@10" in capsys.readouterr().out
+    assert {p.name for p in (tmp_path / "out").iterdir()} >= {"runs.json", "runs.md", "runs.png"}

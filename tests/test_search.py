@@ -1,0 +1,75 @@
+"""End-to-end retrieval on the bundled corpus with the real model and embedded Chroma."""
+
+import pytest
+
+from assistant import Hit, PaperchatError
+
+QUESTIONS = [
+    ("is there a training-free way to detect text written by an LLM?", "training-free-llm-generated-text-detection-by-mining-token-probability-sequences"),
+    ("Lastde++", "training-free-llm-generated-text-detection-by-mining-token-probability-sequences"),
+    ("differentiable pruning without extra hyperparameters", "pdp-parameter-free-differentiable-pruning-is-all-you-need"),
+    ("shrinking code models to a few megabytes", "compressing-pre-trained-models-of-code-into-3-mb"),
+    ("edge-of-reach problem in offline model-based RL", "the-edge-of-reach-problem-in-offline-model-based-reinforcement-learning"),
+    ("rule-based reinforcement learning for image classification with multimodal LLMs", "cls-rl-image-classification-with-rule-based-reinforcement-learning"),
+]
+
+
+@pytest.mark.parametrize("question, paper", QUESTIONS)
+def test_handwritten_questions_find_their_paper_in_the_top_3(assistant, question, paper):
+    assert paper in [hit.id for hit in assistant.search(question, k=3)]
+
+
+def test_every_hit_explains_itself(assistant):
+    hits = assistant.search("knowledge distillation for large language models", k=5)
+    assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
+    assert all(isinstance(h, Hit) for h in hits)
+    assert all(h.score >= hits[-1].score for h in hits)
+    top = hits[0]
+    assert top.bm25 is not None and top.vector is not None and (top.bm25_rank or top.vector_rank)
+    assert top.citation.title == top.title and top.citation.url.startswith("https://")
+    assert top.citation.pages and top.citation.dates
+    assert "**" in top.snippet and top.snippet.replace("**", "")[:40] in top.abstract.replace("**", "")
+
+
+@pytest.mark.parametrize("mode", ["bm25", "vector", "hybrid"])
+def test_each_mode_ranks_an_exact_title_first(assistant, mode):
+    assert assistant.search("Light Schrödinger Bridge", k=3, mode=mode)[0].id == "light-schrodinger-bridge"
+
+
+def test_bad_requests_are_clear_errors(assistant):
+    with pytest.raises(PaperchatError, match="empty"):
+        assistant.search("   \n\t ")
+    with pytest.raises(PaperchatError, match="hybrid, bm25, vector"):
+        assistant.search("lora", mode="fuzzy")
+    for k in (0, 1001, "5"):
+        with pytest.raises(PaperchatError, match="1 to 1000"):
+            assistant.search("lora", k=k)
+
+
+def test_long_query_is_cut_with_a_notice(assistant):
+    result = assistant.retrieve("pruning " * 600, k=1)
+    assert len(result.query) <= 2000 and result.notices and "cut" in result.notices[0]
+
+
+@pytest.mark.parametrize("question", ["what's the best pizza in naples?", "how do I change a flat tyre on my bike", "who won the 2018 world cup final"])
+def test_off_topic_questions_get_nothing_relevant(assistant, question):
+    answer = assistant.ask(question)
+    assert not answer.relevant and answer.hits == [] and answer.text.startswith("Nothing relevant")
+
+
+def test_answer_cites_its_sources(assistant):
+    answer = assistant.ask("machine unlearning without retraining", k=3)
+    assert answer.relevant and "[1]" in answer.text and len(answer.hits) == 3
+
+
+def test_follow_up_is_rewritten_against_the_conversation(assistant):
+    answer = assistant.ask("what about for vision models?", ["pruning large language models"], k=5)
+    assert answer.rewritten and answer.query == "pruning vision models"
+    assert any("prun" in h.title.lower() for h in answer.hits)
+
+
+def test_more_like_a_cited_source(assistant):
+    first = assistant.ask("knowledge distillation", k=3)
+    similar = assistant.ask("more like [2]", ["knowledge distillation"], k=3)
+    assert similar.query == f"more like: {first.hits[1].title}"
+    assert first.hits[1].id not in [h.id for h in similar.hits] and len(similar.hits) == 3
