@@ -127,8 +127,9 @@ class Assistant:
         query = rewrite_follow_up(message, previous) if previous else message
         retrieval = self.retrieve(query, k, mode)
         hits = retrieval.hits if retrieval.relevant else []
-        terms = search_terms(retrieval.query, self.store.lexical().tokenizer)
-        text = compose_answer(hits, terms, self.store.lexical().tokenizer) if hits else NOTHING_RELEVANT
+        lexical = self.store.lexical()
+        terms = search_terms(retrieval.query, lexical.tokenizer)
+        text = compose_answer(hits, terms, lexical.tokenizer, lexical.idf(terms)) if hits else NOTHING_RELEVANT
         return Answer(message, retrieval.query, query != message, bool(hits), text, hits, retrieval.relevance)
 
     def rewrite(self, message: str, history: Sequence[str] = ()) -> str:
@@ -162,8 +163,9 @@ class Assistant:
             raise PaperchatError(f"there is no source [{number}] in the previous answer")
         source = earlier[number - 1]
         hits = self.similar(source.id, k, mode)
-        tokenizer = self.store.lexical().tokenizer
-        text = compose_answer(hits, tokenizer.tokens(source.title), tokenizer)
+        lexical = self.store.lexical()
+        terms = lexical.tokenizer.tokens(source.title)
+        text = compose_answer(hits, terms, lexical.tokenizer, lexical.idf(terms))
         return Answer(message, f"more like: {source.title}", True, bool(hits), text, hits, 1.0)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from assistant.hits import Hit
 from assistant.snippets import choose_sentences, split_sentences
@@ -152,12 +152,14 @@ class Answer:
 NOTHING_RELEVANT = "Nothing relevant: no paper in the index is close enough to this question. Try other words, or ask about a topic the corpus covers."
 
 
-def compose_answer(hits: list[Hit], query_terms: list[str], tokenizer: Tokenizer, sources: int = 3) -> str:
-    """Extractive answer: the best-matching sentence of each top abstract, each followed by its [n] marker."""
+def compose_answer(
+    hits: list[Hit], query_terms: list[str], tokenizer: Tokenizer, weights: Mapping[str, float] | None = None, sources: int = 3
+) -> str:
+    """Extractive answer: the best-matching sentence (IDF-weighted) of each top abstract, each followed by its [n] marker."""
     lines = []
     for hit in hits[:sources]:
         sentences = split_sentences(hit.abstract)
-        chosen = choose_sentences(sentences, set(query_terms), tokenizer, limit=1)
+        chosen = choose_sentences(sentences, set(query_terms), tokenizer, weights, limit=1)
         if chosen:
             lines.append(f"{sentences[chosen[0]]} [{hit.rank}]")
     if not lines:

@@ -20,8 +20,19 @@ EXAMPLES = [
 EMPTY_PROMPT = "Ask me about the papers: a research question, a method name such as LoRA, or a topic like 'machine unlearning'."
 
 
+def _text(content) -> str:
+    """Message content as plain text: Gradio gives a string or a list of typed parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return str(content.get("text", ""))
+    if isinstance(content, (list, tuple)):
+        return " ".join(_text(part) for part in content).strip()
+    return ""
+
+
 def _user_messages(history: list[dict]) -> list[str]:
-    return [str(m.get("content", "")) for m in history or [] if isinstance(m, dict) and m.get("role") == "user"]
+    return [_text(m.get("content")) for m in history or [] if isinstance(m, dict) and m.get("role") == "user"]
 
 
 def build_app(assistant: Assistant) -> gr.Blocks:
