@@ -62,6 +62,7 @@ class Assistant:
             engine=resolved.engine,
             bm25=BM25Params(resolved.bm25_k1, resolved.bm25_b),
             notify=notify,
+            write_batch=resolved.write_batch,
         )
         assistant = cls(resolved, store)
         if bootstrap and store.count() == 0:

@@ -32,6 +32,7 @@ class Settings:
     collection: str = "papers"
     device: str = "auto"
     batch_size: int = 64
+    write_batch: int = 1024
     engine: str = "bm25s"
     bm25_k1: float = 1.2
     bm25_b: float = 0.75
@@ -83,8 +84,8 @@ class Settings:
                      "feedback_vector", "feedback_bm25", "smoothing", "smoothing_docs"):
             if getattr(self, name) < 0:
                 raise PaperchatError(f"{name} must not be negative, got {getattr(self, name)}")
-        if self.batch_size < 1:
-            raise PaperchatError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.batch_size < 1 or self.write_batch < 1:
+            raise PaperchatError(f"batch_size and write_batch must be at least 1, got {self.batch_size} and {self.write_batch}")
 
     def as_dict(self) -> dict:
         return {f.name: str(v) if isinstance(v, Path) else v for f, v in ((f, getattr(self, f.name)) for f in fields(self))}

@@ -207,6 +207,9 @@ def _parse_file(path: Path, problems: list[Problem]) -> Iterator[_Entry]:
     except OSError as exc:
         problems.append(Problem(source, 0, f"cannot read file ({exc.strerror or exc})"))
         return
+    if not raw.strip():
+        problems.append(Problem(source, 0, "empty file"))
+        return
     text = _decode(raw, source, problems)
     if kind == "pages":
         for paper in parse_pages(text, source, problems):

@@ -117,6 +117,7 @@ class Store:
         tokenizer: Tokenizer | None = None,
         bm25: BM25Params | None = None,
         notify: Callable[[str], None] | None = None,
+        write_batch: int = WRITE_BATCH,
     ) -> None:
         self.path = Path(path).expanduser()
         self.embedder = embedder
@@ -126,6 +127,7 @@ class Store:
         self.tokenizer = tokenizer or Tokenizer()
         self.bm25_params = bm25 or BM25Params()
         self.notify = notify or (lambda message: print(message, file=sys.stderr))
+        self.write_batch = write_batch
         self._client = _connect(self.path, chroma_url)
         self._collection = None
         self._lexical: LexicalIndex | None = None
@@ -256,8 +258,8 @@ class Store:
             if todo:
                 self._bump_generation()
                 with tqdm(total=len(todo), desc="embedding", unit="paper", disable=not progress, file=sys.stderr) as bar:
-                    for start in range(0, len(todo), WRITE_BATCH):
-                        batch = todo[start : start + WRITE_BATCH]
+                    for start in range(0, len(todo), self.write_batch):
+                        batch = todo[start : start + self.write_batch]
                         records = [paper_to_record(p) for p in batch]
                         vectors = self.embedder.encode([document for document, _ in records])
                         collection.upsert(

@@ -1,0 +1,203 @@
+"""Scale-out and reliability on real components: a `chroma run` server, SIGKILLed ingests,
+concurrent clients against the served app, hostile queries and path-traversal requests."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from conftest import write
+from test_ui import free_port
+
+from assistant import Assistant, PaperchatError
+from ui.app import launch
+
+TOPICS = ["graph neural networks", "protein folding", "speech recognition", "image segmentation", "reinforcement learning",
+          "machine translation", "anomaly detection", "time series forecasting", "recommender systems", "federated learning"]
+
+
+def synthetic_corpus(path, count):
+    rows = []
+    for i in range(count):
+        topic = TOPICS[i % len(TOPICS)]
+        rows.append(json.dumps({"id": f"doc-{i:05d}", "title": f"Study {i} of {topic}", "abstract": f"We study {topic} with method M{i}. Results improve on baseline B{i % 7}."}))
+    return write(path, "\n".join(rows) + "\n")
+
+
+def wait_for_port(port, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2)
+            return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            time.sleep(0.3)
+    raise RuntimeError(f"chroma server on port {port} did not start")
+
+
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory):
+    executable = shutil.which("chroma")
+    assert executable, "the chroma CLI comes with chromadb"
+    port = free_port()
+    process = subprocess.Popen([executable, "run", "--path", str(tmp_path_factory.mktemp("chroma-server")), "--host", "127.0.0.1", "--port", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_ingest_and_search_against_a_real_chroma_server(chroma_server, tmp_path, embedder):
+    corpus = synthetic_corpus(tmp_path / "c.jsonl", 40)
+    replica_a = Assistant.open(tmp_path / "a", chroma_url=chroma_server, bootstrap=False, load_model=False, notify=lambda m: None)
+    replica_a.store.embedder = embedder
+    _, report = replica_a.ingest([corpus], progress=False)
+    assert report.added == 40 and replica_a.info()["documents"] == 40 and replica_a.info()["index"] == chroma_server
+    assert replica_a.search("protein folding M11", k=1)[0].id == "doc-00011"
+    # A second replica with its own local folder derives its own BM25 from the server's data.
+    replica_b = Assistant.open(tmp_path / "b", chroma_url=chroma_server, bootstrap=False, load_model=False, notify=lambda m: None)
+    replica_b.store.embedder = embedder
+    assert replica_b.search("speech recognition M2", k=1, mode="bm25")[0].id == "doc-00002"
+    replica_a.remove(["doc-00002"])
+    replica_b.refresh(force=True)
+    assert "doc-00002" not in [h.id for h in replica_b.search("speech recognition M2", k=5, mode="bm25")]
+
+
+def test_unreachable_server_is_a_clear_error(tmp_path):
+    with pytest.raises(PaperchatError, match="cannot reach the Chroma server"):
+        Assistant.open(tmp_path, chroma_url=f"http://127.0.0.1:{free_port()}", bootstrap=False, load_model=False)
+
+
+def test_sigkill_midway_through_ingest_loses_nothing(tmp_path):
+    corpus = synthetic_corpus(tmp_path / "big.jsonl", 600)
+    index = tmp_path / "index"
+    env = {**os.environ, "PAPERCHAT_WRITE_BATCH": "50", "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "assistant.cli", "ingest", str(corpus), "--index", str(index)]
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    seen = b""
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        chunk = os.read(process.stderr.fileno(), 4096)
+        if not chunk:
+            break
+        seen += chunk
+        done = [int(n) for n in re.findall(rb"(\d+)/600", seen)]
+        if done and max(done) >= 150:
+            break
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL, seen[-500:]
+
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    added = int(re.search(r"(\d+) added", rerun.stdout).group(1))
+    assert 0 < added <= 450  # what the killed run wrote was kept
+    reopened = Assistant.open(index, bootstrap=False, notify=lambda m: None)
+    ids, _, _ = reopened.store.all_documents()
+    assert len(ids) == len(set(ids)) == reopened.store.count() == 600
+    assert sorted(reopened.store.lexical().ids) == sorted(ids)
+    assert reopened.search("time series forecasting M307", k=1)[0].id == "doc-00307"
+
+
+def test_assistant_is_safe_to_share_between_threads(assistant):
+    questions = {"Lastde++": "training-free-llm-generated-text-detection-by-mining-token-probability-sequences",
+                 "Light Schrödinger Bridge": "light-schrodinger-bridge"}
+    def ask(i):
+        question = list(questions)[i % 2]
+        return assistant.search(question, k=1)[0].id == questions[question]
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(ask, range(64)))
+
+
+@pytest.fixture(scope="module")
+def served(assistant):
+    port = free_port()
+    app = launch(assistant, port=port, block=False)
+    yield f"http://127.0.0.1:{port}"
+    app.close()
+
+
+def test_load_16_clients_x_50_requests_all_correct(served):
+    from gradio_client import Client
+
+    cases = [("Lastde++", "training-free-llm-generated-text-detection-by-mining-token-probability-sequences"),
+             ("Light Schrödinger Bridge", "light-schrodinger-bridge"),
+             ("compressing pre-trained models of code into 3 MB", "compressing-pre-trained-models-of-code-into-3-mb"),
+             ("PDP parameter-free differentiable pruning", "pdp-parameter-free-differentiable-pruning-is-all-you-need")]
+    latencies, failures = [], []
+    lock = threading.Lock()
+
+    def client_run(worker):
+        client = Client(served + "/", verbose=False)
+        for i in range(50):
+            question, expected = cases[(worker + i) % len(cases)]
+            started = time.perf_counter()
+            result = client.predict(question, 3, "hybrid", api_name="/search")
+            elapsed = (time.perf_counter() - started) * 1000
+            with lock:
+                latencies.append(elapsed)
+                if not result.get("hits") or result["hits"][0]["id"] != expected:
+                    failures.append((question, result))
+
+    threads = [threading.Thread(target=client_run, args=(w,)) for w in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+    assert len(latencies) == 800 and failures == []
+    print(f"\nload test: 16 clients x 50 requests: p50 {np.percentile(latencies, 50):.0f} ms, p95 {np.percentile(latencies, 95):.0f} ms")
+
+
+@pytest.mark.parametrize("path", ["/file=/etc/passwd", "/gradio_api/file=../../../etc/passwd", "/static/../../etc/passwd",
+                                  "/gradio_api/file=/etc/passwd", "/file=../../../../etc/passwd", "/assets/..%2f..%2f..%2fetc%2fpasswd"])
+def test_path_traversal_never_returns_system_files(served, path):
+    try:
+        body = urllib.request.urlopen(served + path, timeout=10).read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as error:
+        body = error.read().decode("utf-8", "replace")
+    assert "root:x:0:0" not in body
+
+
+def test_auth_refuses_unauthenticated_requests(assistant):
+    port = free_port()
+    app = launch(assistant, port=port, auth="alice:s3cret", block=False)
+    try:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/gradio_api/info")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code in (401, 403)
+        from gradio_client import Client
+
+        client = Client(f"http://127.0.0.1:{port}/", auth=("alice", "s3cret"), verbose=False)
+        assert client.predict("Lastde++", 1, "hybrid", api_name="/search")["hits"]
+    finally:
+        app.close()
+
+
+def test_default_bind_is_loopback_only():
+    from assistant.cli import build_parser
+
+    assert build_parser().parse_args(["chat"]).host == "127.0.0.1"
+
+
+@pytest.mark.parametrize("query", ["\x00\x01\x1b[31mred\x07", "🤖🔥 LoRA 🚀", ".*(a+)+$ [[", "'; DROP TABLE papers; --", "a" * 1_000_000, "\u202e\u200bpruning"])
+def test_hostile_queries_give_sane_results_or_clear_errors(assistant, query):
+    try:
+        result = assistant.retrieve(query, k=3)
+    except PaperchatError as error:
+        assert str(error)
+        return
+    assert len(result.query) <= 2000 and all(h.id for h in result.hits)
