@@ -193,6 +193,9 @@ def run_batch(assistant: Assistant, args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("eval", "bench"):  # their own parsers, --help included
+        return _delegate(argv[0], argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -205,18 +208,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _delegate(command: str, rest: list[str]) -> int:
+    if command == "eval":
+        from eval.__main__ import main as eval_main
+
+        return eval_main(rest)
+    from eval.bench import main as bench_main
+
+    return bench_main(rest)
+
+
 def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    if args.command == "eval":
-        from eval.__main__ import main as eval_main
-
-        return eval_main(args.rest)
-    if args.command == "bench":
-        from eval.bench import main as bench_main
-
-        return bench_main(args.rest)
     if args.command == "search":
         if args.query is not None and not args.query.strip() and not args.queries:
             raise PaperchatError("the query is empty; type a question or some keywords")
