@@ -190,9 +190,10 @@ class Searcher:
             documents = [lexical.tokenizer.tokens(p.text) for p in papers.values()]
             vocabulary = sorted({t for doc in documents for t in doc})
             expansion = expansion_terms(documents, lexical.idf(vocabulary), set(terms), settings.feedback_terms)
-            positions = np.array([lexical.position(doc_id) for doc_id in sides.ids])
-            extra = sum(w * lexical.scores([t])[positions] for t, w in expansion.items()) if expansion else 0.0
-            bm25 = bm25 + settings.feedback_bm25 * extra
+            found = [lexical.position(doc_id) for doc_id in sides.ids]
+            positions = np.array([-1 if p is None else p for p in found])
+            extra = sum(w * lexical.term_scores(t, positions) for t, w in expansion.items()) if expansion else 0.0
+            bm25 = bm25 + settings.feedback_bm25 * extra * (positions >= 0)
         return weight * zscore(bm25) + (1 - weight) * zscore(vector)
 
 

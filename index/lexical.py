@@ -62,6 +62,7 @@ class LexicalIndex:
         self._positions = {doc_id: i for i, doc_id in enumerate(ids)}
         self._frequencies: dict[str, int] | None = None
         self._bm25s_frequencies: np.ndarray | None = None
+        self._sorted: bool | None = None
 
     @classmethod
     def build(
@@ -110,6 +111,34 @@ class LexicalIndex:
                 return np.zeros(len(self.ids), dtype=np.float32)
             return np.asarray(self._model.get_scores(known), dtype=np.float32)
         return np.asarray(self._model.get_scores(query_terms), dtype=np.float32)
+
+    def term_scores(self, term: str, positions: np.ndarray) -> np.ndarray:
+        """BM25 contribution of one term to the documents at `positions` only.
+
+        Reads the term's posting list from bm25s's term-major sparse matrix instead of scoring
+        the whole collection: what query expansion needs for a few hundred candidates.
+        """
+        if self.engine != "bm25s" or not self._postings_sorted():
+            return self.scores([term])[np.maximum(positions, 0)]
+        column = self._vocab.get(term)
+        if column is None:
+            return np.zeros(len(positions), dtype=np.float32)
+        indptr = self._model.scores["indptr"]
+        start, end = int(indptr[column]), int(indptr[column + 1])
+        rows = self._model.scores["indices"][start:end]
+        values = self._model.scores["data"][start:end]
+        at = np.minimum(np.searchsorted(rows, positions), max(end - start - 1, 0))
+        found = (rows[at] == positions) if end > start else np.zeros(len(positions), dtype=bool)
+        return np.where(found, values[at] if end > start else 0.0, 0.0).astype(np.float32)
+
+    def _postings_sorted(self) -> bool:
+        """Whether every posting list is in document order (bm25s builds them so; checked once)."""
+        if self._sorted is None:
+            indices = np.asarray(self._model.scores["indices"])
+            indptr = np.asarray(self._model.scores["indptr"])
+            descending = np.flatnonzero(np.diff(indices) < 0) + 1
+            self._sorted = bool(np.isin(descending, indptr).all())
+        return self._sorted
 
     def idf(self, terms: list[str]) -> dict[str, float]:
         """Inverse document frequency (BM25 form) of each term; unknown terms get the maximum."""
