@@ -138,15 +138,11 @@ class Answer:
             "message": self.message,
             "query": self.query,
             "rewritten": self.rewritten,
-            "relevant": self.relevance_flag,
+            "relevant": self.relevant,
             "relevance": self.relevance,
             "answer": self.text,
             "hits": [h.to_dict() for h in self.hits],
         }
-
-    @property
-    def relevance_flag(self) -> bool:
-        return self.relevant
 
 
 NOTHING_RELEVANT = "Nothing relevant: no paper in the index is close enough to this question. Try other words, or ask about a topic the corpus covers."

@@ -24,11 +24,6 @@ def rrf(rankings: Mapping[str, Sequence[str]], k: float = 60.0, weights: Mapping
     return fused
 
 
-def ranked(fused: Mapping[str, float]) -> list[tuple[str, float]]:
-    """Best first; ties broken by id so that results are deterministic."""
-    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
-
-
 def zscore(values: np.ndarray) -> np.ndarray:
     std = float(values.std()) if values.size else 0.0
     return (values - values.mean()) / std if std > 0 else np.zeros_like(values)

@@ -87,9 +87,6 @@ class Settings:
         if self.batch_size < 1 or self.write_batch < 1:
             raise PaperchatError(f"batch_size and write_batch must be at least 1, got {self.batch_size} and {self.write_batch}")
 
-    def as_dict(self) -> dict:
-        return {f.name: str(v) if isinstance(v, Path) else v for f, v in ((f, getattr(self, f.name)) for f in fields(self))}
-
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:

@@ -48,14 +48,17 @@ def sentence_pool(extra: Sequence[Path]) -> list[str]:
     return [s for p in papers for s in split_sentences(p.abstract) if 30 <= len(s) <= 400]
 
 
-def synthetic_papers(pool: list[str], count: int, seed: int = 13) -> list[Paper]:
+def synthetic_papers(pool: list[str], count: int, seed: int = 13) -> tuple[list[Paper], list[list[int]]]:
+    """Papers made of 5-9 pool sentences each, and which sentences (pool indices) each one holds."""
     rng = random.Random(seed)
-    papers = []
+    papers, sentences = [], []
     for i in range(count):
-        sentences = rng.sample(pool, rng.randint(5, 9))
-        title = " ".join(sentences[0].split()[:10]).rstrip(".,;:")
-        papers.append(Paper(id=f"syn-{i:06d}", title=f"{title} ({i})", abstract=" ".join(sentences), pages=["synthetic"], dates=[""], code_links=[]))
-    return papers
+        chosen = rng.sample(range(len(pool)), rng.randint(5, 9))
+        title = " ".join(pool[chosen[0]].split()[:10]).rstrip(".,;:")
+        abstract = " ".join(pool[j] for j in chosen)
+        papers.append(Paper(id=f"syn-{i:06d}", title=f"{title} ({i})", abstract=abstract, pages=["synthetic"], dates=[""], code_links=[]))
+        sentences.append(chosen)
+    return papers, sentences
 
 
 def make_queries(pool: list[str], count: int, seed: int = 7) -> list[str]:
@@ -75,20 +78,17 @@ class ComposedEmbedder(Embedder):
     of its sentences' real MiniLM vectors (each distinct sentence embedded once). Queries and any
     text not made of known sentences go through the real model."""
 
-    def __init__(self, pool: list[str], **kwargs) -> None:
+    def __init__(self, pool: list[str], papers: list[Paper], sentences: list[list[int]], **kwargs) -> None:
         super().__init__(**kwargs)
-        vectors = super().encode(pool)
-        self.known = dict(zip(pool, vectors))
+        pool_vectors = super().encode(pool)
+        means = np.stack([pool_vectors[chosen].mean(axis=0) for chosen in sentences])
+        means /= np.linalg.norm(means, axis=1, keepdims=True)
+        self.by_text = {paper.text: row for paper, row in zip(papers, means)}
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
-        rows = []
-        for text in texts:
-            parts = [self.known.get(s) for s in split_sentences(text.partition("\n")[2])]
-            if not parts or any(p is None for p in parts):
-                return super().encode(texts, progress)
-            mean = np.mean(parts, axis=0)
-            rows.append(mean / np.linalg.norm(mean))
-        return np.asarray(rows, dtype=np.float32)
+        if all(text in self.by_text for text in texts):
+            return np.stack([self.by_text[text] for text in texts]).astype(np.float32)
+        return super().encode(texts, progress)
 
 
 class TimedEmbedder(Embedder):
@@ -132,11 +132,11 @@ def rss_mb() -> float:
 
 
 def bench_size(size: int, pool: list[str], queries: list[str], workdir: Path, composed: bool) -> dict:
-    papers = synthetic_papers(pool, size)
+    papers, sentences = synthetic_papers(pool, size)
     index = workdir / f"index-{size}"
     shutil.rmtree(index, ignore_errors=True)
     sample = [p.text for p in papers[: min(size, 1000)]]
-    embedder: Embedder = ComposedEmbedder(pool) if composed else TimedEmbedder()
+    embedder: Embedder = ComposedEmbedder(pool, papers, sentences) if composed else TimedEmbedder()
     raw_rate = None
     if not composed:
         embedder.encode(sample[:32])
