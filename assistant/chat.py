@@ -30,10 +30,15 @@ SUBSTITUTION_CUES = ("what about", "how about", "and what about", "and for", "an
                      "same for", "same but for", "what if", "more like that but")
 ADDITION_CUES = ("and ", "does that", "does it", "do they", "do any", "does any", "any that", "any of", "which of",
                  "which one", "how does it", "how do they", "how does that", "more on", "more about", "what else",
-                 "is there anything", "are there any that", "can it", "can they", "also")
+                 "is there anything", "are there any that", "can it", "can they", "also", "any ", "anything ",
+                 "which use", "which ones", "which one", "what are the downsides", "what are the limitations",
+                 "what are the drawbacks", "what are the risks", "what are the failure")
+TOPIC_SWITCHES = ("separately", "unrelated", "different question", "new question", "another question", "on another note",
+                  "switching topics", "change of topic", "new topic")
 TRAILING_CUES = ("too", "as well", "instead", "rather")
 _WORD = re.compile(r"[\w][\w+\-.]*[\w+]|[\w]", re.UNICODE)
-_DOMAIN_CUE = re.compile(r"^(?:(?:and )?(?:what|how) about |and |but |now |same (?:but )?)(?:for|in|on|with)\b|\b(?:but|now|same) for\b")
+_DOMAIN_CUE = re.compile(r"\b(?:for|in|on|with)\b")
+_SWITCH = re.compile(r"^\s*(?:" + "|".join(TOPIC_SWITCHES) + r")\b[\s,:;.!-]*", re.I)
 
 
 def content_words(text: str) -> list[str]:
@@ -83,7 +88,7 @@ def wants_substitution(message: str) -> bool:
 
 
 def replaces_domain(message: str) -> bool:
-    """'what about for vision?', 'and in robotics?': the new words name a domain, not a method."""
+    """'what about for vision?', 'how about instead in robotics?': the new words name a domain, not a method."""
     lowered = " ".join(message.lower().split())
     return bool(_DOMAIN_CUE.search(lowered))
 
@@ -95,6 +100,9 @@ def rewrite_follow_up(message: str, previous_query: str) -> str:
     replace one chunk of a two-part topic ("pruning | large language models"): the domain
     chunk (the last) when the new words come after for/in/on, else the method chunk (the first).
     """
+    switched = _SWITCH.sub("", message)
+    if switched != message:  # "Unrelated: ..." announces a fresh question
+        return switched or message
     if not previous_query or not is_follow_up(message):
         return message
     new = content_words(message)

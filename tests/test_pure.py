@@ -126,6 +126,16 @@ def test_substitution_follow_up_drops_the_replaced_chunk():
     assert rewrite_follow_up("how about prefix tuning instead", "LoRA") == "LoRA prefix tuning"
 
 
+def test_more_follow_up_forms():
+    assert rewrite_follow_up("how about instead for image classifiers?", "machine unlearning for LLMs") == "machine unlearning image classifiers"
+    assert rewrite_follow_up("any trained with reinforcement learning?", "vision-language models") == "vision-language models trained reinforcement learning"
+    assert rewrite_follow_up("what are the downsides or failure modes?", "model editing in language models") == "model editing language models downsides failure modes"
+
+
+def test_announced_topic_switch_is_not_merged():
+    assert rewrite_follow_up("Unrelated: which papers propose benchmarks for long-context models?", "model compression") == "which papers propose benchmarks for long-context models?"
+
+
 def test_standalone_question_is_not_rewritten():
     assert rewrite_follow_up("diffusion models for image generation", "pruning LLMs") == "diffusion models for image generation"
 
