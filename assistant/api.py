@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-
 from assistant.chat import NOTHING_RELEVANT, Answer, compose_answer, rewrite_follow_up, search_terms
 from assistant.hits import Hit
 from assistant.snippets import split_sentences

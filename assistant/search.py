@@ -19,6 +19,7 @@ from assistant.hits import Citation, Hit
 from assistant.settings import MODES, Settings
 from assistant.snippets import make_snippet
 from index.errors import PaperchatError
+from index.papers import Paper
 from index.store import Store
 
 MAX_QUERY_CHARS = 2000
@@ -97,28 +98,12 @@ class Searcher:
         papers = self.store.papers([sides.ids[i] for i in order])
         gate_terms = search_terms(text, lexical.tokenizer)
         weights = lexical.idf(sorted(set(terms)))
-        hits = []
+        hits: list[Hit] = []
         for i in order:
-            doc_id = sides.ids[i]
-            paper = papers.get(doc_id)
-            if paper is None:  # deleted by another writer since the BM25 index was loaded
-                continue
-            hits.append(
-                Hit(
-                    rank=len(hits) + 1,
-                    id=doc_id,
-                    title=paper.title,
-                    snippet=make_snippet(paper.abstract, terms, lexical.tokenizer, weights),
-                    score=round(float(fused[i]), 6),
-                    bm25=round(float(sides.bm25[i]), 4),
-                    vector=round(float(sides.vector[i]), 4),
-                    bm25_rank=sides.bm25_rank.get(doc_id),
-                    vector_rank=sides.vector_rank.get(doc_id),
-                    citation=Citation(paper.title, paper.url, paper.pages, paper.dates),
-                    abstract=paper.abstract,
-                    metadata={"code_links": paper.code_links},
-                )
-            )
+            paper = papers.get(sides.ids[i])
+            if paper is not None:  # None: deleted by another writer since the BM25 index was loaded
+                snippet = make_snippet(paper.abstract, terms, lexical.tokenizer, weights)
+                hits.append(_hit(len(hits) + 1, paper, snippet, float(fused[i]), sides, i))
         best_similarity = float(sides.vector.max()) if sides.vector.size else 0.0
         coverage = _term_coverage(gate_terms, lexical.idf(sorted(set(gate_terms))), [lexical.tokenizer.tokens(h.title + " " + h.abstract) for h in hits[:3]])
         score = relevance(best_similarity, coverage)
@@ -195,6 +180,24 @@ class Searcher:
             extra = sum(w * lexical.term_scores(t, positions) for t, w in expansion.items()) if expansion else 0.0
             bm25 = bm25 + settings.feedback_bm25 * extra * (positions >= 0)
         return weight * zscore(bm25) + (1 - weight) * zscore(vector)
+
+
+def _hit(rank: int, paper: Paper, snippet: str, score: float, sides: Sides, i: int) -> Hit:
+    """The `Hit` for candidate `i`: its fused score plus both sides' evidence."""
+    return Hit(
+        rank=rank,
+        id=paper.id,
+        title=paper.title,
+        snippet=snippet,
+        score=round(score, 6),
+        bm25=round(float(sides.bm25[i]), 4),
+        vector=round(float(sides.vector[i]), 4),
+        bm25_rank=sides.bm25_rank.get(paper.id),
+        vector_rank=sides.vector_rank.get(paper.id),
+        citation=Citation(paper.title, paper.url, paper.pages, paper.dates),
+        abstract=paper.abstract,
+        metadata={"code_links": paper.code_links},
+    )
 
 
 def _term_coverage(terms: list[str], weights: dict[str, float], documents: list[list[str]]) -> float:
