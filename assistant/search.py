@@ -68,6 +68,7 @@ class Sides:
     """Both sides' evidence on the candidate pool (the union of each side's top `depth`)."""
 
     ids: list[str]
+    positions: np.ndarray  # row of each candidate in the BM25 index, -1 if it has none
     bm25: np.ndarray
     vector: np.ndarray
     vectors: np.ndarray
@@ -130,10 +131,11 @@ class Searcher:
         stored = self.store.vectors(list(dict.fromkeys(bm25_ids + vector_ids)))
         ids = [doc_id for doc_id in dict.fromkeys(bm25_ids + vector_ids) if doc_id in stored]
         vectors = np.stack([stored[doc_id] for doc_id in ids]) if ids else np.zeros((0, query_vector.size), dtype=np.float32)
-        positions = [lexical.position(doc_id) for doc_id in ids]
-        bm25 = np.array([all_bm25[p] if p is not None else 0.0 for p in positions], dtype=np.float32)
+        positions = np.array([-1 if p is None else p for p in map(lexical.position, ids)], dtype=np.int64)
+        bm25 = np.where(positions >= 0, all_bm25[np.maximum(positions, 0)], 0.0).astype(np.float32) if ids else np.zeros(0, dtype=np.float32)
         return Sides(
             ids=ids,
+            positions=positions,
             bm25=bm25,
             vector=vectors @ query_vector,
             vectors=vectors,
@@ -175,10 +177,8 @@ class Searcher:
             documents = [lexical.tokenizer.tokens(p.text) for p in papers.values()]
             vocabulary = sorted({t for doc in documents for t in doc})
             expansion = expansion_terms(documents, lexical.idf(vocabulary), set(terms), settings.feedback_terms)
-            found = [lexical.position(doc_id) for doc_id in sides.ids]
-            positions = np.array([-1 if p is None else p for p in found])
-            extra = sum(w * lexical.term_scores(t, positions) for t, w in expansion.items()) if expansion else 0.0
-            bm25 = bm25 + settings.feedback_bm25 * extra * (positions >= 0)
+            extra = sum(w * lexical.term_scores(t, sides.positions) for t, w in expansion.items()) if expansion else 0.0
+            bm25 = bm25 + settings.feedback_bm25 * extra * (sides.positions >= 0)
         return weight * zscore(bm25) + (1 - weight) * zscore(vector)
 
 

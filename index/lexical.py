@@ -121,15 +121,14 @@ class LexicalIndex:
         if self.engine != "bm25s" or not self._postings_sorted():
             return self.scores([term])[np.maximum(positions, 0)]
         column = self._vocab.get(term)
-        if column is None:
-            return np.zeros(len(positions), dtype=np.float32)
         indptr = self._model.scores["indptr"]
-        start, end = int(indptr[column]), int(indptr[column + 1])
+        start, end = (int(indptr[column]), int(indptr[column + 1])) if column is not None else (0, 0)
+        if end == start:
+            return np.zeros(len(positions), dtype=np.float32)
         rows = self._model.scores["indices"][start:end]
         values = self._model.scores["data"][start:end]
-        at = np.minimum(np.searchsorted(rows, positions), max(end - start - 1, 0))
-        found = (rows[at] == positions) if end > start else np.zeros(len(positions), dtype=bool)
-        return np.where(found, values[at] if end > start else 0.0, 0.0).astype(np.float32)
+        at = np.minimum(np.searchsorted(rows, positions), end - start - 1)
+        return np.where(rows[at] == positions, values[at], 0.0).astype(np.float32)
 
     def _postings_sorted(self) -> bool:
         """Whether every posting list is in document order (bm25s builds them so; checked once)."""

@@ -225,8 +225,8 @@ class Store:
             if metadata != old:
                 ids.append(paper.id)
                 metadatas.append(metadata)
-        for start in range(0, len(ids), WRITE_BATCH):
-            self.collection().update(ids=ids[start : start + WRITE_BATCH], metadatas=metadatas[start : start + WRITE_BATCH])
+        for start in range(0, len(ids), self.write_batch):
+            self.collection().update(ids=ids[start : start + self.write_batch], metadatas=metadatas[start : start + self.write_batch])
 
     def ingest(self, papers: list[Paper], progress: bool = True) -> IngestReport:
         """Add new papers, update changed ones, skip unchanged ones; then rebuild BM25 once.
