@@ -19,6 +19,7 @@ from assistant.hits import Citation, Hit
 from assistant.settings import MODES, Settings
 from assistant.snippets import make_snippet
 from index.errors import PaperchatError
+from index.lexical import top_positions
 from index.papers import Paper
 from index.store import Store
 
@@ -124,8 +125,7 @@ class Searcher:
         """Top `depth` of each side, then exact scores of both sides on their union."""
         lexical = self.store.lexical()
         all_bm25 = lexical.scores(terms)
-        top_positions, _ = lexical.search(terms, depth)
-        bm25_ids = [lexical.ids[i] for i in top_positions]
+        bm25_ids = [lexical.ids[i] for i in top_positions(all_bm25, depth)]
         query_vector = self.store.embedder.encode_query(text)
         vector_ids, _ = self.store.nearest(query_vector, depth)
         stored = self.store.vectors(list(dict.fromkeys(bm25_ids + vector_ids)))

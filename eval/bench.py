@@ -176,7 +176,7 @@ def bench_size(size: int, pool: list[str], queries: list[str], workdir: Path, co
     import torch
     from rank_bm25 import BM25Okapi
 
-    ids, documents, _ = store.all_documents()
+    ids, documents, _, _ = store.all_documents()
     started = time.perf_counter()
     common_bm25 = BM25Okapi([d.lower().split() for d in documents])
     result["common_stack_bm25_build_seconds"] = round(time.perf_counter() - started, 1)

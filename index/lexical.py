@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from index.records import OFFSETS_FILE, Records
 from index.tokenize import Tokenizer
 
 ENGINES = ("bm25s", "rank-bm25")
@@ -46,23 +47,38 @@ def _sha256(path: Path) -> str:
 class LexicalIndex:
     """BM25 over a fixed list of document ids; `scores` returns one score per document.
 
-    It may also carry `vectors`: a row-aligned, memory-mapped copy of the embeddings Chroma
-    holds, so that search can score any candidate exactly without a round trip to Chroma.
-    Like the BM25 arrays it is derived state, saved and checked under the same fingerprint.
+    It may also carry row-aligned, memory-mapped copies of what Chroma holds: `vectors` (the
+    embeddings) and `records` (documents and metadata), so that search can score and show any
+    candidate without a round trip to Chroma. Like the BM25 arrays they are derived state,
+    saved and checked under the same fingerprint.
     """
 
-    def __init__(self, ids: list[str], engine: str, tokenizer: Tokenizer, params: BM25Params, model, vectors: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        ids: list[str],
+        engine: str,
+        tokenizer: Tokenizer,
+        params: BM25Params,
+        model,
+        vectors: np.ndarray | None = None,
+        records: Records | None = None,
+    ) -> None:
         self.ids = ids
         self.vectors = vectors
+        self.records = records
         self.engine = engine
         self.tokenizer = tokenizer
         self.params = params
         self._model = model
         self._vocab: dict[str, int] | None = getattr(model, "vocab_dict", None)
         self._positions = {doc_id: i for i, doc_id in enumerate(ids)}
-        self._frequencies: dict[str, int] | None = None
-        self._bm25s_frequencies: np.ndarray | None = None
+        self._idf: dict[str, float] | np.ndarray | None = None
         self._sorted: bool | None = None
+        if engine == "bm25s" and ids:
+            # Plain ndarray views of the memory-mapped postings: indexing a np.memmap costs a Python object per call.
+            self._indptr = np.asarray(model.scores["indptr"])
+            self._indices = np.asarray(model.scores["indices"])
+            self._data = np.asarray(model.scores["data"])
 
     @classmethod
     def build(
@@ -73,11 +89,14 @@ class LexicalIndex:
         tokenizer: Tokenizer | None = None,
         params: BM25Params | None = None,
         vectors: np.ndarray | None = None,
+        metadatas: list[dict] | None = None,
     ) -> LexicalIndex:
+        """Index `texts`; with `metadatas`, also keep the texts and metadata as the local `records` copy."""
         tokenizer = tokenizer or Tokenizer()
         params = params or BM25Params()
         corpus = tokenizer.batch(texts)
-        return cls(ids, engine, tokenizer, params, cls._fit(engine, corpus, params), vectors)
+        records = Records.from_lists(texts, metadatas) if metadatas is not None else None
+        return cls(ids, engine, tokenizer, params, cls._fit(engine, corpus, params), vectors, records)
 
     @staticmethod
     def _fit(engine: str, corpus: list[list[str]], params: BM25Params):
@@ -121,50 +140,50 @@ class LexicalIndex:
         if self.engine != "bm25s" or not self._postings_sorted():
             return self.scores([term])[np.maximum(positions, 0)]
         column = self._vocab.get(term)
-        indptr = self._model.scores["indptr"]
-        start, end = (int(indptr[column]), int(indptr[column + 1])) if column is not None else (0, 0)
+        start, end = (int(self._indptr[column]), int(self._indptr[column + 1])) if column is not None else (0, 0)
         if end == start:
             return np.zeros(len(positions), dtype=np.float32)
-        rows = self._model.scores["indices"][start:end]
-        values = self._model.scores["data"][start:end]
+        rows = self._indices[start:end]
         at = np.minimum(np.searchsorted(rows, positions), end - start - 1)
-        return np.where(rows[at] == positions, values[at], 0.0).astype(np.float32)
+        return np.where(rows[at] == positions, self._data[start:end][at], 0.0).astype(np.float32)
 
     def _postings_sorted(self) -> bool:
         """Whether every posting list is in document order (bm25s builds them so; checked once)."""
         if self._sorted is None:
-            indices = np.asarray(self._model.scores["indices"])
-            indptr = np.asarray(self._model.scores["indptr"])
-            descending = np.flatnonzero(np.diff(indices) < 0) + 1
-            self._sorted = bool(np.isin(descending, indptr).all())
+            if not self.ids:
+                return False
+            descending = np.flatnonzero(np.diff(self._indices) < 0) + 1
+            self._sorted = bool(np.isin(descending, self._indptr).all())
         return self._sorted
 
     def idf(self, terms: list[str]) -> dict[str, float]:
         """Inverse document frequency (BM25 form) of each term; unknown terms get the maximum."""
-        total = len(self.ids)
-        out: dict[str, float] = {}
-        for term in terms:
-            out[term] = self._idf_from_frequency(total, self._document_frequency(term))
-        return out
+        table = self._idf_table()
+        unknown = self._idf_from_frequency(len(self.ids), 0)
+        if isinstance(table, dict):
+            return {term: table.get(term, unknown) for term in terms}
+        vocab = self._vocab or {}
+        return {term: float(table[vocab[term]]) if term in vocab else unknown for term in terms}
 
-    def _document_frequency(self, term: str) -> int:
-        if self.engine == "bm25s":
-            position = self._vocab.get(term) if self._vocab else None
-            if position is None:
-                return 0
-            if self._bm25s_frequencies is None:
-                self._bm25s_frequencies = np.diff(np.asarray(self._model.scores["indptr"]))
-            return int(self._bm25s_frequencies[position])
-        if self._frequencies is None:
-            self._frequencies = {}
-            for doc in getattr(self._model, "doc_terms", []):
-                for t in set(doc):
-                    self._frequencies[t] = self._frequencies.get(t, 0) + 1
-        return self._frequencies.get(term, 0)
+    def _idf_table(self) -> dict[str, float] | np.ndarray:
+        """IDF of every known term, computed once: an array over bm25s's vocabulary, else a dict."""
+        if self._idf is None:
+            total = len(self.ids)
+            if self.engine == "bm25s" and self.ids:
+                self._idf = self._idf_from_frequency(total, np.diff(self._indptr))
+            else:
+                frequencies: dict[str, int] = {}
+                for doc in getattr(self._model, "doc_terms", None) or []:
+                    for t in set(doc):
+                        frequencies[t] = frequencies.get(t, 0) + 1
+                self._idf = {t: self._idf_from_frequency(total, f) for t, f in frequencies.items()}
+        return self._idf
 
     @staticmethod
-    def _idf_from_frequency(total: int, frequency: int) -> float:
-        return float(np.log(1 + (total - frequency + 0.5) / (frequency + 0.5)))
+    def _idf_from_frequency(total: int, frequency):
+        """BM25's IDF for a document frequency (a number, or an array of them)."""
+        idf = np.log(1 + (total - frequency + 0.5) / (frequency + 0.5))
+        return float(idf) if np.ndim(idf) == 0 else idf
 
     def position(self, doc_id: str) -> int | None:
         """Row of `doc_id` in `scores()` output."""
@@ -173,12 +192,7 @@ class LexicalIndex:
     def search(self, query_terms: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         """Positions and scores of the top `k` documents with a positive score, best first."""
         scores = self.scores(query_terms)
-        if scores.size == 0:
-            return np.zeros(0, dtype=np.int64), scores
-        k = min(k, scores.size)
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        top = top[scores[top] > 0]
+        top = top_positions(scores, k)
         return top, scores[top]
 
     def describe(self) -> dict:
@@ -200,6 +214,8 @@ class LexicalIndex:
                     out.write(json.dumps(doc) + "\n")
         if self.vectors is not None:
             np.save(build / "vectors.npy", np.ascontiguousarray(self.vectors, dtype=np.float32))
+        if self.records is not None:
+            self.records.save(build)
         (build / "ids.json").write_text(json.dumps(self.ids), encoding="utf-8")
         files = {p.name: _sha256(p) for p in sorted(build.iterdir())}
         manifest = {"fingerprint": fingerprint, "build": build.name, "files": files, **self.describe()}
@@ -229,6 +245,9 @@ class LexicalIndex:
             vectors = np.load(build / "vectors.npy", mmap_mode="r") if "vectors.npy" in manifest["files"] else None
             if ids and (vectors is None or vectors.shape[0] != len(ids)):
                 return None, "the saved vector copy is missing or does not match the ids"
+            records = Records.load(build) if OFFSETS_FILE in manifest["files"] else None
+            if ids and (records is None or len(records) != len(ids)):
+                return None, "the saved record copy is missing or does not match the ids"
             if engine == "bm25s":
                 import bm25s
 
@@ -238,7 +257,17 @@ class LexicalIndex:
                     model = cls._fit(engine, [json.loads(line) for line in lines], params)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             return None, f"BM25 index is unreadable ({type(exc).__name__})"
-        return cls(ids, engine, tokenizer, params, model, vectors), "loaded"
+        return cls(ids, engine, tokenizer, params, model, vectors, records), "loaded"
+
+
+def top_positions(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the `k` highest positive scores, best first (ties by position)."""
+    if scores.size == 0 or k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    k = min(k, scores.size)
+    top = np.argpartition(-scores, k - 1)[:k]
+    top = top[np.lexsort((top, -scores[top]))]
+    return top[scores[top] > 0]
 
 
 def _remove_old_builds(folder: Path, keep: str) -> None:

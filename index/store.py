@@ -289,21 +289,23 @@ class Store:
 
     # --- reading -----------------------------------------------------------------------
 
-    def all_documents(self) -> tuple[list[str], list[str], np.ndarray]:
-        """Every id, document and vector Chroma holds, read in pages (what derived state is built from)."""
+    def all_documents(self) -> tuple[list[str], list[str], np.ndarray, list[dict]]:
+        """Every id, document, vector and metadata Chroma holds, read in pages (what derived state is built from)."""
         collection = self.collection()
         ids: list[str] = []
         documents: list[str] = []
         vectors: list[np.ndarray] = []
+        metadatas: list[dict] = []
         if collection is not None:
             total = collection.count()
             for offset in range(0, total, READ_BATCH):
-                page = collection.get(include=["documents", "embeddings"], limit=READ_BATCH, offset=offset)
+                page = collection.get(include=["documents", "embeddings", "metadatas"], limit=READ_BATCH, offset=offset)
                 ids.extend(page["ids"])
                 documents.extend(page["documents"])
                 vectors.append(np.asarray(page["embeddings"], dtype=np.float32))
+                metadatas.extend(metadata or {} for metadata in page["metadatas"])
         matrix = np.concatenate(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
-        return ids, documents, matrix
+        return ids, documents, matrix, metadatas
 
     def lexical(self) -> LexicalIndex:
         """The BM25 index in memory (no Chroma round trip); synchronised on first use."""
@@ -322,8 +324,8 @@ class Store:
             if index is None:
                 if why not in ("rebuild requested", "no BM25 index yet"):
                     self.notify(f"{why}; rebuilding it from Chroma")
-                ids, documents, vectors = self.all_documents()
-                index = LexicalIndex.build(ids, documents, self.engine, self.tokenizer, self.bm25_params, vectors)
+                ids, documents, vectors, metadatas = self.all_documents()
+                index = LexicalIndex.build(ids, documents, self.engine, self.tokenizer, self.bm25_params, vectors, metadatas)
                 index.save(self.lexical_folder, fingerprint)
             self._lexical, self._lexical_fingerprint = index, fingerprint
             return index
@@ -354,6 +356,12 @@ class Store:
         return {doc_id: np.asarray(vector, dtype=np.float32) for doc_id, vector in zip(result["ids"], result["embeddings"])}
 
     def papers(self, ids: list[str]) -> dict[str, Paper]:
+        """Papers by id: from the local derived copy when it has them all, else from Chroma."""
+        lexical = self.lexical()
+        if lexical.records is not None:
+            positions = [lexical.position(doc_id) for doc_id in ids]
+            if all(p is not None for p in positions):
+                return {doc_id: record_to_paper(doc_id, *lexical.records.get(p)) for doc_id, p in zip(ids, positions)}
         collection = self.collection()
         if collection is None or not ids:
             return {}

@@ -106,7 +106,7 @@ def test_sigkill_midway_through_ingest_loses_nothing(tmp_path):
     added = int(re.search(r"(\d+) added", rerun.stdout).group(1))
     assert 0 < added <= 450  # what the killed run wrote was kept
     reopened = Assistant.open(index, bootstrap=False, notify=lambda m: None)
-    ids, _, _ = reopened.store.all_documents()
+    ids, _, _, _ = reopened.store.all_documents()
     assert len(ids) == len(set(ids)) == reopened.store.count() == 600
     assert sorted(reopened.store.lexical().ids) == sorted(ids)
     assert reopened.search("time series forecasting M307", k=1)[0].id == "doc-00307"
