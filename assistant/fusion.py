@@ -38,23 +38,43 @@ def adaptive_bm25_weight(base: float, best_similarity: float, slope: float, cent
     return float(np.clip(base - slope * (best_similarity - centre), 0.1, 0.9))
 
 
-def rocchio(query: np.ndarray, feedback: np.ndarray, beta: float) -> np.ndarray:
-    """Query vector moved towards the mean of the feedback documents' vectors, re-normalised."""
+def feedback_weights(scores: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Weights of the feedback documents: a softmax of their fused scores, summing to 1.
+
+    RM3 weights each feedback document by how well it matches the query (P(Q|D)); the fused
+    score is our log-scale stand-in, so a clear winner counts more than a marginal fifth.
+    A higher `temperature` flattens the weights towards a plain mean.
+    """
+    if scores.size == 0:
+        return scores
+    exponent = np.exp((scores - scores.max()) / temperature)
+    return exponent / exponent.sum()
+
+
+def rocchio(query: np.ndarray, feedback: np.ndarray, beta: float, weights: np.ndarray | None = None) -> np.ndarray:
+    """Query vector moved towards the (weighted) mean of the feedback documents' vectors, re-normalised."""
     if feedback.size == 0 or beta == 0:
         return query
-    moved = query + beta * feedback.mean(axis=0)
+    centroid = feedback.mean(axis=0) if weights is None else weights @ feedback
+    moved = query + beta * centroid
     norm = float(np.linalg.norm(moved))
     return moved / norm if norm > 0 else query
 
 
-def expansion_terms(feedback_terms: Sequence[Sequence[str]], idf: Mapping[str, float], exclude: set[str], count: int) -> dict[str, float]:
-    """RM3-style expansion: terms weighted by their length-normalised frequency x IDF in the feedback documents, top weight 1."""
-    weights: dict[str, float] = {}
-    for terms in feedback_terms:
+def expansion_terms(
+    feedback_terms: Sequence[Sequence[str]],
+    idf: Mapping[str, float],
+    exclude: set[str],
+    count: int,
+    weights: Sequence[float] | None = None,
+) -> dict[str, float]:
+    """RM3-style expansion: terms weighted by document weight x length-normalised frequency x IDF, top weight 1."""
+    term_weights: dict[str, float] = {}
+    for document_weight, terms in zip(weights if weights is not None else [1.0] * len(feedback_terms), feedback_terms):
         for term, frequency in Counter(terms).items():
             if term not in exclude:
-                weights[term] = weights.get(term, 0.0) + frequency / len(terms) * idf.get(term, 0.0)
-    best = sorted(weights.items(), key=lambda item: (-item[1], item[0]))[:count]
+                term_weights[term] = term_weights.get(term, 0.0) + document_weight * frequency / len(terms) * idf.get(term, 0.0)
+    best = sorted(term_weights.items(), key=lambda item: (-item[1], item[0]))[:count]
     top = best[0][1] if best and best[0][1] > 0 else 1.0
     return {term: weight / top for term, weight in best if weight > 0}
 

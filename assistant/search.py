@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from assistant.chat import relevance, search_terms
-from assistant.fusion import adaptive_bm25_weight, expansion_terms, rocchio, rrf, smooth, zscore
+from assistant.fusion import adaptive_bm25_weight, expansion_terms, feedback_weights, rocchio, rrf, smooth, zscore
 from assistant.hits import Citation, Hit
 from assistant.settings import MODES, Settings
 from assistant.snippets import make_snippet
@@ -170,13 +170,15 @@ class Searcher:
         """Pseudo-relevance feedback from the top fused documents, on both sides, re-scoring the pool."""
         lexical = self.store.lexical()
         top = np.argsort(-fused, kind="stable")[: settings.feedback_docs]
-        vector = sides.vectors @ rocchio(sides.query_vector, sides.vectors[top], settings.feedback_vector)
+        weights = feedback_weights(fused[top], settings.feedback_temperature)
+        vector = sides.vectors @ rocchio(sides.query_vector, sides.vectors[top], settings.feedback_vector, weights)
         bm25 = sides.bm25
         if settings.feedback_terms and settings.feedback_bm25:
             papers = self.store.papers([sides.ids[i] for i in top])
-            documents = [lexical.tokenizer.tokens(p.text) for p in papers.values()]
+            weighted = [(w, lexical.tokenizer.tokens(papers[sides.ids[i]].text)) for w, i in zip(weights, top) if sides.ids[i] in papers]
+            documents = [doc for _, doc in weighted]
             vocabulary = sorted({t for doc in documents for t in doc})
-            expansion = expansion_terms(documents, lexical.idf(vocabulary), set(terms), settings.feedback_terms)
+            expansion = expansion_terms(documents, lexical.idf(vocabulary), set(terms), settings.feedback_terms, [w for w, _ in weighted])
             extra = sum(w * lexical.term_scores(t, sides.positions) for t, w in expansion.items()) if expansion else 0.0
             bm25 = bm25 + settings.feedback_bm25 * extra * (sides.positions >= 0)
         return weight * zscore(bm25) + (1 - weight) * zscore(vector)

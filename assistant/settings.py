@@ -47,6 +47,7 @@ class Settings:
     feedback_terms: int = 10
     feedback_vector: float = 1.0
     feedback_bm25: float = 0.3
+    feedback_temperature: float = 2.0
     smoothing: float = 1.0
     smoothing_docs: int = 10
     min_relevance: float = 0.5
@@ -84,6 +85,8 @@ class Settings:
                      "feedback_vector", "feedback_bm25", "smoothing", "smoothing_docs"):
             if getattr(self, name) < 0:
                 raise PaperchatError(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.feedback_temperature <= 0:
+            raise PaperchatError(f"feedback_temperature must be positive, got {self.feedback_temperature}")
         if self.batch_size < 1 or self.write_batch < 1:
             raise PaperchatError(f"batch_size and write_batch must be at least 1, got {self.batch_size} and {self.write_batch}")
 

@@ -260,14 +260,14 @@ class LexicalIndex:
         return cls(ids, engine, tokenizer, params, model, vectors, records), "loaded"
 
 
-def top_positions(scores: np.ndarray, k: int) -> np.ndarray:
-    """Positions of the `k` highest positive scores, best first (ties by position)."""
+def top_positions(scores: np.ndarray, k: int, positive_only: bool = True) -> np.ndarray:
+    """Positions of the `k` highest scores (only positive ones by default), best first, ties by position."""
     if scores.size == 0 or k <= 0:
         return np.zeros(0, dtype=np.int64)
     k = min(k, scores.size)
     top = np.argpartition(-scores, k - 1)[:k]
     top = top[np.lexsort((top, -scores[top]))]
-    return top[scores[top] > 0]
+    return top[scores[top] > 0] if positive_only else top
 
 
 def _remove_old_builds(folder: Path, keep: str) -> None:

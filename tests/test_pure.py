@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from assistant.chat import content_words, is_follow_up, relevance, rewrite_follow_up, topic_chunks
-from assistant.fusion import adaptive_bm25_weight, expansion_terms, rocchio, rrf, smooth, zscore
+from assistant.fusion import adaptive_bm25_weight, expansion_terms, feedback_weights, rocchio, rrf, smooth, zscore
 from assistant.snippets import choose_sentences, make_snippet, mark_terms, split_sentences
 from index.tokenize import Tokenizer
 
@@ -68,6 +68,22 @@ def test_expansion_terms_weights_frequency_by_idf():
     idf = {"wing": 2.0, "flow": 1.0, "lift": 1.0, "drag": 3.0}
     # flow: 2/4*1 + 1/2*1 = 1.0; drag: 1/2*3 = 1.5; wing: 1/4*2 = 0.5; lift: 1/4*1 = 0.25
     assert expansion_terms(docs, idf, exclude={"wing"}, count=2) == pytest.approx({"drag": 1.0, "flow": 1.0 / 1.5})
+
+
+def test_feedback_weights_are_a_softmax_of_scores():
+    # exp(0) : exp(-ln 3) = 1 : 1/3, normalised to 3/4 : 1/4
+    assert feedback_weights(np.array([2.0, 2.0 - np.log(3.0)])) == pytest.approx([0.75, 0.25])
+    assert feedback_weights(np.array([5.0, 5.0])) == pytest.approx([0.5, 0.5])
+
+
+def test_weighted_rocchio_and_expansion_follow_document_weights():
+    moved = rocchio(np.array([1.0, 0.0]), np.array([[0.0, 1.0], [1.0, 0.0]]), beta=1.0, weights=np.array([0.75, 0.25]))
+    # (1, 0) + (0.25, 0.75) = (1.25, 0.75), normalised
+    assert moved == pytest.approx(np.array([1.25, 0.75]) / np.hypot(1.25, 0.75))
+    docs = [["flow", "drag"], ["lift", "lift"]]
+    idf = {"flow": 1.0, "drag": 1.0, "lift": 1.0}
+    # flow = drag = 0.75 * 1/2; lift = 0.25 * 2/2
+    assert expansion_terms(docs, idf, exclude=set(), count=3, weights=[0.75, 0.25]) == pytest.approx({"drag": 1.0, "flow": 1.0, "lift": 0.25 / 0.375})
 
 
 def test_smooth_adds_score_weighted_similarity_to_top_documents():
