@@ -7,8 +7,10 @@ hit explains itself with a real score on both sides, and fusion never has to gue
 
 from __future__ import annotations
 
+import os
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +26,7 @@ from index.papers import Paper
 from index.store import Store
 
 MAX_QUERY_CHARS = 2000
+_BM25_WORKER = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="paperchat-bm25")
 MAX_K = 1000
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
 
@@ -124,9 +127,10 @@ class Searcher:
     def score_sides(self, text: str, terms: list[str], depth: int) -> Sides:
         """Top `depth` of each side, then exact scores of both sides on their union."""
         lexical = self.store.lexical()
-        all_bm25 = lexical.scores(terms)
-        bm25_ids = [lexical.ids[i] for i in top_positions(all_bm25, depth)]
+        pending = _BM25_WORKER.submit(lexical.scores, terms)  # BM25 runs on another core while the query embeds
         query_vector = self.store.embedder.encode_query(text)
+        all_bm25 = pending.result()
+        bm25_ids = [lexical.ids[i] for i in top_positions(all_bm25, depth)]
         vector_ids, _ = self.store.nearest(query_vector, depth)
         stored = self.store.vectors(list(dict.fromkeys(bm25_ids + vector_ids)))
         ids = [doc_id for doc_id in dict.fromkeys(bm25_ids + vector_ids) if doc_id in stored]
