@@ -212,6 +212,20 @@ def _fuse_and_snippets(assistant: Assistant, sides, query: str) -> None:
         make_snippet(paper.abstract, terms, assistant.store.lexical().tokenizer)
 
 
+def search_only(index: Path, queries: list[str]) -> dict:
+    """Latency and memory of searching an existing index in this (fresh) process: nothing else has run in it."""
+    assistant = Assistant.open(index, bootstrap=False, notify=lambda m: None)
+    embedder = assistant.store.embedder
+    return {
+        "index": str(index),
+        "documents": assistant.store.count(),
+        "new_query": latency(lambda q: assistant.retrieve(q, k=10), queries, embedder._cache.clear),
+        "repeated_query": latency(lambda q: assistant.retrieve(q, k=10), queries),
+        "query_embedding": latency(embedder.encode_query, queries, embedder._cache.clear),
+        "rss_mb": round(rss_mb()),
+    }
+
+
 def print_table(results: list[dict]) -> None:
     rows = [
         ("documents", lambda r: f"{r['documents']:,}"),
@@ -245,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--extra", action="append", default=[], metavar="FILE", help="more corpus files whose sentences join the pool (default: the bundled corpus only)")
     parser.add_argument("--workdir", help="where the benchmark indexes go (default: a temporary folder, removed after)")
     parser.add_argument("--out", default="bench-out", help="folder for bench.json (default bench-out)")
+    parser.add_argument("--search-only", metavar="INDEX", help="only time searching an existing index, in a fresh process (writes search-only.json)")
     return parser
 
 
@@ -253,6 +268,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()] + ([100_000] if args.with_100k else [])
     pool = sentence_pool([Path(p) for p in args.extra])
     queries = make_queries(pool, args.queries)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.search_only:
+        result = search_only(Path(args.search_only), queries)
+        for name in ("new_query", "repeated_query", "query_embedding"):
+            print(f"{name.replace('_', ' ')}: p50 {result[name]['p50_ms']} ms, p95 {result[name]['p95_ms']} ms")
+        print(f"{result['documents']:,} documents; RSS {result['rss_mb']} MB; {len(queries)} queries, median of {REPEATS} runs each")
+        (out / "search-only.json").write_text(json.dumps({"queries": len(queries), "repeats": REPEATS, **result}, indent=2))
+        return 0
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="paperchat-bench-"))
     results = []
     try:
@@ -265,8 +289,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print_table(results)
     print(f"peak RSS of the whole run (ingest included): {peak:.0f} MB; {len(queries)} queries, median of {REPEATS} runs each")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps({"queries": len(queries), "repeats": REPEATS, "peak_rss_mb": round(peak), "sizes": results}, indent=2))
     return 0
 
