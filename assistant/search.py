@@ -132,8 +132,9 @@ class Searcher:
         all_bm25 = pending.result()
         bm25_ids = [lexical.ids[i] for i in top_positions(all_bm25, depth)]
         vector_ids, _ = self.store.nearest(query_vector, depth)
-        stored = self.store.vectors(list(dict.fromkeys(bm25_ids + vector_ids)))
-        ids = [doc_id for doc_id in dict.fromkeys(bm25_ids + vector_ids) if doc_id in stored]
+        union = list(dict.fromkeys(bm25_ids + vector_ids))
+        stored = self.store.vectors(union)
+        ids = [doc_id for doc_id in union if doc_id in stored]
         vectors = np.stack([stored[doc_id] for doc_id in ids]) if ids else np.zeros((0, query_vector.size), dtype=np.float32)
         positions = np.array([-1 if p is None else p for p in map(lexical.position, ids)], dtype=np.int64)
         bm25 = np.where(positions >= 0, all_bm25[np.maximum(positions, 0)], 0.0).astype(np.float32) if ids else np.zeros(0, dtype=np.float32)

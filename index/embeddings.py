@@ -92,9 +92,6 @@ class Embedder:
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         """Embed documents in batches; rows are L2-normalised so dot product is cosine."""
         self._threads(self.document_threads)
-        return self._encode(texts, progress)
-
-    def _encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         vectors = self.model.encode(

@@ -189,6 +189,11 @@ class LexicalIndex:
         """Row of `doc_id` in `scores()` output."""
         return self._positions.get(doc_id)
 
+    def rows(self, ids: list[str]) -> list[int] | None:
+        """Rows of all `ids`, or None when any is unknown here (then the caller asks Chroma)."""
+        rows = [self._positions.get(doc_id) for doc_id in ids]
+        return None if None in rows else rows
+
     def search(self, query_terms: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         """Positions and scores of the top `k` documents with a positive score, best first."""
         scores = self.scores(query_terms)

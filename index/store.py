@@ -356,11 +356,9 @@ class Store:
     def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
         """Stored vectors by id: from the local derived copy when it has them, else from Chroma."""
         lexical = self.lexical()
-        if lexical.vectors is not None:
-            positions = [lexical.position(doc_id) for doc_id in ids]
-            if all(p is not None for p in positions):
-                rows = np.asarray(lexical.vectors[positions])
-                return dict(zip(ids, rows))
+        rows = lexical.rows(ids) if lexical.vectors is not None else None
+        if rows is not None:
+            return dict(zip(ids, np.asarray(lexical.vectors[rows])))
         collection = self.collection()
         if collection is None or not ids:
             return {}
@@ -370,10 +368,9 @@ class Store:
     def papers(self, ids: list[str]) -> dict[str, Paper]:
         """Papers by id: from the local derived copy when it has them all, else from Chroma."""
         lexical = self.lexical()
-        if lexical.records is not None:
-            positions = [lexical.position(doc_id) for doc_id in ids]
-            if all(p is not None for p in positions):
-                return {doc_id: record_to_paper(doc_id, *lexical.records.get(p)) for doc_id, p in zip(ids, positions)}
+        rows = lexical.rows(ids) if lexical.records is not None else None
+        if rows is not None:
+            return {doc_id: record_to_paper(doc_id, *lexical.records.get(row)) for doc_id, row in zip(ids, rows)}
         collection = self.collection()
         if collection is None or not ids:
             return {}
