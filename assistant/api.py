@@ -52,7 +52,7 @@ class Assistant:
         `index` and the keyword arguments override `Settings` fields (and PAPERCHAT_* variables).
         """
         resolved = Settings.load(index=index, **settings)
-        embedder = Embedder(resolved.model, resolved.device, resolved.batch_size)
+        embedder = Embedder(resolved.model, resolved.device, resolved.batch_size, resolved.query_backend, resolved.cache_dir)
         store = Store(
             resolved.index,
             embedder,

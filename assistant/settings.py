@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from index.embeddings import DEFAULT_MODEL
+from index.embeddings import DEFAULT_MODEL, QUERY_BACKENDS, default_cache_dir
 from index.errors import PaperchatError
 from index.lexical import ENGINES
 
@@ -31,6 +31,8 @@ class Settings:
     chroma_url: str | None = None
     collection: str = "papers"
     device: str = "auto"
+    query_backend: str = "auto"
+    cache_dir: Path = field(default_factory=default_cache_dir)
     batch_size: int = 64
     write_batch: int = 1024
     engine: str = "bm25s"
@@ -67,6 +69,7 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
         settings.index = Path(settings.index).expanduser()
+        settings.cache_dir = Path(settings.cache_dir).expanduser()
         settings.validate()
         return settings
 
@@ -79,6 +82,7 @@ class Settings:
         _choice("mode", self.mode, MODES)
         _choice("fusion", self.fusion, FUSIONS)
         _choice("engine", self.engine, ENGINES)
+        _choice("query_backend", self.query_backend, QUERY_BACKENDS)
         if not 1 <= self.depth <= 10000:
             raise PaperchatError(f"depth must be between 1 and 10000, got {self.depth}")
         for name in ("rrf_k", "bm25_weight", "vector_weight", "adaptive_weight", "feedback_docs", "feedback_terms",
