@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Mapping, Sequence
 
 from assistant.hits import Hit
@@ -119,9 +120,14 @@ def rewrite_follow_up(message: str, previous_query: str) -> str:
 def search_terms(text: str, tokenizer: Tokenizer) -> list[str]:
     """BM25 terms of a chat question with the chat filler removed (keeps all terms if only filler is left)."""
     terms = tokenizer.tokens(text)
-    filler = {tokenizer.tokens(word)[0] for word in CHAT_FILLER if tokenizer.tokens(word)}
+    filler = _filler_terms(tokenizer)
     kept = [t for t in terms if t not in filler]
     return kept or terms
+
+
+@lru_cache(maxsize=8)
+def _filler_terms(tokenizer: Tokenizer) -> frozenset[str]:
+    return frozenset(tokenizer.tokens(word)[0] for word in CHAT_FILLER if tokenizer.tokens(word))
 
 
 def relevance(best_similarity: float, term_coverage: float) -> float:

@@ -127,10 +127,10 @@ class Searcher:
     def score_sides(self, text: str, terms: list[str], depth: int) -> Sides:
         """Top `depth` of each side, then exact scores of both sides on their union."""
         lexical = self.store.lexical()
-        pending = _BM25_WORKER.submit(lexical.scores, terms)  # BM25 runs on another core while the query embeds
+        pending = _BM25_WORKER.submit(_bm25_side, lexical, terms, depth)  # on another core while the query embeds
         query_vector = self.store.embedder.encode_query(text)
-        all_bm25 = pending.result()
-        bm25_ids = [lexical.ids[i] for i in top_positions(all_bm25, depth)]
+        all_bm25, bm25_top = pending.result()
+        bm25_ids = [lexical.ids[i] for i in bm25_top]
         vector_ids, _ = self.store.nearest(query_vector, depth)
         union = list(dict.fromkeys(bm25_ids + vector_ids))
         stored = self.store.vectors(union)
@@ -187,6 +187,12 @@ class Searcher:
             extra = sum(w * lexical.term_scores(t, sides.positions) for t, w in expansion.items()) if expansion else 0.0
             bm25 = bm25 + settings.feedback_bm25 * extra * (sides.positions >= 0)
         return weight * zscore(bm25) + (1 - weight) * zscore(vector)
+
+
+def _bm25_side(lexical, terms: list[str], depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """BM25 scores of every document and the positions of the top `depth`."""
+    scores = lexical.scores(terms)
+    return scores, top_positions(scores, depth)
 
 
 def _hit(rank: int, paper: Paper, snippet: str, score: float, sides: Sides, i: int) -> Hit:

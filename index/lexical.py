@@ -163,7 +163,9 @@ class LexicalIndex:
         if isinstance(table, dict):
             return {term: table.get(term, unknown) for term in terms}
         vocab = self._vocab or {}
-        return {term: float(table[vocab[term]]) if term in vocab else unknown for term in terms}
+        columns = np.fromiter((vocab.get(term, -1) for term in terms), dtype=np.int64, count=len(terms))
+        values = np.where(columns >= 0, table[np.maximum(columns, 0)], unknown) if len(table) else np.full(len(terms), unknown)
+        return dict(zip(terms, values.tolist()))
 
     def _idf_table(self) -> dict[str, float] | np.ndarray:
         """IDF of every known term, computed once: an array over bm25s's vocabulary, else a dict."""
