@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Mapping
 
 from index.tokenize import Tokenizer
@@ -14,7 +15,13 @@ MAX_SNIPPET_CHARS = 420
 
 def split_sentences(text: str) -> list[str]:
     """Sentences of an abstract (a period followed by a capital or digit ends one)."""
-    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
+    return list(_sentences(text))
+
+
+@lru_cache(maxsize=20_000)
+def _sentences(text: str) -> tuple[str, ...]:
+    """Cached: the same abstracts come back query after query."""
+    return tuple(s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip())
 
 
 def sentence_score(sentence: str, query_terms: set[str], tokenizer: Tokenizer, weights: Mapping[str, float] | None = None) -> float:

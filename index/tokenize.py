@@ -78,9 +78,14 @@ class Tokenizer:
 
     def term_spans(self, text: str) -> list[tuple[int, int, str]]:
         """(start, end, term) for every word of `text`, used to mark query terms in snippets."""
-        spans: list[tuple[int, int, str]] = []
-        for match in _PART.finditer(text):
-            term = _term(match.group(0).lower(), self.stem)
-            if term:
-                spans.append((match.start(), match.end(), term))
-        return spans
+        return list(_cached_spans(text, self.stem))
+
+
+@lru_cache(maxsize=50_000)
+def _cached_spans(text: str, stem: bool) -> tuple[tuple[int, int, str], ...]:
+    spans: list[tuple[int, int, str]] = []
+    for match in _PART.finditer(text):
+        term = _term(match.group(0).lower(), stem)
+        if term:
+            spans.append((match.start(), match.end(), term))
+    return tuple(spans)
