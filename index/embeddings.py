@@ -3,11 +3,14 @@
 Documents are embedded in batches by sentence-transformers (torch). A single query on the CPU
 goes through an ONNX Runtime copy of the same model instead (`OnnxQueryEncoder`): the vector is
 the same to 1e-6, and the forward pass takes about half the time of torch's on 2 CPU cores.
+Once that copy has been checked for a model folder, later processes that only search never
+import torch at all.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import tempfile
@@ -15,6 +18,7 @@ import threading
 import warnings
 from collections import OrderedDict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -128,12 +132,16 @@ class Embedder:
     def _query_encoder(self) -> OnnxQueryEncoder | None:
         """The ONNX Runtime copy of the model for single queries, built on first use; None where
         it does not apply (`query_backend="torch"`, a GPU device) or could not be made faithful."""
+        if self._onnx is None and self.query_backend == "auto" and self.device in ("auto", "cpu") and self._model is None:
+            with self._lock:
+                if self._onnx is None:
+                    self._onnx = OnnxQueryEncoder.without_torch(resolve_model(self.name), self.cache_dir)
         if self._onnx is None:
             model = self.model
             with self._lock:
                 if self._onnx is None:
                     usable = self.query_backend == "auto" and str(model.device) == "cpu"
-                    self._onnx = (OnnxQueryEncoder.create(model, self.cache_dir) if usable else None) or False
+                    self._onnx = (OnnxQueryEncoder.create(model, self.cache_dir, resolve_model(self.name)) if usable else None) or False
         return self._onnx or None
 
     @property
@@ -186,37 +194,47 @@ def default_cache_dir() -> Path:
 class OnnxQueryEncoder:
     """A sentence-transformers model exported to ONNX and run by ONNX Runtime on one CPU thread.
 
-    For one short text, ONNX Runtime's matrix kernels run the forward pass in about half of
-    torch's time on this project's 2-core CPUs. The export (a few seconds, once per model) is
-    cached under `cache_dir/onnx/`, keyed by a hash of the model's weights, and each process
-    checks on probe texts that the copy reproduces torch's vectors before using it.
+    For one short text, ONNX Runtime runs the forward pass in about half of torch's time on
+    this project's 2-core CPUs. The export (a few seconds, once per model) is cached under
+    `cache_dir/onnx/`, keyed by a hash of the model's weights; each process checks on probe
+    texts that the copy reproduces torch's vectors before using it. For a model in a local
+    folder whose `tokenizer.json` tokenises exactly as sentence-transformers does, a record of
+    that check lets later processes embed queries without importing torch at all
+    (`without_torch`): `paperchat search` then starts in a few seconds instead of ten.
     """
 
-    def __init__(self, model, session, names: list[str]) -> None:
-        self._model = model
+    def __init__(self, session, features: Callable[[str], dict[str, np.ndarray]]) -> None:
         self._session = session
-        self._names = names
+        self._features = features
 
     @classmethod
-    def create(cls, model, cache_dir: Path | None) -> OnnxQueryEncoder | None:
-        """The encoder for `model`, or None (with a log line) when ONNX Runtime cannot reproduce it.
+    def create(cls, model, cache_dir: Path | None, source: str | None = None) -> OnnxQueryEncoder | None:
+        """The encoder for a loaded `model`, or None (with a log line) when ONNX Runtime cannot reproduce it.
 
         A cached file that fails to load or to agree (damaged, or written by another version) is
         exported afresh once.
         """
         try:
             names = [name for name, value in model.preprocess([_PROBES[0]]).items() if hasattr(value, "numpy")]
-            path = (cache_dir or default_cache_dir()) / "onnx" / f"{_weights_key(model)}.onnx"
+            folder = (cache_dir or default_cache_dir()) / "onnx"
+            path = folder / f"{_weights_key(model)}.onnx"
         except Exception as exc:
             log.info("query embedding stays on torch: %s: %s", type(exc).__name__, exc)
             return None
+
+        def features(text: str) -> dict[str, np.ndarray]:
+            prepared = model.preprocess([text])
+            return {name: prepared[name].numpy() for name in names}
+
         for fresh in (False, True):
             try:
                 if fresh or not path.exists():
                     _export(model, names, path)
-                encoder = cls(model, _session(path), names)
+                encoder = cls(_session(path), features)
                 agreement = min(float(_unit(encoder.encode(probe)) @ torch_forward(model, probe)) for probe in _PROBES)
                 if agreement >= ONNX_MIN_COSINE:
+                    if source:
+                        _record_torch_free(model, names, source, folder, path)
                     return encoder
                 log.info("the ONNX copy of the model agrees with torch only to cosine %.6f", agreement)
             except Exception as exc:  # any failure leaves the torch path in charge
@@ -226,10 +244,77 @@ class OnnxQueryEncoder:
         log.info("query embedding stays on torch")
         return None
 
+    @classmethod
+    def without_torch(cls, source: str, cache_dir: Path | None) -> OnnxQueryEncoder | None:
+        """The encoder from a record left by `create`, or None (then torch loads as usual)."""
+        try:
+            key = _folder_key(Path(source))
+            record_path = (cache_dir or default_cache_dir()) / "onnx" / f"{key}.json"
+            if key is None or not record_path.is_file():
+                return None  # not a local folder, or `create` has not run for it yet
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+            encoder = cls(_session(Path(record["onnx"])), _tokenizer_features(Path(source), record["names"], record["max_length"]))
+            if float(_unit(encoder.encode(_PROBES[0])) @ np.asarray(record["probe_vector"], dtype=np.float32)) >= ONNX_MIN_COSINE:
+                return encoder
+        except Exception as exc:  # a damaged record or file, onnxruntime's own errors: torch takes over
+            log.info("no torch-free query embedding (%s: %s)", type(exc).__name__, exc)
+        return None
+
     def encode(self, text: str) -> np.ndarray:
         """The model's (unnormalised) sentence embedding of `text`."""
-        features = self._model.preprocess([text])
-        return self._session.run(None, {name: features[name].numpy() for name in self._names})[0][0]
+        return self._session.run(None, self._features(text))[0][0]
+
+
+def _folder_key(folder: Path) -> str | None:
+    """Identity of a model folder from its files' names, sizes and times; None unless a local folder with `tokenizer.json`."""
+    if not (folder / "tokenizer.json").is_file():
+        return None
+    digest = hashlib.sha256(str(folder.resolve()).encode())
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(folder)}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return "folder-" + digest.hexdigest()[:24]
+
+
+def _tokenizer_features(folder: Path, names: list[str], max_length: int) -> Callable[[str], dict[str, np.ndarray]]:
+    """Model inputs for one text from the folder's `tokenizer.json`, truncated as sentence-transformers truncates."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=max_length)
+    fields = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
+    if any(name not in fields for name in names):
+        raise ValueError(f"model inputs {names} are not all known to the tokenizer")
+
+    def features(text: str) -> dict[str, np.ndarray]:
+        encoding = tokenizer.encode(text)
+        return {name: np.asarray([getattr(encoding, fields[name])], dtype=np.int64) for name in names}
+
+    return features
+
+
+def _record_torch_free(model, names: list[str], source: str, folder: Path, path: Path) -> None:
+    """Leave the record `without_torch` needs, if the folder's tokenizer matches sentence-transformers exactly."""
+    try:
+        key = _folder_key(Path(source))
+        max_length = int(model.max_seq_length)
+        if key is None:
+            return
+        features = _tokenizer_features(Path(source), names, max_length)
+        texts = [*_PROBES, "Mixed CASE, ünïcödé, 日本語, emoji 🚀 and GPT-4o / Llama-3.1!"]
+        for text in texts:
+            expected = model.preprocess([text])
+            if any(not np.array_equal(features(text)[name], expected[name].numpy()) for name in names):
+                log.info("no torch-free record: the folder's tokenizer differs from sentence-transformers'")
+                return
+        record = {"onnx": str(path), "names": names, "max_length": max_length, "probe_vector": torch_forward(model, _PROBES[0]).tolist()}
+        handle, partial = tempfile.mkstemp(dir=folder, suffix=".partial")
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(record, out)
+        os.replace(partial, folder / f"{key}.json")
+    except Exception as exc:
+        log.info("no torch-free record (%s: %s)", type(exc).__name__, exc)
 
 
 def _session(path: Path):

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -54,3 +59,35 @@ def test_unknown_query_backend_is_a_clear_error(monkeypatch):
         Settings.load()
     with pytest.raises(PaperchatError, match="query_backend"):
         Embedder(query_backend="tensorrt")
+
+
+TORCH_FREE_PROBE = """
+import json, sys
+from pathlib import Path
+from index.embeddings import Embedder
+embedder = Embedder(cache_dir=Path(sys.argv[1]))
+vector = embedder.encode_query(sys.argv[2])
+print(json.dumps({"torch_imported": "torch" in sys.modules, "backend": embedder.active_query_backend, "vector": vector.tolist()}))
+"""
+
+
+def _embed_in_fresh_process(cache: Path, text: str) -> dict:
+    done = subprocess.run([sys.executable, "-c", TORCH_FREE_PROBE, str(cache), text], capture_output=True, text=True, timeout=300, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_later_processes_embed_queries_without_importing_torch(tmp_path):
+    first = Embedder(cache_dir=tmp_path)
+    assert first.active_query_backend == "onnxruntime"  # exports, checks, and leaves the torch-free record
+    assert list((tmp_path / "onnx").glob("folder-*.json"))
+
+    result = _embed_in_fresh_process(tmp_path, TEXTS[1])
+    assert result["backend"] == "onnxruntime" and not result["torch_imported"]
+    assert float(np.asarray(result["vector"]) @ torch_forward(first.model, TEXTS[1])) > 0.9999
+
+    (record,) = (tmp_path / "onnx").glob("folder-*.json")
+    record.write_text("{damaged", encoding="utf-8")
+    fallback = _embed_in_fresh_process(tmp_path, TEXTS[0])  # the full path takes over and still gives torch's vector
+    assert fallback["torch_imported"] and fallback["backend"] == "onnxruntime"
+    assert float(np.asarray(fallback["vector"]) @ torch_forward(first.model, TEXTS[0])) > 0.9999
+    assert not _embed_in_fresh_process(tmp_path, TEXTS[0])["torch_imported"]  # the fallback rewrote the record
