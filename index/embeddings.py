@@ -304,8 +304,8 @@ def _record_torch_free(model, names: list[str], source: str, folder: Path, path:
         features = _tokenizer_features(Path(source), names, max_length)
         texts = [*_PROBES, "Mixed CASE, ünïcödé, 日本語, emoji 🚀 and GPT-4o / Llama-3.1!"]
         for text in texts:
-            expected = model.preprocess([text])
-            if any(not np.array_equal(features(text)[name], expected[name].numpy()) for name in names):
+            expected, ours = model.preprocess([text]), features(text)
+            if any(not np.array_equal(ours[name], expected[name].numpy()) for name in names):
                 log.info("no torch-free record: the folder's tokenizer differs from sentence-transformers'")
                 return
         record = {"onnx": str(path), "names": names, "max_length": max_length, "probe_vector": torch_forward(model, _PROBES[0]).tolist()}
