@@ -113,6 +113,7 @@ class Assistant:
             "dimension": metadata.get("dimension"),
             "engine": self.settings.engine,
             "documents": self.store.count(),
+            "passages": self.store.passage_count(),
             "collection": self.settings.collection,
             "fusion": self.settings.fusion,
         }

@@ -3,6 +3,8 @@
 Both sides are scored on the union of their candidates (BM25 scores every document;
 cosine similarities of BM25-only candidates come from their stored vectors), so each
 hit explains itself with a real score on both sides, and fusion never has to guess.
+A document's vector-side score is MaxP: the best cosine of its own vector and of its
+passages' (`index.passages`), so the endings of long abstracts count too.
 """
 
 from __future__ import annotations
@@ -142,7 +144,7 @@ class Searcher:
             ids=ids,
             positions=positions,
             bm25=bm25,
-            vector=vectors @ query_vector,
+            vector=self.store.best_passage(query_vector, positions, vectors @ query_vector),
             vectors=vectors,
             query_vector=query_vector,
             bm25_rank={doc_id: rank for rank, doc_id in enumerate(bm25_ids, start=1)},
@@ -176,7 +178,8 @@ class Searcher:
         lexical = self.store.lexical()
         top = np.argsort(-fused, kind="stable")[: settings.feedback_docs]
         weights = feedback_weights(fused[top], settings.feedback_temperature)
-        vector = sides.vectors @ rocchio(sides.query_vector, sides.vectors[top], settings.feedback_vector, weights)
+        moved = rocchio(sides.query_vector, sides.vectors[top], settings.feedback_vector, weights)
+        vector = self.store.best_passage(moved, sides.positions, sides.vectors @ moved)
         bm25 = sides.bm25
         if settings.feedback_terms and settings.feedback_bm25:
             papers = self.store.papers([sides.ids[i] for i in top])

@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import re
-from functools import lru_cache
 from typing import Mapping
 
+from index.passages import split_sentences
 from index.tokenize import Tokenizer
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 MARK_OPEN, MARK_CLOSE = "**", "**"
 MAX_SNIPPET_CHARS = 420
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of an abstract (a period followed by a capital or digit ends one)."""
-    return list(_sentences(text))
-
-
-@lru_cache(maxsize=20_000)
-def _sentences(text: str) -> tuple[str, ...]:
-    """Cached: the same abstracts come back query after query."""
-    return tuple(s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip())
 
 
 def sentence_score(sentence: str, query_terms: set[str], tokenizer: Tokenizer, weights: Mapping[str, float] | None = None) -> float:

@@ -109,6 +109,17 @@ class Embedder:
     def dimension(self) -> int:
         return int(self.model.get_embedding_dimension())
 
+    @property
+    def window(self) -> int:
+        """Word pieces of text the model reads (its sequence length less the two special tokens)."""
+        return int(self.model.max_seq_length) - 2
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Word pieces in each text, special tokens not counted (one batched tokenizer call)."""
+        if not texts:
+            return []
+        return [len(ids) for ids in self.model.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]]
+
     def _threads(self, count: int) -> None:
         import torch
 

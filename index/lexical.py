@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from index.passages import PASSAGE_OFFSETS_FILE, Passages
 from index.records import OFFSETS_FILE, Records
 from index.tokenize import Tokenizer
 
@@ -48,9 +49,10 @@ class LexicalIndex:
     """BM25 over a fixed list of document ids; `scores` returns one score per document.
 
     It may also carry row-aligned, memory-mapped copies of what Chroma holds: `vectors` (the
-    embeddings) and `records` (documents and metadata), so that search can score and show any
-    candidate without a round trip to Chroma. Like the BM25 arrays they are derived state,
-    saved and checked under the same fingerprint.
+    embeddings), `records` (documents and metadata) and `passages` (the passage vectors of long
+    abstracts, owner-sorted), so that search can score and show any candidate without a round
+    trip to Chroma. Like the BM25 arrays they are derived state, saved and checked under the
+    same fingerprint.
     """
 
     def __init__(
@@ -62,10 +64,12 @@ class LexicalIndex:
         model,
         vectors: np.ndarray | None = None,
         records: Records | None = None,
+        passages: Passages | None = None,
     ) -> None:
         self.ids = ids
         self.vectors = vectors
         self.records = records
+        self.passages = passages
         self.engine = engine
         self.tokenizer = tokenizer
         self.params = params
@@ -90,13 +94,14 @@ class LexicalIndex:
         params: BM25Params | None = None,
         vectors: np.ndarray | None = None,
         metadatas: list[dict] | None = None,
+        passages: Passages | None = None,
     ) -> LexicalIndex:
         """Index `texts`; with `metadatas`, also keep the texts and metadata as the local `records` copy."""
         tokenizer = tokenizer or Tokenizer()
         params = params or BM25Params()
         corpus = tokenizer.batch(texts)
         records = Records.from_lists(texts, metadatas) if metadatas is not None else None
-        return cls(ids, engine, tokenizer, params, cls._fit(engine, corpus, params), vectors, records)
+        return cls(ids, engine, tokenizer, params, cls._fit(engine, corpus, params), vectors, records, passages)
 
     @staticmethod
     def _fit(engine: str, corpus: list[list[str]], params: BM25Params):
@@ -223,6 +228,8 @@ class LexicalIndex:
             np.save(build / "vectors.npy", np.ascontiguousarray(self.vectors, dtype=np.float32))
         if self.records is not None:
             self.records.save(build)
+        if self.passages is not None:
+            self.passages.save(build)
         (build / "ids.json").write_text(json.dumps(self.ids), encoding="utf-8")
         files = {p.name: _sha256(p) for p in sorted(build.iterdir())}
         manifest = {"fingerprint": fingerprint, "build": build.name, "files": files, **self.describe()}
@@ -255,6 +262,9 @@ class LexicalIndex:
             records = Records.load(build) if OFFSETS_FILE in manifest["files"] else None
             if ids and (records is None or len(records) != len(ids)):
                 return None, "the saved record copy is missing or does not match the ids"
+            passages = Passages.load(build) if PASSAGE_OFFSETS_FILE in manifest["files"] else None
+            if ids and (passages is None or len(passages) != len(ids)):
+                return None, "the saved passage copy is missing or does not match the ids"
             if engine == "bm25s":
                 import bm25s
 
@@ -264,7 +274,7 @@ class LexicalIndex:
                     model = cls._fit(engine, [json.loads(line) for line in lines], params)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             return None, f"BM25 index is unreadable ({type(exc).__name__})"
-        return cls(ids, engine, tokenizer, params, model, vectors, records), "loaded"
+        return cls(ids, engine, tokenizer, params, model, vectors, records, passages), "loaded"
 
 
 def top_positions(scores: np.ndarray, k: int, positive_only: bool = True) -> np.ndarray:

@@ -25,6 +25,7 @@ import numpy as np
 from index.embeddings import Embedder
 from index.errors import PaperchatError
 from index.lexical import BM25Params, LexicalIndex, top_positions
+from index.passages import Passages, pack_passages, split_sentences
 from index.papers import Paper
 from index.tokenize import Tokenizer
 
@@ -40,8 +41,12 @@ def content_hash(paper: Paper) -> str:
     return hashlib.sha1(json.dumps([paper.title, paper.abstract]).encode("utf-8")).hexdigest()
 
 
-def paper_to_record(paper: Paper) -> tuple[str, dict]:
-    """Chroma document and metadata for a paper (list fields as JSON: Chroma metadata is flat)."""
+def paper_to_record(paper: Paper, passages: int | None = None) -> tuple[str, dict]:
+    """Chroma document and metadata for a paper (list fields as JSON: Chroma metadata is flat).
+
+    `passages` is how many passage vectors the paper has in the passage collection; it is
+    written with the paper, after its passages, so a paper without it is not fully embedded.
+    """
     metadata = {
         "title": paper.title,
         "url": paper.url,
@@ -50,6 +55,8 @@ def paper_to_record(paper: Paper) -> tuple[str, dict]:
         "code_links": json.dumps(paper.code_links),
         "content_hash": content_hash(paper),
     }
+    if passages is not None:
+        metadata["passages"] = passages
     return paper.text, metadata
 
 
@@ -131,6 +138,7 @@ class Store:
         self.write_batch = write_batch
         self._client = _connect(self.path, chroma_url)
         self._collection = None
+        self._passage_collection = None
         self._lexical: LexicalIndex | None = None
         self._lexical_fingerprint = ""
         self._write_lock = threading.Lock()
@@ -160,6 +168,24 @@ class Store:
             self._check_model(self._collection.metadata or {})
         return self._collection
 
+    @property
+    def passage_collection_name(self) -> str:
+        return f"{self.collection_name}-passages"
+
+    def passage_collection(self, create: bool = False):
+        """The passage vectors of long abstracts (ids `DOC::pN`, metadata `doc` and `n`), or None
+        when it does not exist and `create` is False (an index built before passages existed)."""
+        if self._passage_collection is None:
+            try:
+                self._passage_collection = self._client.get_collection(self.passage_collection_name, embedding_function=None)
+            except Exception:
+                if not create:
+                    return None
+                self._passage_collection = self._client.get_or_create_collection(
+                    self.passage_collection_name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+                )
+        return self._passage_collection
+
     def _new_metadata(self) -> dict:
         return {
             "paperchat_schema": SCHEMA,
@@ -186,6 +212,10 @@ class Store:
 
     def count(self) -> int:
         collection = self.collection()
+        return collection.count() if collection is not None else 0
+
+    def passage_count(self) -> int:
+        collection = self.passage_collection()
         return collection.count() if collection is not None else 0
 
     def fingerprint(self) -> str:
@@ -222,7 +252,7 @@ class Store:
             merged.merge_source(paper)
             merged.url = paper.url or merged.url
             merged.code_links = paper.code_links or merged.code_links
-            _, metadata = paper_to_record(merged)
+            _, metadata = paper_to_record(merged, old.get("passages"))
             if metadata != old:
                 ids.append(paper.id)
                 metadatas.append(metadata)
@@ -245,7 +275,7 @@ class Store:
             for paper in papers:
                 old = existing.get(paper.id)
                 known = old.get("content_hash") if old is not None else None
-                if known == content_hash(paper):
+                if known == content_hash(paper) and "passages" in old:
                     report.unchanged += 1
                     same_text.append((paper, old))
                     continue
@@ -260,19 +290,40 @@ class Store:
                 self._bump_generation()
                 with tqdm(total=len(todo), desc="embedding", unit="paper", disable=not progress, file=sys.stderr) as bar:
                     for start in range(0, len(todo), self.write_batch):
-                        batch = todo[start : start + self.write_batch]
-                        records = [paper_to_record(p) for p in batch]
-                        vectors = self.embedder.encode([document for document, _ in records])
-                        collection.upsert(
-                            ids=[p.id for p in batch],
-                            embeddings=vectors,
-                            documents=[document for document, _ in records],
-                            metadatas=[metadata for _, metadata in records],
-                        )
-                        bar.update(len(batch))
+                        self._write_batch(todo[start : start + self.write_batch])
+                        bar.update(min(self.write_batch, len(todo) - start))
             report.total = collection.count()
             self.sync_lexical(rebuild=bool(todo))
             return report
+
+    def passages(self, papers: list[Paper]) -> list[list[str]]:
+        """Each paper's passages (`index.passages.pack_passages`), token counts from one tokenizer call."""
+        sentences = [split_sentences(p.abstract) or [p.abstract] for p in papers]
+        counts = iter(self.embedder.count_tokens([text for p, parts in zip(papers, sentences) for text in (p.title, *parts)]))
+        return [pack_passages(p.title, parts, [next(counts) for _ in range(len(parts) + 1)], self.embedder.window) for p, parts in zip(papers, sentences)]
+
+    def _write_batch(self, batch: list[Paper]) -> None:
+        """Embed papers and their passages in one call; write the passages first and the papers
+        last, so a paper carrying its `passages` count always has them all in Chroma."""
+        passages = self.passages(batch)
+        records = [paper_to_record(p, len(parts)) for p, parts in zip(batch, passages)]
+        flat = [(p.id, n, text) for p, parts in zip(batch, passages) for n, text in enumerate(parts)]
+        vectors = self.embedder.encode([document for document, _ in records] + [text for _, _, text in flat])
+        # Old passages go first, also those of a paper whose earlier write was interrupted.
+        passages_collection = self.passage_collection(create=True)
+        passages_collection.delete(where={"doc": {"$in": [p.id for p in batch]}})
+        if flat:
+            passages_collection.upsert(
+                ids=[f"{doc_id}::p{n}" for doc_id, n, _ in flat],
+                embeddings=vectors[len(batch) :],
+                metadatas=[{"doc": doc_id, "n": n} for doc_id, n, _ in flat],
+            )
+        self.collection().upsert(
+            ids=[p.id for p in batch],
+            embeddings=vectors[: len(batch)],
+            documents=[document for document, _ in records],
+            metadatas=[metadata for _, metadata in records],
+        )
 
     def remove(self, ids: Iterable[str]) -> list[str]:
         """Delete papers from Chroma and BM25 together; returns the ids that were present."""
@@ -284,6 +335,8 @@ class Store:
             present = collection.get(ids=wanted, include=[])["ids"] if wanted else []
             if present:
                 self._bump_generation()
+                if self.passage_collection() is not None:
+                    self.passage_collection().delete(where={"doc": {"$in": present}})
                 collection.delete(ids=present)
                 self.sync_lexical(rebuild=True)
             return present
@@ -308,6 +361,21 @@ class Store:
         matrix = np.concatenate(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
         return ids, documents, matrix, metadatas
 
+    def all_passages(self, doc_ids: list[str], dimension: int) -> Passages:
+        """Every passage vector Chroma holds, grouped by the row of its document in `doc_ids`."""
+        collection = self.passage_collection()
+        owners: list[str] = []
+        numbers: list[int] = []
+        vectors: list[np.ndarray] = []
+        total = collection.count() if collection is not None else 0
+        for offset in range(0, total, READ_BATCH):
+            page = collection.get(include=["embeddings", "metadatas"], limit=READ_BATCH, offset=offset)
+            owners.extend(str((m or {}).get("doc", "")) for m in page["metadatas"])
+            numbers.extend(int((m or {}).get("n", 0)) for m in page["metadatas"])
+            vectors.append(np.asarray(page["embeddings"], dtype=np.float32))
+        matrix = np.concatenate(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
+        return Passages.group(doc_ids, owners, numbers, matrix, dimension)
+
     def lexical(self) -> LexicalIndex:
         """The BM25 index in memory (no Chroma round trip); synchronised on first use."""
         index = self._lexical
@@ -326,18 +394,19 @@ class Store:
                 if why not in ("rebuild requested", "no BM25 index yet"):
                     self.notify(f"{why}; rebuilding it from Chroma")
                 ids, documents, vectors, metadatas = self.all_documents()
-                index = LexicalIndex.build(ids, documents, self.engine, self.tokenizer, self.bm25_params, vectors, metadatas)
+                passages = self.all_passages(ids, vectors.shape[1] if vectors.ndim == 2 else 0)
+                index = LexicalIndex.build(ids, documents, self.engine, self.tokenizer, self.bm25_params, vectors, metadatas, passages)
                 index.save(self.lexical_folder, fingerprint)
             self._lexical, self._lexical_fingerprint = index, fingerprint
             return index
 
     def nearest(self, vector: np.ndarray, k: int) -> tuple[list[str], np.ndarray]:
-        """Ids and cosine similarities of the `k` nearest documents.
+        """Ids and MaxP cosine similarities (`best_passage`) of the `k` nearest documents.
 
-        Up to EXACT_SEARCH_LIMIT documents the local vector copy is scanned exactly: cheaper
+        Up to EXACT_SEARCH_LIMIT documents the local vector copies are scanned exactly: cheaper
         than a Chroma round trip there, and free of HNSW's approximation, which on the small
-        benchmarks dropped true neighbours from the candidate pool. Larger collections use
-        Chroma's HNSW index.
+        benchmarks dropped true neighbours from the candidate pool. Larger collections take
+        Chroma's HNSW neighbours by document vector and re-rank them with their passages.
         """
         collection = self.collection()
         if collection is None or k <= 0:
@@ -348,10 +417,24 @@ class Store:
             return [], np.zeros(0, dtype=np.float32)
         if lexical.vectors is not None and len(lexical) <= EXACT_SEARCH_LIMIT:
             similarities = np.asarray(lexical.vectors) @ vector
+            if lexical.passages is not None:
+                similarities = lexical.passages.scan(vector, similarities)
             top = top_positions(similarities, k, positive_only=False)
             return [lexical.ids[i] for i in top], similarities[top].astype(np.float32)
         result = collection.query(query_embeddings=[vector], n_results=k, include=["distances"])
-        return result["ids"][0], 1.0 - np.asarray(result["distances"][0], dtype=np.float32)
+        ids = result["ids"][0]
+        positions = np.array([-1 if p is None else p for p in map(lexical.position, ids)], dtype=np.int64)
+        similarities = self.best_passage(vector, positions, 1.0 - np.asarray(result["distances"][0], dtype=np.float32))
+        order = np.argsort(-similarities, kind="stable")
+        return [ids[i] for i in order], similarities[order]
+
+    def best_passage(self, vector: np.ndarray, positions: np.ndarray, similarities: np.ndarray) -> np.ndarray:
+        """MaxP: each document's best cosine among its own vector (`similarities`) and its passages'.
+
+        `positions` are rows in the local copy (-1: not there; the document vector's cosine stands).
+        """
+        passages = self.lexical().passages
+        return similarities if passages is None else passages.best(vector, similarities, positions)
 
     def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
         """Stored vectors by id: from the local derived copy when it has them, else from Chroma."""

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from index.lexical import BM25Params, LexicalIndex
+from index.passages import Passages
 from index.tokenize import Tokenizer
 
 TEXTS = ["pruning neural networks", "diffusion models for images", "LLM pruning with LoRA adapters", "LoRA for diffusion", "speech models"]
@@ -33,9 +34,11 @@ def test_idf_is_higher_for_rarer_terms():
 def test_saved_index_loads_only_with_matching_fingerprint_and_settings(tmp_path):
     vectors = np.eye(5, 3, dtype=np.float32)
     metadatas = [{"title": f"Paper {i}", "url": "https://example.org/é"} for i in range(5)]
-    LexicalIndex.build(IDS, TEXTS, vectors=vectors, metadatas=metadatas).save(tmp_path, "fp-1")
+    passages = Passages.group(IDS, owners=[IDS[1], IDS[1]], numbers=[1, 0], vectors=np.eye(2, 3, dtype=np.float32), dimension=3)
+    LexicalIndex.build(IDS, TEXTS, vectors=vectors, metadatas=metadatas, passages=passages).save(tmp_path, "fp-1")
     loaded, why = LexicalIndex.load(tmp_path, "fp-1", "bm25s", Tokenizer(), BM25Params())
     assert why == "loaded" and loaded.ids == IDS and np.array_equal(loaded.vectors, vectors)
+    assert loaded.passages.offsets.tolist() == [0, 0, 2, 2, 2, 2] and np.array_equal(loaded.passages.vectors, np.eye(2, 3)[::-1])
     assert [loaded.records.get(i) for i in (4, 0)] == [(TEXTS[4], metadatas[4]), (TEXTS[0], metadatas[0])]
     assert LexicalIndex.load(tmp_path, "fp-2", "bm25s", Tokenizer(), BM25Params())[0] is None
     assert LexicalIndex.load(tmp_path, "fp-1", "bm25s", Tokenizer(), BM25Params(k1=2.0))[0] is None

@@ -1,4 +1,4 @@
-"""Pure functions on hand-computed examples: tokenizer, fusion, snippets, follow-up rewriting."""
+"""Pure functions on hand-computed examples: tokenizer, fusion, snippets, passages, follow-up rewriting."""
 
 import numpy as np
 import pytest
@@ -6,6 +6,7 @@ import pytest
 from assistant.chat import content_words, is_follow_up, relevance, rewrite_follow_up, topic_chunks
 from assistant.fusion import adaptive_bm25_weight, expansion_terms, feedback_weights, rocchio, rrf, smooth, zscore
 from assistant.snippets import choose_sentences, make_snippet, mark_terms, split_sentences
+from index.passages import Passages, max_passage, pack_passages
 from index.tokenize import Tokenizer
 
 tok = Tokenizer()
@@ -95,6 +96,38 @@ def test_smooth_adds_score_weighted_similarity_to_top_documents():
 
 def test_split_sentences():
     assert split_sentences("First one. Second one! 3 is a number? yes. End") == ["First one.", "Second one!", "3 is a number? yes.", "End"]
+
+
+def test_short_abstracts_have_no_passages():
+    assert pack_passages("T", ["a.", "b."], [2, 3, 4], window=9) == []
+
+
+def test_passages_pack_whole_sentences_up_to_the_window_title_first():
+    sentences = ["One.", "Two.", "Three.", "Four."]
+    # title 3 tokens, sentences 4, 2, 5, 3 tokens: 17 in all, window 10
+    assert pack_passages("T", sentences, [3, 4, 2, 5, 3], window=10) == ["T One. Two.", "Three. Four."]
+
+
+def test_an_over_long_sentence_is_a_passage_of_its_own():
+    assert pack_passages("T", ["Long.", "Short."], [2, 12, 1], window=10) == ["T", "Long.", "Short."]
+
+
+def test_max_passage_takes_each_documents_best_passage():
+    # documents 0 and 2 own passages [0, 1] and [2]; document 1 owns none; -1 is unknown here
+    offsets = np.array([0, 2, 2, 3])
+    passage_similarities = np.array([0.1, 0.9, 0.2])
+    best = max_passage(np.array([0.5, 0.4, 0.3, 0.7]), np.array([0, 1, 2, -1]), offsets, lambda rows: passage_similarities[rows])
+    assert best.tolist() == pytest.approx([0.9, 0.4, 0.3, 0.7])
+
+
+def test_passages_are_grouped_by_owner_in_passage_order():
+    vectors = np.array([[0.0, 1.0], [1.0, 0.0], [0.6, 0.8], [0.8, 0.6]], dtype=np.float32)
+    grouped = Passages.group(["a", "b"], owners=["b", "a", "gone", "a"], numbers=[0, 1, 0, 0], vectors=vectors, dimension=2)
+    assert grouped.offsets.tolist() == [0, 2, 3]
+    assert grouped.vectors.ravel().tolist() == pytest.approx([0.8, 0.6, 1.0, 0.0, 0.0, 1.0])
+    query = np.array([1.0, 0.0], dtype=np.float32)
+    assert grouped.scan(query, np.array([0.5, 0.5])).tolist() == pytest.approx([1.0, 0.5])
+    assert grouped.best(query, np.array([0.5]), np.array([1])).tolist() == pytest.approx([0.5])
 
 
 def test_snippet_picks_best_sentences_in_reading_order_and_marks_terms():

@@ -1,6 +1,7 @@
 """Scale-out and reliability on real components: a `chroma run` server, SIGKILLed ingests,
 concurrent clients against the served app, hostile queries and path-traversal requests."""
 
+import collections
 import json
 import os
 import re
@@ -30,7 +31,10 @@ def synthetic_corpus(path, count):
     rows = []
     for i in range(count):
         topic = TOPICS[i % len(TOPICS)]
-        rows.append(json.dumps({"id": f"doc-{i:05d}", "title": f"Study {i} of {topic}", "abstract": f"We study {topic} with method M{i}. Results improve on baseline B{i % 7}."}))
+        abstract = f"We study {topic} with method M{i}. Results improve on baseline B{i % 7}."
+        if i % 20 == 0:  # longer than the model's window: these papers also get passage vectors
+            abstract += " ".join(f" Ablation {j} varies the {topic} setting of method M{i}." for j in range(30))
+        rows.append(json.dumps({"id": f"doc-{i:05d}", "title": f"Study {i} of {topic}", "abstract": abstract}))
     return write(path, "\n".join(rows) + "\n")
 
 
@@ -106,9 +110,12 @@ def test_sigkill_midway_through_ingest_loses_nothing(tmp_path):
     added = int(re.search(r"(\d+) added", rerun.stdout).group(1))
     assert 0 < added <= 450  # what the killed run wrote was kept
     reopened = Assistant.open(index, bootstrap=False, notify=lambda m: None)
-    ids, _, _, _ = reopened.store.all_documents()
+    ids, _, _, metadatas = reopened.store.all_documents()
     assert len(ids) == len(set(ids)) == reopened.store.count() == 600
     assert sorted(reopened.store.lexical().ids) == sorted(ids)
+    owners = collections.Counter(m["doc"] for m in reopened.store.passage_collection().get(include=["metadatas"])["metadatas"])
+    counts = {doc_id: m["passages"] for doc_id, m in zip(ids, metadatas)}
+    assert owners == {doc_id: n for doc_id, n in counts.items() if n} and len(owners) == 30  # every long paper, no strays
     assert reopened.search("time series forecasting M307", k=1)[0].id == "doc-00307"
 
 

@@ -99,3 +99,31 @@ def test_rank_bm25_engine_through_the_same_tokenizer(small, embedder):
     other.store.embedder = embedder
     assert other.search("LoRA", k=1, mode="bm25")[0].id == "lora"
     assert other.search("lora", k=1)[0].id == "lora"
+
+
+LONG = {
+    "id": "long",
+    "title": "Expert Routing in Sparse Mixture Models",
+    "abstract": " ".join(f"Experiment {i} shows how expert routing interacts with the learning rate schedule in sparse models." for i in range(20))
+    + " Finally, we release a corpus of Icelandic sheep herding dialogues.",
+}
+
+
+def test_long_abstracts_get_passages_the_vector_side_reads(small):
+    assistant, _, tmp_path = small
+    store = assistant.store
+    assistant.ingest([write(tmp_path / "long.jsonl", json.dumps(LONG) + "\n")], progress=False)
+    stored = store.passage_collection().get(where={"doc": "long"}, include=["documents"])
+    assert store.collection().get(ids=["long"])["metadatas"][0]["passages"] == len(stored["ids"]) >= 2
+    assert store.passage_collection().get(where={"doc": "lora"})["ids"] == []  # short abstracts need none
+    query = "Icelandic sheep herding dialogues"
+    own = float(store.vectors(["long"])["long"] @ store.embedder.encode_query(query))
+    hit = assistant.search(query, k=1, mode="vector")[0]
+    assert hit.id == "long" and hit.vector > own + 0.1  # the ending, past the model's window, was read
+
+    assistant.ingest([write(tmp_path / "short.jsonl", json.dumps({**LONG, "abstract": "Routing experts."}) + "\n")], progress=False)
+    assert store.passage_collection().get(where={"doc": "long"})["ids"] == []
+    assistant.ingest([write(tmp_path / "long.jsonl", json.dumps(LONG) + "\n")], progress=False)
+    assert assistant.remove(["long"]) == ["long"]
+    assert store.passage_collection().count() == 0
+    assert store.lexical().passages.offsets.tolist() == [0, 0, 0, 0]

@@ -1,0 +1,125 @@
+"""Passages of long abstracts and MaxP scoring: pure functions.
+
+MiniLM reads at most 256 word pieces, and every bundled abstract is longer (median 326), so a
+document vector never sees an abstract's ending. An abstract longer than the model's window is
+also embedded as sentence-packed passages that each fit it (the first one led by the title), and
+a document's dense score is the best of its own vector and its passages' (MaxP, Dai and Callan
+2019). eval/README.md records the study behind it.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+PASSAGE_VECTORS_FILE = "passage-vectors.npy"
+PASSAGE_OFFSETS_FILE = "passage-offsets.npy"
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of an abstract (a period followed by a capital or digit ends one)."""
+    return list(_sentences(text))
+
+
+@lru_cache(maxsize=20_000)
+def _sentences(text: str) -> tuple[str, ...]:
+    """Cached: the same abstracts come back query after query."""
+    return tuple(s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip())
+
+
+def pack_passages(title: str, sentences: Sequence[str], counts: Sequence[int], window: int) -> list[str]:
+    """Sentence-packed passages of at most `window` tokens, the first led by the title; none when
+    the title and all sentences fit the window together (the document vector then reads it all).
+
+    `counts` are the token counts of the title and then of each sentence: WordPiece tokenises
+    space-joined text as the concatenation of its pieces, so a passage's count is their sum.
+    A single sentence longer than the window is a passage of its own (the model truncates it).
+    """
+    if sum(counts) <= window:
+        return []
+    passages: list[str] = []
+    current, used = title, counts[0]
+    for sentence, count in zip(sentences, counts[1:]):
+        if current and used + count > window:
+            passages.append(current)
+            current, used = sentence, count
+        else:
+            current, used = f"{current} {sentence}".strip(), used + count
+    if current:
+        passages.append(current)
+    return passages
+
+
+def passage_rows(offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Passage rows of the documents at `rows` (owner-sorted layout: document r owns
+    offsets[r]:offsets[r+1]), and where each document's run starts in that list."""
+    starts, ends = offsets[rows], offsets[rows + 1]
+    counts = ends - starts
+    run_starts = np.concatenate(([0], np.cumsum(counts)[:-1])) if len(rows) else np.zeros(0, dtype=np.int64)
+    within = np.arange(int(counts.sum())) - np.repeat(run_starts, counts)
+    return np.repeat(starts, counts) + within, run_starts
+
+
+def max_passage(doc_similarities: np.ndarray, rows: np.ndarray, offsets: np.ndarray, passage_similarity: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """MaxP: each document's best similarity among its own vector and its passages' vectors.
+
+    `rows` are the documents' rows (-1: unknown here, keeps its own similarity); `passage_similarity`
+    maps passage rows to their similarities with the query.
+    """
+    best = np.array(doc_similarities, dtype=np.float32, copy=True)
+    known = np.flatnonzero(rows >= 0)
+    if not known.size or offsets is None or len(offsets) < 2:
+        return best
+    counts = offsets[rows[known] + 1] - offsets[rows[known]]
+    owners = known[counts > 0]
+    if not owners.size:
+        return best
+    which, run_starts = passage_rows(offsets, rows[owners])
+    best[owners] = np.maximum(best[owners], np.maximum.reduceat(passage_similarity(which), run_starts))
+    return best
+
+
+class Passages:
+    """Passage vectors grouped by document: document row r owns vectors[offsets[r]:offsets[r+1]]."""
+
+    def __init__(self, offsets: np.ndarray, vectors: np.ndarray) -> None:
+        self.offsets = offsets
+        self.vectors = vectors
+
+    @classmethod
+    def group(cls, doc_ids: Sequence[str], owners: Sequence[str], numbers: Sequence[int], vectors: np.ndarray, dimension: int) -> Passages:
+        """Owner-sorted layout from passages listed in any order; passages of unknown documents are dropped."""
+        row = {doc_id: i for i, doc_id in enumerate(doc_ids)}
+        keep = [(row[owner], number, i) for i, (owner, number) in enumerate(zip(owners, numbers)) if owner in row]
+        keep.sort()
+        counts = np.bincount(np.array([r for r, _, _ in keep], dtype=np.int64), minlength=len(doc_ids))
+        offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+        order = np.array([i for _, _, i in keep], dtype=np.int64)
+        grouped = np.asarray(vectors, dtype=np.float32)[order] if order.size else np.zeros((0, dimension), dtype=np.float32)
+        return cls(offsets, grouped)
+
+    def __len__(self) -> int:
+        """Number of documents covered (not of passages)."""
+        return len(self.offsets) - 1
+
+    def best(self, query: np.ndarray, doc_similarities: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """MaxP similarities of the documents at `rows` (-1: no passages known) to the unit vector `query`."""
+        return max_passage(doc_similarities, rows, self.offsets, lambda which: np.asarray(self.vectors[which]) @ query)
+
+    def scan(self, query: np.ndarray, doc_similarities: np.ndarray) -> np.ndarray:
+        """MaxP similarities of every document, from one product over all passage vectors."""
+        similarities = np.asarray(self.vectors) @ query
+        return max_passage(doc_similarities, np.arange(len(self)), self.offsets, lambda which: similarities[which])
+
+    def save(self, folder: Path) -> None:
+        np.save(folder / PASSAGE_OFFSETS_FILE, self.offsets)
+        np.save(folder / PASSAGE_VECTORS_FILE, np.ascontiguousarray(self.vectors, dtype=np.float32))
+
+    @classmethod
+    def load(cls, folder: Path) -> Passages:
+        return cls(np.load(folder / PASSAGE_OFFSETS_FILE), np.load(folder / PASSAGE_VECTORS_FILE, mmap_mode="r"))
