@@ -20,9 +20,10 @@ class Hit:
     """One ranked paper and why it ranked.
 
     `score` is the fused score used for the ranking. `bm25` / `vector` are the paper's
-    score on each side (BM25 score; cosine similarity) and `bm25_rank` / `vector_rank`
-    its rank there (1 = best); a rank is None when the paper was not among that side's
-    candidates (for BM25: it shares no term with the query).
+    score on each side (BM25 score; cosine similarity, the best of the paper's own vector
+    and its passages') and `bm25_rank` / `vector_rank` its rank there (1 = best); a rank is
+    None when the paper was not among that side's candidates (for BM25: it shares no term
+    with the query).
     """
 
     rank: int

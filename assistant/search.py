@@ -23,7 +23,7 @@ from assistant.hits import Citation, Hit
 from assistant.settings import MODES, Settings
 from assistant.snippets import make_snippet
 from index.errors import PaperchatError
-from index.lexical import top_positions
+from index.lexical import LexicalIndex, top_positions
 from index.papers import Paper
 from index.store import Store
 
@@ -73,8 +73,9 @@ class Retrieval:
 class Sides:
     """Both sides' evidence on the candidate pool (the union of each side's top `depth`)."""
 
+    lexical: LexicalIndex  # the BM25 index and local copies that `positions` refer to
     ids: list[str]
-    positions: np.ndarray  # row of each candidate in the BM25 index, -1 if it has none
+    positions: np.ndarray  # row of each candidate in `lexical`, -1 if it has none
     bm25: np.ndarray
     vector: np.ndarray
     vectors: np.ndarray
@@ -141,10 +142,11 @@ class Searcher:
         positions = np.array([-1 if p is None else p for p in map(lexical.position, ids)], dtype=np.int64)
         bm25 = np.where(positions >= 0, all_bm25[np.maximum(positions, 0)], 0.0).astype(np.float32) if ids else np.zeros(0, dtype=np.float32)
         return Sides(
+            lexical=lexical,
             ids=ids,
             positions=positions,
             bm25=bm25,
-            vector=self.store.best_passage(query_vector, positions, vectors @ query_vector),
+            vector=lexical.best_passage(query_vector, positions, vectors @ query_vector),
             vectors=vectors,
             query_vector=query_vector,
             bm25_rank={doc_id: rank for rank, doc_id in enumerate(bm25_ids, start=1)},
@@ -175,11 +177,11 @@ class Searcher:
 
     def _feedback(self, sides: Sides, fused: np.ndarray, weight: float, settings: Settings, terms: list[str]) -> np.ndarray:
         """Pseudo-relevance feedback from the top fused documents, on both sides, re-scoring the pool."""
-        lexical = self.store.lexical()
+        lexical = sides.lexical
         top = np.argsort(-fused, kind="stable")[: settings.feedback_docs]
         weights = feedback_weights(fused[top], settings.feedback_temperature)
         moved = rocchio(sides.query_vector, sides.vectors[top], settings.feedback_vector, weights)
-        vector = self.store.best_passage(moved, sides.positions, sides.vectors @ moved)
+        vector = lexical.best_passage(moved, sides.positions, sides.vectors @ moved)
         bm25 = sides.bm25
         if settings.feedback_terms and settings.feedback_bm25:
             papers = self.store.papers([sides.ids[i] for i in top])

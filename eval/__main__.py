@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from assistant.api import Assistant
-from eval.datasets import BUNDLED_SETS, load_beir, load_bundled_set, load_offtopic, read_trec_qrels, read_trec_run
+from eval.datasets import BUNDLED_SETS, HALVES, half, load_beir, load_bundled_set, load_offtopic, read_trec_qrels, read_trec_run
 from eval.report import text_table, write_outputs
 from eval.runner import DEFAULT_VARIANTS, VariantResult, evaluate_dataset, gate_accuracy, score_run
 from index.errors import PaperchatError
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Measure retrieval quality (nDCG@10, Recall@5/10/100, MRR@10, MAP@100, latency) of bm25, vector, "
         "hybrid and plain RRF on the bundled judged questions and on BEIR datasets.",
         epilog="examples:\n  paperchat eval --out eval-out\n  paperchat eval --beir ../shared/benchmarks/cranfield --sets none\n"
+        "  paperchat eval --half dev --beir ../shared/benchmarks/cisi\n"
         "  paperchat eval --qrels qrels.tsv --run other_system.trec --run paperchat.trec",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", metavar="DIR", default="eval-out", help="report folder (default: eval-out)")
     parser.add_argument("--qrels", metavar="FILE", help="score TREC runs given with --run against these qrels instead of running paperchat")
     parser.add_argument("--run", action="append", default=[], metavar="FILE", help="a six-column TREC run to score (with --qrels); repeatable")
+    parser.add_argument("--half", choices=HALVES, help="only the dev or the test half of every dataset's queries (the split the fusion study chose defaults on; see eval/README.md)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     return parser
 
@@ -80,9 +82,9 @@ def _run(args: argparse.Namespace) -> int:
         assistant = Assistant.open(root / "bundled", progress=not args.quiet)
         answerable = []
         for name in sets:
-            dataset = load_bundled_set(name)
+            dataset = _half(load_bundled_set(name), args.half)
             answerable += dataset.queries
-            summary[name] = _evaluate(assistant, dataset, variants, out, args.quiet)
+            summary[dataset.name] = _evaluate(assistant, dataset, variants, out, args.quiet)
         summary["relevance_gate"] = gate_accuracy(assistant, answerable, load_offtopic())
         gate = summary["relevance_gate"]
         print(f"== relevance gate: answered {gate['answerable_answered']:.3f} of {gate['answerable']} answerable questions, "
@@ -93,11 +95,16 @@ def _run(args: argparse.Namespace) -> int:
         load_report, ingest_report = assistant.ingest(dataset.corpus, progress=not args.quiet)
         if not args.quiet:
             print(f"paperchat eval: {dataset.name}: {load_report.summary()}; {ingest_report.summary()}", file=sys.stderr)
-        summary[dataset.name] = _evaluate(assistant, dataset, variants, out, args.quiet)
+        judged = _half(dataset, args.half)
+        summary[judged.name] = _evaluate(assistant, judged, variants, out, args.quiet)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     print(f"reports written to {out}/")
     return 0
+
+
+def _half(dataset, which: str | None):
+    return half(dataset, which) if which else dataset
 
 
 def _evaluate(assistant: Assistant, dataset, variants, out: Path, quiet: bool) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from importlib import resources
@@ -28,6 +29,23 @@ class Dataset:
     queries: list[Query]
     qrels: dict[str, dict[str, int]]
     corpus: list[Path] = field(default_factory=list)  # empty: the bundled corpus
+
+
+HALVES = ("dev", "test")
+
+
+def in_dev_half(query_id: str) -> bool:
+    """The fixed dev/test split of the fusion study: a query is in the dev half when the MD5 of its id is even."""
+    return int(hashlib.md5(query_id.encode("utf-8")).hexdigest(), 16) % 2 == 0
+
+
+def half(dataset: Dataset, which: str) -> Dataset:
+    """The dev or test half of a dataset's queries (and their judgments), same corpus."""
+    if which not in HALVES:
+        raise PaperchatError(f"unknown half {which!r}; choose dev or test")
+    keep = [q for q in dataset.queries if in_dev_half(q.id) == (which == "dev")]
+    ids = {q.id for q in keep}
+    return Dataset(f"{dataset.name}-{which}", keep, {qid: grades for qid, grades in dataset.qrels.items() if qid in ids}, dataset.corpus)
 
 
 def bundled_file(name: str) -> Path:

@@ -201,6 +201,13 @@ class LexicalIndex:
         rows = [self._positions.get(doc_id) for doc_id in ids]
         return None if None in rows else rows
 
+    def best_passage(self, vector: np.ndarray, positions: np.ndarray, similarities: np.ndarray) -> np.ndarray:
+        """MaxP: each document's best cosine among its own vector (`similarities`) and its passages'.
+
+        `positions` are rows here (-1: not here; the document vector's cosine stands).
+        """
+        return similarities if self.passages is None else self.passages.best(vector, similarities, positions)
+
     def search(self, query_terms: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         """Positions and scores of the top `k` documents with a positive score, best first."""
         scores = self.scores(query_terms)

@@ -112,9 +112,14 @@ class Passages:
         return max_passage(doc_similarities, rows, self.offsets, lambda which: np.asarray(self.vectors[which]) @ query)
 
     def scan(self, query: np.ndarray, doc_similarities: np.ndarray) -> np.ndarray:
-        """MaxP similarities of every document, from one product over all passage vectors."""
-        similarities = np.asarray(self.vectors) @ query
-        return max_passage(doc_similarities, np.arange(len(self)), self.offsets, lambda which: similarities[which])
+        """MaxP similarities of every document: one product over all passage vectors, and one
+        `reduceat` over the owners' runs (in the owner-sorted layout they are already contiguous)."""
+        best = np.array(doc_similarities, dtype=np.float32, copy=True)
+        owners = np.flatnonzero(np.diff(self.offsets))
+        if owners.size:
+            similarities = np.asarray(self.vectors) @ query
+            best[owners] = np.maximum(best[owners], np.maximum.reduceat(similarities, self.offsets[owners]))
+        return best
 
     def save(self, folder: Path) -> None:
         np.save(folder / PASSAGE_OFFSETS_FILE, self.offsets)

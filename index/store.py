@@ -1,7 +1,8 @@
 """The Chroma store: the one writer of the index, and the reader both search sides use.
 
 Chroma (embedded `PersistentClient`, or `HttpClient` for a `chroma run` server) holds the
-documents, metadata and vectors and is the source of truth. The BM25 index beside it is
+documents, metadata and vectors, and in a second collection the passage vectors of long
+abstracts (`index/passages.py`); it is the source of truth. The BM25 index beside it is
 derived from what Chroma holds: its fingerprint is the collection's id, count and a
 `generation` stamp that every write changes *before* it starts, so an interrupted write
 always leaves the BM25 index detectably stale and it is rebuilt from Chroma.
@@ -151,21 +152,23 @@ class Store:
         where = "local" if not self.chroma_url else urllib.parse.quote(self.chroma_url, safe="")
         return self.path / "bm25" / where / self.collection_name
 
+    def _open(self, name: str, create: bool, metadata: Callable[[], dict] | None = None):
+        """A Chroma collection by name (cosine space, our own vectors), or None when it does not exist and `create` is False."""
+        try:
+            return self._client.get_collection(name, embedding_function=None)
+        except Exception:
+            if not create:
+                return None
+            return self._client.get_or_create_collection(
+                name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}, metadata=metadata() if metadata else None
+            )
+
     def collection(self, create: bool = False):
-        """The Chroma collection, or None when it does not exist and `create` is False."""
+        """The papers collection, or None when it does not exist and `create` is False."""
         if self._collection is None:
-            try:
-                self._collection = self._client.get_collection(self.collection_name, embedding_function=None)
-            except Exception:
-                if not create:
-                    return None
-                self._collection = self._client.get_or_create_collection(
-                    self.collection_name,
-                    embedding_function=None,
-                    configuration={"hnsw": {"space": "cosine"}},
-                    metadata=self._new_metadata(),
-                )
-            self._check_model(self._collection.metadata or {})
+            self._collection = self._open(self.collection_name, create, self._new_metadata)
+            if self._collection is not None:
+                self._check_model(self._collection.metadata or {})
         return self._collection
 
     @property
@@ -176,14 +179,7 @@ class Store:
         """The passage vectors of long abstracts (ids `DOC::pN`, metadata `doc` and `n`), or None
         when it does not exist and `create` is False (an index built before passages existed)."""
         if self._passage_collection is None:
-            try:
-                self._passage_collection = self._client.get_collection(self.passage_collection_name, embedding_function=None)
-            except Exception:
-                if not create:
-                    return None
-                self._passage_collection = self._client.get_or_create_collection(
-                    self.passage_collection_name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
-                )
+            self._passage_collection = self._open(self.passage_collection_name, create)
         return self._passage_collection
 
     def _new_metadata(self) -> dict:
@@ -290,8 +286,7 @@ class Store:
                 self._bump_generation()
                 with tqdm(total=len(todo), desc="embedding", unit="paper", disable=not progress, file=sys.stderr) as bar:
                     for start in range(0, len(todo), self.write_batch):
-                        self._write_batch(todo[start : start + self.write_batch])
-                        bar.update(min(self.write_batch, len(todo) - start))
+                        self._write_batch(todo[start : start + self.write_batch], bar.update)
             report.total = collection.count()
             self.sync_lexical(rebuild=bool(todo))
             return report
@@ -302,25 +297,37 @@ class Store:
         counts = iter(self.embedder.count_tokens([text for p, parts in zip(papers, sentences) for text in (p.title, *parts)]))
         return [pack_passages(p.title, parts, [next(counts) for _ in range(len(parts) + 1)], self.embedder.window) for p, parts in zip(papers, sentences)]
 
-    def _write_batch(self, batch: list[Paper]) -> None:
-        """Embed papers and their passages in one call; write the passages first and the papers
-        last, so a paper carrying its `passages` count always has them all in Chroma."""
+    def _embed(self, papers: list[Paper], passages: list[list[str]], advance: Callable[[int], object]) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors of the papers and of their passages, `batch_size` papers per call so that the progress bar moves."""
+        step = self.embedder.batch_size
+        documents, pieces = [], []
+        for start in range(0, len(papers), step):
+            group = papers[start : start + step]
+            vectors = self.embedder.encode([p.text for p in group] + [text for parts in passages[start : start + step] for text in parts])
+            documents.append(vectors[: len(group)])
+            pieces.append(vectors[len(group) :])
+            advance(len(group))
+        return np.concatenate(documents), np.concatenate(pieces)
+
+    def _write_batch(self, batch: list[Paper], advance: Callable[[int], object]) -> None:
+        """Embed papers and their passages, then write the passages first and the papers last, so
+        that a paper carrying its `passages` count always has them all in Chroma."""
         passages = self.passages(batch)
         records = [paper_to_record(p, len(parts)) for p, parts in zip(batch, passages)]
         flat = [(p.id, n, text) for p, parts in zip(batch, passages) for n, text in enumerate(parts)]
-        vectors = self.embedder.encode([document for document, _ in records] + [text for _, _, text in flat])
+        document_vectors, passage_vectors = self._embed(batch, passages, advance)
         # Old passages go first, also those of a paper whose earlier write was interrupted.
         passages_collection = self.passage_collection(create=True)
         passages_collection.delete(where={"doc": {"$in": [p.id for p in batch]}})
         if flat:
             passages_collection.upsert(
                 ids=[f"{doc_id}::p{n}" for doc_id, n, _ in flat],
-                embeddings=vectors[len(batch) :],
+                embeddings=passage_vectors,
                 metadatas=[{"doc": doc_id, "n": n} for doc_id, n, _ in flat],
             )
         self.collection().upsert(
             ids=[p.id for p in batch],
-            embeddings=vectors[: len(batch)],
+            embeddings=document_vectors,
             documents=[document for document, _ in records],
             metadatas=[metadata for _, metadata in records],
         )
@@ -401,7 +408,7 @@ class Store:
             return index
 
     def nearest(self, vector: np.ndarray, k: int) -> tuple[list[str], np.ndarray]:
-        """Ids and MaxP cosine similarities (`best_passage`) of the `k` nearest documents.
+        """Ids and MaxP cosine similarities (`LexicalIndex.best_passage`) of the `k` nearest documents.
 
         Up to EXACT_SEARCH_LIMIT documents the local vector copies are scanned exactly: cheaper
         than a Chroma round trip there, and free of HNSW's approximation, which on the small
@@ -424,17 +431,9 @@ class Store:
         result = collection.query(query_embeddings=[vector], n_results=k, include=["distances"])
         ids = result["ids"][0]
         positions = np.array([-1 if p is None else p for p in map(lexical.position, ids)], dtype=np.int64)
-        similarities = self.best_passage(vector, positions, 1.0 - np.asarray(result["distances"][0], dtype=np.float32))
+        similarities = lexical.best_passage(vector, positions, 1.0 - np.asarray(result["distances"][0], dtype=np.float32))
         order = np.argsort(-similarities, kind="stable")
         return [ids[i] for i in order], similarities[order]
-
-    def best_passage(self, vector: np.ndarray, positions: np.ndarray, similarities: np.ndarray) -> np.ndarray:
-        """MaxP: each document's best cosine among its own vector (`similarities`) and its passages'.
-
-        `positions` are rows in the local copy (-1: not there; the document vector's cosine stands).
-        """
-        passages = self.lexical().passages
-        return similarities if passages is None else passages.best(vector, similarities, positions)
 
     def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
         """Stored vectors by id: from the local derived copy when it has them, else from Chroma."""

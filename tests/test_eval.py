@@ -1,13 +1,15 @@
 """Retrieval quality as tests: judged sets are valid, hybrid never regresses, hybrid beats its parts."""
 
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
 
 from eval.__main__ import main as eval_main
-from eval.datasets import BUNDLED_SETS, bundled_file, load_bundled_set, load_offtopic, read_trec_qrels, read_trec_run
+from eval.datasets import BUNDLED_SETS, bundled_file, half, in_dev_half, load_bundled_set, load_offtopic, read_trec_qrels, read_trec_run
 from eval.runner import DEFAULT_VARIANTS, evaluate_dataset, gate_accuracy, score_run
+from index.errors import PaperchatError
 from index.loaders import load_bundled
 
 BASELINE = json.loads((Path(__file__).resolve().parent.parent / "eval" / "baseline.json").read_text())
@@ -68,3 +70,14 @@ def test_eval_command_writes_table_json_markdown_and_chart(bundled_index, tmp_pa
     assert eval_main(["--qrels", str(tmp_path / "qrels.tsv"), "--run", str(tmp_path / "a.trec"), "--out", str(tmp_path / "out")]) == 0
     assert "ndcg@10" in capsys.readouterr().out
     assert {p.name for p in (tmp_path / "out").iterdir()} >= {"runs.json", "runs.md", "runs.png"}
+
+
+def test_dev_and_test_halves_split_every_set_once():
+    dataset = load_bundled_set("questions")
+    dev, test = half(dataset, "dev"), half(dataset, "test")
+    assert sorted(q.id for q in dev.queries + test.queries) == sorted(q.id for q in dataset.queries)
+    assert dev.queries and test.queries and set(dev.qrels).isdisjoint(test.qrels)
+    assert set(dev.qrels) | set(test.qrels) == set(dataset.qrels)
+    assert in_dev_half("q1") == (int(hashlib.md5(b"q1").hexdigest(), 16) % 2 == 0)
+    with pytest.raises(PaperchatError, match="choose dev or test"):
+        half(dataset, "train")
