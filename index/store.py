@@ -284,9 +284,14 @@ class Store:
             self._refresh_metadata(same_text)
             if todo:
                 self._bump_generation()
-                with tqdm(total=len(todo), desc="embedding", unit="paper", disable=not progress, file=sys.stderr) as bar:
+                # The bar counts texts: abstracts, plus the passages of each write batch once it is split.
+                with tqdm(total=len(todo), desc="embedding abstracts + passages", unit="text", disable=not progress, file=sys.stderr) as bar:
                     for start in range(0, len(todo), self.write_batch):
-                        self._write_batch(todo[start : start + self.write_batch], bar.update)
+                        batch = todo[start : start + self.write_batch]
+                        passages = self.passages(batch)
+                        bar.total += sum(map(len, passages))
+                        bar.refresh()
+                        self._write_batch(batch, passages, bar.update)
             report.total = collection.count()
             self.sync_lexical(rebuild=bool(todo))
             return report
@@ -297,37 +302,39 @@ class Store:
         counts = iter(self.embedder.count_tokens([text for p, parts in zip(papers, sentences) for text in (p.title, *parts)]))
         return [pack_passages(p.title, parts, [next(counts) for _ in range(len(parts) + 1)], self.embedder.window) for p, parts in zip(papers, sentences)]
 
-    def _embed(self, papers: list[Paper], passages: list[list[str]], advance: Callable[[int], object]) -> tuple[np.ndarray, np.ndarray]:
-        """Vectors of the papers and of their passages, `batch_size` papers per call so that the progress bar moves."""
-        step = self.embedder.batch_size
-        documents, pieces = [], []
-        for start in range(0, len(papers), step):
-            group = papers[start : start + step]
-            vectors = self.embedder.encode([p.text for p in group] + [text for parts in passages[start : start + step] for text in parts])
-            documents.append(vectors[: len(group)])
-            pieces.append(vectors[len(group) :])
-            advance(len(group))
-        return np.concatenate(documents), np.concatenate(pieces)
+    def _embed(self, texts: list[str], advance: Callable[[int], object]) -> np.ndarray:
+        """Vectors of `texts`, longest first in chunks of a few model batches, so that the progress
+        bar moves while batches stay as length-uniform as one big `encode` call would make them."""
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        chunk = self.embedder.batch_size * 4
+        vectors: np.ndarray | None = None
+        for start in range(0, len(order), chunk):
+            rows = order[start : start + chunk]
+            encoded = self.embedder.encode([texts[i] for i in rows])
+            if vectors is None:
+                vectors = np.empty((len(texts), encoded.shape[1]), dtype=np.float32)
+            vectors[rows] = encoded
+            advance(len(rows))
+        return vectors if vectors is not None else np.zeros((0, 0), dtype=np.float32)
 
-    def _write_batch(self, batch: list[Paper], advance: Callable[[int], object]) -> None:
+    def _write_batch(self, batch: list[Paper], passages: list[list[str]], advance: Callable[[int], object]) -> None:
         """Embed papers and their passages, then write the passages first and the papers last, so
         that a paper carrying its `passages` count always has them all in Chroma."""
-        passages = self.passages(batch)
         records = [paper_to_record(p, len(parts)) for p, parts in zip(batch, passages)]
         flat = [(p.id, n, text) for p, parts in zip(batch, passages) for n, text in enumerate(parts)]
-        document_vectors, passage_vectors = self._embed(batch, passages, advance)
+        vectors = self._embed([document for document, _ in records] + [text for _, _, text in flat], advance)
         # Old passages go first, also those of a paper whose earlier write was interrupted.
         passages_collection = self.passage_collection(create=True)
         passages_collection.delete(where={"doc": {"$in": [p.id for p in batch]}})
         if flat:
             passages_collection.upsert(
                 ids=[f"{doc_id}::p{n}" for doc_id, n, _ in flat],
-                embeddings=passage_vectors,
+                embeddings=vectors[len(batch) :],
                 metadatas=[{"doc": doc_id, "n": n} for doc_id, n, _ in flat],
             )
         self.collection().upsert(
             ids=[p.id for p in batch],
-            embeddings=document_vectors,
+            embeddings=vectors[: len(batch)],
             documents=[document for document, _ in records],
             metadatas=[metadata for _, metadata in records],
         )

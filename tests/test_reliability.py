@@ -98,8 +98,9 @@ def test_sigkill_midway_through_ingest_loses_nothing(tmp_path):
         if not chunk:
             break
         seen += chunk
-        done = [int(n) for n in re.findall(rb"(\d+)/600", seen)]
-        if done and max(done) >= 200:  # the bar counts embedded papers: at 200, the first 150 are written
+        done = [int(n) for n in re.findall(rb"(\d+)/\d+ \[", seen)]
+        # The bar counts texts, and a batch of 50 papers holds at most 56: at 250, four batches are written.
+        if done and max(done) >= 250:
             break
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
