@@ -139,7 +139,7 @@ class Searcher:
         stored = self.store.vectors(union)
         ids = [doc_id for doc_id in union if doc_id in stored]
         vectors = np.stack([stored[doc_id] for doc_id in ids]) if ids else np.zeros((0, query_vector.size), dtype=np.float32)
-        positions = np.array([-1 if p is None else p for p in map(lexical.position, ids)], dtype=np.int64)
+        positions = lexical.positions(ids)
         bm25 = np.where(positions >= 0, all_bm25[np.maximum(positions, 0)], 0.0).astype(np.float32) if ids else np.zeros(0, dtype=np.float32)
         return Sides(
             lexical=lexical,

@@ -192,9 +192,9 @@ class LexicalIndex:
         idf = np.log(1 + (total - frequency + 0.5) / (frequency + 0.5))
         return float(idf) if np.ndim(idf) == 0 else idf
 
-    def position(self, doc_id: str) -> int | None:
-        """Row of `doc_id` in `scores()` output."""
-        return self._positions.get(doc_id)
+    def positions(self, ids: list[str]) -> np.ndarray:
+        """Rows of `ids` as an array, -1 for an id not here."""
+        return np.fromiter((self._positions.get(doc_id, -1) for doc_id in ids), dtype=np.int64, count=len(ids))
 
     def rows(self, ids: list[str]) -> list[int] | None:
         """Rows of all `ids`, or None when any is unknown here (then the caller asks Chroma)."""

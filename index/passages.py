@@ -73,7 +73,7 @@ def max_passage(doc_similarities: np.ndarray, rows: np.ndarray, offsets: np.ndar
     """
     best = np.array(doc_similarities, dtype=np.float32, copy=True)
     known = np.flatnonzero(rows >= 0)
-    if not known.size or offsets is None or len(offsets) < 2:
+    if not known.size:
         return best
     counts = offsets[rows[known] + 1] - offsets[rows[known]]
     owners = known[counts > 0]

@@ -19,7 +19,7 @@ import urllib.parse
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -35,6 +35,13 @@ SCHEMA = 1
 WRITE_BATCH = 1024
 READ_BATCH = 5000
 EXACT_SEARCH_LIMIT = 20_000  # documents; an exact scan of 20k x 384 floats takes about 2 ms
+
+
+def _pages(collection, include: list[str]) -> Iterator[dict]:
+    """Everything a collection holds, READ_BATCH records per `get` (none for a missing collection)."""
+    total = collection.count() if collection is not None else 0
+    for offset in range(0, total, READ_BATCH):
+        yield collection.get(include=include, limit=READ_BATCH, offset=offset)
 
 
 def content_hash(paper: Paper) -> str:
@@ -229,13 +236,8 @@ class Store:
     # --- writing -----------------------------------------------------------------------
 
     def _existing_metadata(self) -> dict[str, dict]:
-        collection = self.collection()
         existing: dict[str, dict] = {}
-        if collection is None:
-            return existing
-        total = collection.count()
-        for offset in range(0, total, READ_BATCH):
-            page = collection.get(include=["metadatas"], limit=READ_BATCH, offset=offset)
+        for page in _pages(self.collection(), ["metadatas"]):
             for doc_id, metadata in zip(page["ids"], page["metadatas"]):
                 existing[doc_id] = metadata or {}
         return existing
@@ -349,8 +351,9 @@ class Store:
             present = collection.get(ids=wanted, include=[])["ids"] if wanted else []
             if present:
                 self._bump_generation()
-                if self.passage_collection() is not None:
-                    self.passage_collection().delete(where={"doc": {"$in": present}})
+                passages = self.passage_collection()
+                if passages is not None:
+                    passages.delete(where={"doc": {"$in": present}})
                 collection.delete(ids=present)
                 self.sync_lexical(rebuild=True)
             return present
@@ -359,31 +362,24 @@ class Store:
 
     def all_documents(self) -> tuple[list[str], list[str], np.ndarray, list[dict]]:
         """Every id, document, vector and metadata Chroma holds, read in pages (what derived state is built from)."""
-        collection = self.collection()
         ids: list[str] = []
         documents: list[str] = []
         vectors: list[np.ndarray] = []
         metadatas: list[dict] = []
-        if collection is not None:
-            total = collection.count()
-            for offset in range(0, total, READ_BATCH):
-                page = collection.get(include=["documents", "embeddings", "metadatas"], limit=READ_BATCH, offset=offset)
-                ids.extend(page["ids"])
-                documents.extend(page["documents"])
-                vectors.append(np.asarray(page["embeddings"], dtype=np.float32))
-                metadatas.extend(metadata or {} for metadata in page["metadatas"])
+        for page in _pages(self.collection(), ["documents", "embeddings", "metadatas"]):
+            ids.extend(page["ids"])
+            documents.extend(page["documents"])
+            vectors.append(np.asarray(page["embeddings"], dtype=np.float32))
+            metadatas.extend(metadata or {} for metadata in page["metadatas"])
         matrix = np.concatenate(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
         return ids, documents, matrix, metadatas
 
     def all_passages(self, doc_ids: list[str], dimension: int) -> Passages:
         """Every passage vector Chroma holds, grouped by the row of its document in `doc_ids`."""
-        collection = self.passage_collection()
         owners: list[str] = []
         numbers: list[int] = []
         vectors: list[np.ndarray] = []
-        total = collection.count() if collection is not None else 0
-        for offset in range(0, total, READ_BATCH):
-            page = collection.get(include=["embeddings", "metadatas"], limit=READ_BATCH, offset=offset)
+        for page in _pages(self.passage_collection(), ["embeddings", "metadatas"]):
             owners.extend(str((m or {}).get("doc", "")) for m in page["metadatas"])
             numbers.extend(int((m or {}).get("n", 0)) for m in page["metadatas"])
             vectors.append(np.asarray(page["embeddings"], dtype=np.float32))
@@ -437,8 +433,7 @@ class Store:
             return [lexical.ids[i] for i in top], similarities[top].astype(np.float32)
         result = collection.query(query_embeddings=[vector], n_results=k, include=["distances"])
         ids = result["ids"][0]
-        positions = np.array([-1 if p is None else p for p in map(lexical.position, ids)], dtype=np.int64)
-        similarities = lexical.best_passage(vector, positions, 1.0 - np.asarray(result["distances"][0], dtype=np.float32))
+        similarities = lexical.best_passage(vector, lexical.positions(ids), 1.0 - np.asarray(result["distances"][0], dtype=np.float32))
         order = np.argsort(-similarities, kind="stable")
         return [ids[i] for i in order], similarities[order]
 
