@@ -5,25 +5,25 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
-from assistant.chat import NOTHING_RELEVANT, Answer, compose_answer, rewrite_follow_up, search_terms
-from assistant.hits import Hit
-from assistant.snippets import split_sentences
-from assistant.search import Retrieval, Searcher
-from assistant.settings import Settings
-from index.embeddings import Embedder
-from index.errors import PaperchatError
-from index.lexical import BM25Params
-from index.loaders import LoadReport, load_bundled, load_paths
-from index.store import IngestReport, Store
+from paperchat.chat import NOTHING_RELEVANT, Answer, compose_answer, rewrite_follow_up, search_terms
+from paperchat.hits import Hit
+from paperchat.index.bm25 import BM25Params
+from paperchat.index.embeddings import Embedder
+from paperchat.index.errors import PaperchatError
+from paperchat.index.loaders import LoadReport, load_bundled, load_paths
+from paperchat.index.store import IngestReport, Store
+from paperchat.search import Retrieval, Searcher
+from paperchat.settings import Settings
+from paperchat.snippets import split_sentences
 
 
 class Assistant:
     """Search (and chat over) one paperchat index.
 
-    >>> from assistant import Assistant
+    >>> from paperchat import Assistant
     >>> assistant = Assistant.open()            # builds the bundled corpus on first use
     >>> for hit in assistant.search("training-free detection of LLM text", k=3):
     ...     print(hit.rank, hit.title, hit.why())
@@ -64,11 +64,11 @@ class Assistant:
             write_batch=resolved.write_batch,
         )
         assistant = cls(resolved, store)
-        if bootstrap and store.count() == 0:
+        if bootstrap and store.repository.count() == 0:
             store.notify(f"the index at {assistant.location} is empty: building it from the bundled corpus (380 papers, once)")
             assistant.ingest(progress=progress)
         else:
-            store.sync_lexical()
+            store.refresh()
         if load_model:
             embedder.encode_query("warm-up")  # model load and first-call overhead happen here, not in the first search
         return assistant
@@ -83,7 +83,7 @@ class Assistant:
         return report, self.store.ingest(papers, progress=progress)
 
     def remove(self, ids: Iterable[str]) -> list[str]:
-        """Delete papers by id from Chroma and BM25; returns the ids that existed."""
+        """Delete papers by id from Chroma and the derived snapshot; returns the ids that existed."""
         return self.store.remove(ids)
 
     def refresh(self, force: bool = False) -> None:
@@ -93,27 +93,29 @@ class Assistant:
             return
         with self._refresh_lock:
             self._checked_at = now
-            self.store.sync_lexical()
+            self.store.refresh()
 
-    def retrieve(self, query: str, k: int = 10, mode: str | None = None, **overrides) -> Retrieval:
-        """Ranked hits plus the relevance evidence; `overrides` change retrieval settings for this call."""
+    def retrieve(self, query: str, k: int = 10, mode: str | None = None, gate: bool = True, **overrides) -> Retrieval:
+        """Ranked hits plus the relevance evidence. With `gate` (the default) `hits` is empty when
+        nothing is relevant, as on every surface; `overrides` change retrieval settings for this call."""
         self.refresh()
-        settings = self.settings.replace(**overrides) if overrides else None
-        return self.searcher.retrieve(query, k, mode, settings)
+        settings = self.settings.for_retrieval(**overrides) if overrides else None
+        return self.searcher.retrieve(query, k, mode, settings, gate)
 
     def search(self, query: str, k: int = 10, mode: str | None = None, **overrides) -> list[Hit]:
-        """The top `k` papers for `query` (mode: hybrid, bm25 or vector), best first."""
-        return self.retrieve(query, k, mode, **overrides).hits
+        """The top `k` papers for `query` (mode: hybrid, bm25 or vector), best first, whatever the relevance gate says."""
+        return self.retrieve(query, k, mode, gate=False, **overrides).hits
 
     def info(self) -> dict:
-        metadata = self.store.metadata()
+        repository = self.store.repository
+        metadata = repository.metadata()
         return {
             "index": self.location,
             "model": metadata.get("model", self.settings.model),
             "dimension": metadata.get("dimension"),
             "engine": self.settings.engine,
-            "documents": self.store.count(),
-            "passages": self.store.passage_count(),
+            "documents": repository.count(),
+            "passages": repository.passage_count(),
             "collection": self.settings.collection,
             "fusion": self.settings.fusion,
         }
@@ -127,10 +129,10 @@ class Assistant:
             return self._more_like(message, previous, similar_to, k, mode)
         query = rewrite_follow_up(message, previous) if previous else message
         retrieval = self.retrieve(query, k, mode)
-        hits = retrieval.hits if retrieval.relevant else []
-        lexical = self.store.lexical()
-        terms = search_terms(retrieval.query, lexical.tokenizer)
-        text = compose_answer(hits, terms, lexical.tokenizer, lexical.idf(terms)) if hits else NOTHING_RELEVANT
+        hits = retrieval.hits
+        snapshot = self.store.snapshot()
+        terms = search_terms(retrieval.query, snapshot.tokenizer)
+        text = compose_answer(hits, terms, snapshot.tokenizer, snapshot.bm25.idf(terms)) if hits else NOTHING_RELEVANT
         return Answer(message, retrieval.query, query != message, bool(hits), text, hits, retrieval.relevance)
 
     def rewrite(self, message: str, history: Sequence[str] = ()) -> str:
@@ -148,7 +150,7 @@ class Assistant:
 
     def similar(self, doc_id: str, k: int = 5, mode: str | None = None) -> list[Hit]:
         """Papers like `doc_id`: its title and opening sentences used as the query, itself left out."""
-        paper = self.store.papers([doc_id]).get(doc_id)
+        paper = self.store.snapshot().papers([doc_id]).get(doc_id)
         if paper is None:
             raise PaperchatError(f"no paper with id {doc_id!r} in the index")
         sentences = split_sentences(paper.abstract)
@@ -164,9 +166,9 @@ class Assistant:
             raise PaperchatError(f"there is no source [{number}] in the previous answer")
         source = earlier[number - 1]
         hits = self.similar(source.id, k, mode)
-        lexical = self.store.lexical()
-        terms = lexical.tokenizer.tokens(source.title)
-        text = compose_answer(hits, terms, lexical.tokenizer, lexical.idf(terms))
+        snapshot = self.store.snapshot()
+        terms = snapshot.tokenizer.tokens(source.title)
+        text = compose_answer(hits, terms, snapshot.tokenizer, snapshot.bm25.idf(terms))
         return Answer(message, f"more like: {source.title}", True, bool(hits), text, hits, 1.0)
 
 

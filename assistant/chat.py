@@ -10,13 +10,13 @@ replaces, chosen by the grammar of the follow-up (see `rewrite_follow_up`).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Mapping, Sequence
 
-from assistant.hits import Hit
-from assistant.snippets import choose_sentences, split_sentences
-from index.tokenize import STOPWORDS, Tokenizer
+from paperchat.hits import Hit
+from paperchat.index.tokenize import STOPWORDS, Tokenizer
+from paperchat.snippets import choose_sentences, split_sentences
 
 # Words that carry no topic in a chat question; stripped before BM25 sees the query.
 CHAT_FILLER = frozenset(
@@ -130,9 +130,15 @@ def _filler_terms(tokenizer: Tokenizer) -> frozenset[str]:
     return frozenset(tokenizer.tokens(word)[0] for word in CHAT_FILLER if tokenizer.tokens(word))
 
 
-def relevance(best_similarity: float, term_coverage: float) -> float:
-    """One number for "is anything here about the question": dense similarity plus half the term coverage."""
-    return best_similarity + 0.5 * term_coverage
+def relevance(best_similarity: float | None, term_coverage: float) -> float:
+    """One number for "is anything here about the question": dense similarity plus half the term
+    coverage. Without dense evidence (bm25 mode does not embed the query) it is the coverage alone."""
+    return term_coverage if best_similarity is None else best_similarity + 0.5 * term_coverage
+
+
+def is_relevant(best_similarity: float | None, term_coverage: float, threshold: float) -> bool:
+    """The relevance gate: is the evidence strong enough to answer at all?"""
+    return relevance(best_similarity, term_coverage) >= threshold
 
 
 @dataclass

@@ -1,7 +1,9 @@
-"""The `paperchat` command: a thin layer over `assistant.Assistant`.
+"""The `paperchat` command: the composition root, a thin layer over `paperchat.Assistant`.
 
-Every command prints human-readable text by default and machine-readable output with
---json (or --format). Mistakes in the input end with a one-line message and exit status 2.
+One function per subcommand (`cmd_*`), each reached through argparse's `set_defaults`. This
+is the one module that may import the web UI and the evaluation tools. Every command prints
+human-readable text by default and machine-readable output with --json (or --format).
+Mistakes in the input end with a one-line `paperchat: error: ...` and exit status 2.
 """
 
 from __future__ import annotations
@@ -11,27 +13,29 @@ import json
 import os
 import sys
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from assistant.api import Assistant
-from assistant.hits import Hit
-from assistant.search import Retrieval
-from assistant.settings import FUSIONS, MODES
-from index.errors import PaperchatError
-from index.lexical import ENGINES
+from paperchat.api import Assistant
+from paperchat.hits import Hit
+from paperchat.index.bm25 import ENGINES
+from paperchat.index.errors import PaperchatError
+from paperchat.search import Retrieval
+from paperchat.settings import FUSIONS, MODES
 
 EXAMPLES = """\
 examples:
   paperchat search "training-free detection of LLM-generated text"
   paperchat search "LoRA" -k 3 --mode bm25 --json
   paperchat ask "pruning large language models"
-  paperchat ask "what about vision transformers?" --history "pruning large language models"
-  paperchat search --queries eval/questions.jsonl --format trec > run.trec
+  paperchat ask "what about for vision models?" --history "pruning large language models"
+  paperchat search --queries questions.jsonl --format trec -o run.trec
   paperchat ingest my_papers.jsonl other.csv
   paperchat info --json
   paperchat chat --port 7860
   paperchat eval --out eval-out
+
+Run `paperchat COMMAND --help` for a command's options and examples.
 """
 
 
@@ -46,7 +50,17 @@ def _common(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--quiet", "-q", action="store_true", help="no progress bars or notices on stderr")
 
 
+def _command(commands, name: str, handler, help: str, description: str, examples: str) -> argparse.ArgumentParser:
+    parser = commands.add_parser(name, help=help, description=description, epilog="examples:\n" + textwrap.indent(examples.strip(), "  "),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from paperchat.eval import __main__ as evaluation
+    from paperchat.eval import bench
+
     parser = argparse.ArgumentParser(
         prog="paperchat",
         description="Chat-style research assistant over paper abstracts: hybrid BM25 + vector search with citations.",
@@ -55,52 +69,70 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    ingest = commands.add_parser("ingest", help="add papers to the index (no path: the bundled Daily Papers corpus)",
-                                 description="Load Daily Papers pages (.txt), JSONL, CSV/TSV or BEIR corpus.jsonl files and add new or changed papers. Running it twice changes nothing.")
+    ingest = _command(commands, "ingest", cmd_ingest, "add papers to the index (no path: the bundled Daily Papers corpus)",
+                      "Load Daily Papers pages (.txt), JSONL, CSV/TSV or BEIR corpus.jsonl files and add new or changed papers. "
+                      "Running it twice changes nothing; a paper seen again in a new source gains that source.",
+                      "paperchat ingest my_papers.jsonl\npaperchat ingest beir/scifact --index ~/scifact-index")
     ingest.add_argument("paths", nargs="*", metavar="PATH", help="files or folders; none means the bundled corpus")
     _common(ingest)
 
-    search = commands.add_parser("search", help="ranked papers for a query, with snippets and why each ranked",
-                                 description="Search the index. One QUERY prints ranked hits; --queries FILE runs a batch (JSONL lines with _id/id and text/question, optionally history).")
+    search = _command(commands, "search", cmd_search, "ranked papers for a query, with snippets and why each ranked",
+                      "Search the index. One QUERY prints ranked hits; --queries FILE runs a batch (JSONL lines with _id/id and "
+                      "text/question, optionally history or turns). When nothing is relevant enough, nothing is listed (see --no-gate).",
+                      'paperchat search "speculative decoding" -k 5\npaperchat search "LoRA" --mode bm25 --json\n'
+                      "paperchat search --queries q.jsonl --format trec -o run.trec")
     search.add_argument("query", nargs="?", help="the question or keywords")
     search.add_argument("-k", type=int, default=10, help="number of results, 1-1000 (default 10)")
     search.add_argument("--mode", choices=MODES, help="hybrid (default), bm25 or vector")
-    search.add_argument("--json", action="store_true", help="print {query, mode, took_ms, relevant, hits} as JSON")
+    search.add_argument("--json", action="store_true", help="print {query, mode, took_ms, relevant, relevance, hits} as JSON")
     search.add_argument("--queries", metavar="FILE", help="batch: a JSONL file of queries")
     search.add_argument("--format", choices=("jsonl", "trec"), default="jsonl", help="batch output: jsonl (default) or a six-column TREC run")
     search.add_argument("--output", "-o", metavar="FILE", help="batch output file (default: stdout)")
     search.add_argument("--no-gate", action="store_true", help="list hits even when nothing is relevant enough")
     _common(search)
 
-    ask = commands.add_parser("ask", help="a short cited answer built from the abstracts (follow-ups via --history)",
-                              description="Answer a question extractively from the top abstracts, with [n] citations. A follow-up ('what about vision?') is rewritten against --history.")
+    ask = _command(commands, "ask", cmd_ask, "a short cited answer built from the abstracts (follow-ups via --history)",
+                   "Answer a question extractively from the top abstracts, with [n] citations, or say that nothing is relevant. "
+                   "A follow-up ('what about vision?') is resolved against --history.",
+                   'paperchat ask "how do people detect LLM-generated text?"\n'
+                   'paperchat ask "any that need no training?" --history "how do people detect LLM-generated text?" --json')
     ask.add_argument("message", help="your question")
     ask.add_argument("--history", action="append", default=[], metavar="MESSAGE", help="an earlier question in the conversation (repeatable, oldest first)")
     ask.add_argument("-k", type=int, default=5, help="number of sources (default 5)")
-    ask.add_argument("--mode", choices=MODES)
-    ask.add_argument("--json", action="store_true")
+    ask.add_argument("--mode", choices=MODES, help="hybrid (default), bm25 or vector")
+    ask.add_argument("--json", action="store_true", help="print the answer, what was searched and the sources as JSON")
     _common(ask)
 
-    info = commands.add_parser("info", help="where the index is, its model, BM25 engine and size")
-    info.add_argument("--json", action="store_true")
+    info = _command(commands, "info", cmd_info, "where the index is, its model, BM25 engine and size",
+                    "Describe an index: location, embedding model, BM25 engine, number of papers and passages.",
+                    "paperchat info\npaperchat info --index ~/scifact-index --json")
+    info.add_argument("--json", action="store_true", help="print the description as JSON")
     _common(info)
 
-    remove = commands.add_parser("remove", help="delete papers by id from Chroma and BM25")
-    remove.add_argument("ids", nargs="+", metavar="ID")
+    remove = _command(commands, "remove", cmd_remove, "delete papers by id from the index",
+                      "Delete papers (and their passages) from Chroma and the derived snapshot. Ids are shown by `paperchat search`.",
+                      "paperchat remove light-schrodinger-bridge\npaperchat remove id1 id2 --index ~/scifact-index")
+    remove.add_argument("ids", nargs="+", metavar="ID", help="paper ids to delete")
     _common(remove)
 
-    chat = commands.add_parser("chat", help="start the Gradio web chat (http://127.0.0.1:7860)")
+    chat = _command(commands, "chat", cmd_chat, "start the Gradio web chat (http://127.0.0.1:7860)",
+                    "Serve the web chat. It binds to this machine only unless --host says otherwise.",
+                    "paperchat chat\npaperchat chat --port 8080 --auth alice:secret")
     chat.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
-    chat.add_argument("--port", type=int, default=7860)
+    chat.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     chat.add_argument("--share", action="store_true", help="also create a public Gradio share link")
     chat.add_argument("--auth", metavar="USER:PASSWORD", help="require a login (or env PAPERCHAT_AUTH)")
     _common(chat)
 
-    evaluate = commands.add_parser("eval", help="retrieval-quality evaluation (see `python -m eval --help`)", add_help=False)
-    evaluate.add_argument("rest", nargs=argparse.REMAINDER)
+    evaluate = commands.add_parser("eval", help="retrieval-quality evaluation on judged sets and BEIR folders", description=evaluation.DESCRIPTION,
+                                   epilog=evaluation.EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    evaluation.add_arguments(evaluate)
+    evaluate.set_defaults(handler=evaluation.run)
 
-    bench = commands.add_parser("bench", help="latency / throughput benchmark (see `python -m eval.bench --help`)", add_help=False)
-    bench.add_argument("rest", nargs=argparse.REMAINDER)
+    benchmark = commands.add_parser("bench", help="latency / throughput benchmark against the common RAG stack", description=bench.__doc__,
+                                    epilog=bench.EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    bench.add_arguments(benchmark)
+    benchmark.set_defaults(handler=bench.run)
     return parser
 
 
@@ -131,22 +163,18 @@ def format_hit(hit: Hit, width: int = 100) -> str:
     return "\n".join(lines)
 
 
-def _print_retrieval(result: Retrieval, as_json: bool, gate: bool) -> None:
-    hits = result.hits if result.relevant or not gate else []
+def _print_retrieval(result: Retrieval, as_json: bool) -> None:
     if as_json:
-        payload = {"query": result.query, "mode": result.mode, "took_ms": result.took_ms, "relevant": result.relevant,
-                   "relevance": result.relevance, "hits": [h.to_dict() for h in hits]}
-        print(json.dumps(payload, ensure_ascii=False, indent=2))
-        return
-    if not hits:
+        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+    elif not result.hits:
         print(f"Nothing relevant for {result.query!r} (relevance {result.relevance:.2f}); use --no-gate to list the closest papers anyway.")
-        return
-    print(f"{len(hits)} results for {result.query!r} ({result.mode}, {result.took_ms:.0f} ms)\n")
-    print("\n\n".join(format_hit(h) for h in hits))
+    else:
+        print(f"{len(result.hits)} results for {result.query!r} ({result.mode}, {result.took_ms:.0f} ms)\n")
+        print("\n\n".join(format_hit(h) for h in result.hits))
 
 
 def read_queries(path: str) -> list[dict]:
-    """Batch queries: JSONL lines with _id/id and text/question, optional history (earlier messages)."""
+    """Batch queries: JSONL lines with _id/id and text/question, optional history (earlier messages) or turns."""
     file = Path(path)
     if not file.is_file():
         raise PaperchatError(f"{path}: no such file")
@@ -170,110 +198,102 @@ def read_queries(path: str) -> list[dict]:
     return queries
 
 
-def run_batch(assistant: Assistant, args: argparse.Namespace) -> None:
+def cmd_search(args: argparse.Namespace) -> int:
+    if args.query is not None and not args.query.strip() and not args.queries:
+        raise PaperchatError("the query is empty; type a question or some keywords")
+    if (args.query is None) == (args.queries is None):
+        raise PaperchatError("give either a QUERY or --queries FILE (see paperchat search --help)")
+    if args.queries:
+        queries = read_queries(args.queries)
+        _search_batch(_open(args), queries, args)
+        return 0
+    result = _open(args).retrieve(args.query, args.k, args.mode, gate=not args.no_gate)
+    for notice in result.notices:
+        print(f"paperchat: {notice}", file=sys.stderr)
+    _print_retrieval(result, args.json)
+    return 0
+
+
+def _search_batch(assistant: Assistant, queries: list[dict], args: argparse.Namespace) -> None:
     from tqdm.auto import tqdm
 
-    queries = read_queries(args.queries)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
         for query in tqdm(queries, desc="searching", unit="query", disable=args.quiet, file=sys.stderr):
             searched = assistant.rewrite(query["text"], query["history"])
-            result = assistant.retrieve(searched, args.k, args.mode)
-            hits = result.hits if result.relevant or args.no_gate else []
+            result = assistant.retrieve(searched, args.k, args.mode, gate=not args.no_gate)
             if args.format == "trec":
-                for hit in hits:
+                for hit in result.hits:
                     out.write(f"{query['id']} Q0 {hit.id} {hit.rank} {hit.score:.6f} paperchat\n")
             else:
                 record = {"query_id": query["id"], "query": query["text"], "searched": result.query, "relevant": result.relevant,
-                          "took_ms": result.took_ms, "hits": [h.to_dict() for h in hits]}
+                          "took_ms": result.took_ms, "hits": [h.to_dict() for h in result.hits]}
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
     finally:
         if out is not sys.stdout:
             out.close()
 
 
+def cmd_ask(args: argparse.Namespace) -> int:
+    answer = _open(args).ask(args.message, args.history, args.k, args.mode)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    if answer.rewritten:
+        print(f"(searched: {answer.query})\n")
+    print(textwrap.fill(answer.text, 100) + "\n")
+    for hit in answer.hits:
+        print(format_hit(hit) + "\n")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    assistant = _open(args, bootstrap=False)
+    load_report, ingest_report = assistant.ingest(args.paths or None, progress=not args.quiet)
+    for problem in load_report.problems:
+        print(f"paperchat: skipped {problem}", file=sys.stderr)
+    print(f"{load_report.summary()}\n{ingest_report.summary()} ({assistant.location})")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    info = _open(args, bootstrap=False, load_model=False).info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print("\n".join(f"{key:>10}: {value}" for key, value in info.items()))
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    removed = _open(args, bootstrap=False, load_model=False).remove(args.ids)
+    missing = sorted(set(args.ids) - set(removed))
+    print(f"removed {len(removed)} paper(s)" + (f"; not in the index: {', '.join(missing)}" if missing else ""))
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from paperchat.ui.app import launch
+
+    auth = args.auth or os.environ.get("PAPERCHAT_AUTH")
+    launch(_open(args), host=args.host, port=args.port, share=args.share, auth=auth)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("eval", "bench"):  # their own parsers, --help included
-        return _delegate(argv[0], argv[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.command is None:
+        parser.print_help()
+        return 0
     try:
-        return _dispatch(parser, args)
+        return args.handler(args)
     except PaperchatError as exc:
         print(f"paperchat: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("paperchat: interrupted", file=sys.stderr)
         return 130
-
-
-def _delegate(command: str, rest: list[str]) -> int:
-    if command == "eval":
-        from eval.__main__ import main as eval_main
-
-        return eval_main(rest)
-    from eval.bench import main as bench_main
-
-    return bench_main(rest)
-
-
-def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    if args.command is None:
-        parser.print_help()
-        return 0
-    if args.command == "search":
-        if args.query is not None and not args.query.strip() and not args.queries:
-            raise PaperchatError("the query is empty; type a question or some keywords")
-        if (args.query is None) == (args.queries is None):
-            raise PaperchatError("give either a QUERY or --queries FILE (see paperchat search --help)")
-        assistant = _open(args)
-        if args.queries:
-            run_batch(assistant, args)
-        else:
-            result = assistant.retrieve(args.query, args.k, args.mode)
-            for notice in result.notices:
-                print(f"paperchat: {notice}", file=sys.stderr)
-            _print_retrieval(result, args.json, gate=not args.no_gate)
-        return 0
-    if args.command == "ask":
-        answer = _open(args).ask(args.message, args.history, args.k, args.mode)
-        if args.json:
-            print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
-        else:
-            if answer.rewritten:
-                print(f"(searched: {answer.query})\n")
-            print(textwrap.fill(answer.text, 100) + "\n")
-            for hit in answer.hits:
-                print(format_hit(hit) + "\n")
-        return 0
-    if args.command == "ingest":
-        assistant = _open(args, bootstrap=False)
-        load_report, ingest_report = assistant.ingest(args.paths or None, progress=not args.quiet)
-        for problem in load_report.problems:
-            print(f"paperchat: skipped {problem}", file=sys.stderr)
-        print(f"{load_report.summary()}\n{ingest_report.summary()} ({assistant.location})")
-        return 0
-    if args.command == "info":
-        info = _open(args, bootstrap=False, load_model=False).info()
-        if args.json:
-            print(json.dumps(info, indent=2))
-        else:
-            print("\n".join(f"{key:>10}: {value}" for key, value in info.items()))
-        return 0
-    if args.command == "remove":
-        removed = _open(args, bootstrap=False, load_model=False).remove(args.ids)
-        missing = sorted(set(args.ids) - set(removed))
-        print(f"removed {len(removed)} paper(s)" + (f"; not in the index: {', '.join(missing)}" if missing else ""))
-        return 0
-    if args.command == "chat":
-        from ui.app import launch
-
-        auth = args.auth or os.environ.get("PAPERCHAT_AUTH")
-        launch(_open(args), host=args.host, port=args.port, share=args.share, auth=auth)
-        return 0
-    parser.error(f"unknown command {args.command}")
-    return 2
 
 
 if __name__ == "__main__":

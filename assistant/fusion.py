@@ -10,9 +10,10 @@ records the study behind each piece.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+
 
 def rrf(rankings: Mapping[str, Sequence[str]], k: float = 60.0, weights: Mapping[str, float] | None = None) -> dict[str, float]:
     """Reciprocal rank fusion: score(d) = sum over sides of weight / (k + rank of d on that side), ranks from 1."""

@@ -4,7 +4,8 @@ Both sides are scored on the union of their candidates (BM25 scores every docume
 cosine similarities of BM25-only candidates come from their stored vectors), so each
 hit explains itself with a real score on both sides, and fusion never has to guess.
 A document's vector-side score is MaxP: the best cosine of its own vector and of its
-passages' (`index.passages`), so the endings of long abstracts count too.
+passages' (`index/passages.py`), so the endings of long abstracts count too. A query reads one
+`Snapshot` from start to end; `bm25` mode never embeds the query.
 """
 
 from __future__ import annotations
@@ -17,19 +18,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assistant.chat import relevance, search_terms
-from assistant.fusion import adaptive_bm25_weight, expansion_terms, feedback_weights, rocchio, rrf, smooth, zscore
-from assistant.hits import Citation, Hit
-from assistant.settings import MODES, Settings
-from assistant.snippets import make_snippet
-from index.errors import PaperchatError
-from index.lexical import LexicalIndex, top_positions
-from index.papers import Paper
-from index.store import Store
+from paperchat.chat import is_relevant, relevance, search_terms
+from paperchat.fusion import adaptive_bm25_weight, expansion_terms, feedback_weights, rocchio, rrf, smooth, zscore
+from paperchat.hits import Citation, Hit
+from paperchat.index.bm25 import top_positions
+from paperchat.index.errors import PaperchatError
+from paperchat.index.papers import Paper
+from paperchat.index.snapshot import Snapshot
+from paperchat.index.store import Store
+from paperchat.settings import MODES, Settings
+from paperchat.snippets import make_snippet
 
 MAX_QUERY_CHARS = 2000
 _BM25_WORKER = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="paperchat-bm25")
 MAX_K = 1000
+EXACT_SEARCH_LIMIT = 20_000  # documents; an exact scan of 20k x 384 floats takes about 2 ms
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
 
 
@@ -56,30 +59,39 @@ def check_request(k: int, mode: str) -> None:
 
 @dataclass
 class Retrieval:
-    """A ranked result plus the evidence used to judge whether anything is relevant at all."""
+    """A ranked result plus the evidence used to judge whether anything is relevant at all.
+
+    `hits` is what every surface shows: empty when the relevance gate decided that nothing is
+    relevant (unless the caller turned the gate off); `closest` always holds the ranked papers.
+    """
 
     query: str
     mode: str
     hits: list[Hit]
     took_ms: float
     notices: list[str] = field(default_factory=list)
-    best_similarity: float = 0.0
+    best_similarity: float | None = None
     term_coverage: float = 0.0
     relevance: float = 0.0
     relevant: bool = True
+    closest: list[Hit] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"query": self.query, "mode": self.mode, "took_ms": self.took_ms, "relevant": self.relevant,
+                "relevance": self.relevance, "hits": [h.to_dict() for h in self.hits]}
 
 
 @dataclass
 class Sides:
     """Both sides' evidence on the candidate pool (the union of each side's top `depth`)."""
 
-    lexical: LexicalIndex  # the BM25 index and local copies that `positions` refer to
+    snapshot: Snapshot  # what `positions` refer to
     ids: list[str]
-    positions: np.ndarray  # row of each candidate in `lexical`, -1 if it has none
+    positions: np.ndarray  # row of each candidate in `snapshot`
     bm25: np.ndarray
-    vector: np.ndarray
+    vector: np.ndarray | None  # None in bm25 mode: the query was not embedded
     vectors: np.ndarray
-    query_vector: np.ndarray
+    query_vector: np.ndarray | None
     bm25_rank: dict[str, int]
     vector_rank: dict[str, int]
 
@@ -91,67 +103,80 @@ class Searcher:
         self.store = store
         self.settings = settings
 
-    def retrieve(self, query: str, k: int = 10, mode: str | None = None, settings: Settings | None = None) -> Retrieval:
+    def retrieve(self, query: str, k: int = 10, mode: str | None = None, settings: Settings | None = None, gate: bool = True) -> Retrieval:
+        """Ranked hits for `query`, judged by the relevance gate (the one place that decides
+        "nothing relevant"); with `gate` off the hits are listed whatever the judgement."""
         started = time.perf_counter()
         settings = settings or self.settings
         mode = mode or settings.mode
         check_request(k, mode)
         text, notices = clean_query(query)
-        lexical = self.store.lexical()
-        terms = lexical.tokenizer.tokens(text)
-        sides = self.score_sides(text, terms, max(settings.depth, k))
+        snapshot = self.store.snapshot()
+        tokenizer = snapshot.tokenizer
+        terms = tokenizer.tokens(text)
+        sides = self.score_sides(snapshot, text, terms, max(settings.depth, k), embed=mode != "bm25")
         fused = self.fuse(sides, mode, settings, terms)
         ranked_positions = sorted((i for i in range(len(sides.ids)) if np.isfinite(fused[i])), key=lambda i: (-fused[i], sides.ids[i]))
-        order = ranked_positions[:k]
-        papers = self.store.papers([sides.ids[i] for i in order])
-        gate_terms = search_terms(text, lexical.tokenizer)
-        weights = lexical.idf(sorted(set(terms)))
-        hits: list[Hit] = []
-        for i in order:
-            paper = papers.get(sides.ids[i])
-            if paper is not None:  # None: deleted by another writer since the BM25 index was loaded
-                snippet = make_snippet(paper.abstract, terms, lexical.tokenizer, weights)
-                hits.append(_hit(len(hits) + 1, paper, snippet, float(fused[i]), sides, i))
-        best_similarity = float(sides.vector.max()) if sides.vector.size else 0.0
-        coverage = _term_coverage(gate_terms, lexical.idf(sorted(set(gate_terms))), [lexical.tokenizer.tokens(h.title + " " + h.abstract) for h in hits[:3]])
-        score = relevance(best_similarity, coverage)
+        weights = snapshot.bm25.idf(sorted(set(terms)))
+        hits = []
+        for i in ranked_positions[:k]:
+            paper = snapshot.paper(int(sides.positions[i]))
+            snippet = make_snippet(paper.abstract, terms, tokenizer, weights)
+            hits.append(_hit(len(hits) + 1, paper, snippet, float(fused[i]), sides, i))
+        gate_terms = search_terms(text, tokenizer)
+        coverage = _term_coverage(gate_terms, snapshot.bm25.idf(sorted(set(gate_terms))), [tokenizer.tokens(h.title + " " + h.abstract) for h in hits[:3]])
+        best_similarity = None if sides.vector is None else float(sides.vector.max()) if sides.vector.size else 0.0
+        relevant = bool(hits) and is_relevant(best_similarity, coverage, settings.min_relevance)
         return Retrieval(
             query=text,
             mode=mode,
-            hits=hits,
+            hits=hits if relevant or not gate else [],
             took_ms=round((time.perf_counter() - started) * 1000, 2),
             notices=notices,
-            best_similarity=round(best_similarity, 4),
+            best_similarity=None if best_similarity is None else round(best_similarity, 4),
             term_coverage=round(coverage, 4),
-            relevance=round(score, 4),
-            relevant=bool(hits) and score >= settings.min_relevance,
+            relevance=round(relevance(best_similarity, coverage), 4),
+            relevant=relevant,
+            closest=hits,
         )
 
-    def score_sides(self, text: str, terms: list[str], depth: int) -> Sides:
-        """Top `depth` of each side, then exact scores of both sides on their union."""
-        lexical = self.store.lexical()
-        pending = _BM25_WORKER.submit(_bm25_side, lexical, terms, depth)  # on another core while the query embeds
-        query_vector = self.store.embedder.encode_query(text)
+    def score_sides(self, snapshot: Snapshot, text: str, terms: list[str], depth: int, embed: bool = True) -> Sides:
+        """Top `depth` of each side, then exact scores of both sides on their union (BM25 alone without `embed`)."""
+        pending = _BM25_WORKER.submit(_bm25_side, snapshot, terms, depth)  # on another core while the query embeds
+        query_vector = self.store.embedder.encode_query(text) if embed else None
         all_bm25, bm25_top = pending.result()
-        bm25_ids = [lexical.ids[i] for i in bm25_top]
-        vector_ids, _ = self.store.nearest(query_vector, depth)
-        union = list(dict.fromkeys(bm25_ids + vector_ids))
-        stored = self.store.vectors(union)
-        ids = [doc_id for doc_id in union if doc_id in stored]
-        vectors = np.stack([stored[doc_id] for doc_id in ids]) if ids else np.zeros((0, query_vector.size), dtype=np.float32)
-        positions = lexical.positions(ids)
-        bm25 = np.where(positions >= 0, all_bm25[np.maximum(positions, 0)], 0.0).astype(np.float32) if ids else np.zeros(0, dtype=np.float32)
+        vector_top = self.nearest(snapshot, query_vector, depth) if embed else np.zeros(0, dtype=np.int64)
+        positions = np.fromiter(dict.fromkeys(np.concatenate([bm25_top, vector_top]).tolist()), dtype=np.int64)
+        ids = [snapshot.ids[i] for i in positions]
+        vectors = np.asarray(snapshot.vectors[positions]) if len(positions) else np.zeros((0, self.store.embedder.dimension), dtype=np.float32)
         return Sides(
-            lexical=lexical,
+            snapshot=snapshot,
             ids=ids,
             positions=positions,
-            bm25=bm25,
-            vector=lexical.best_passage(query_vector, positions, vectors @ query_vector),
+            bm25=all_bm25[positions].astype(np.float32) if len(positions) else np.zeros(0, dtype=np.float32),
+            vector=snapshot.best_passage(query_vector, positions, vectors @ query_vector) if embed else None,
             vectors=vectors,
             query_vector=query_vector,
-            bm25_rank={doc_id: rank for rank, doc_id in enumerate(bm25_ids, start=1)},
-            vector_rank={doc_id: rank for rank, doc_id in enumerate(vector_ids, start=1)},
+            bm25_rank={snapshot.ids[i]: rank for rank, i in enumerate(bm25_top.tolist(), start=1)},
+            vector_rank={snapshot.ids[i]: rank for rank, i in enumerate(vector_top.tolist(), start=1)},
         )
+
+    def nearest(self, snapshot: Snapshot, vector: np.ndarray, k: int) -> np.ndarray:
+        """Rows of the `k` nearest documents by MaxP cosine (`Snapshot.best_passage`).
+
+        Up to EXACT_SEARCH_LIMIT documents the snapshot's vectors are scanned exactly: cheaper
+        than a Chroma round trip there, and free of HNSW's approximation, which on the small
+        benchmarks dropped true neighbours from the candidate pool. Larger collections take
+        Chroma's HNSW neighbours by document vector and re-rank them with their passages
+        (papers written after the snapshot was taken are left out).
+        """
+        if len(snapshot) <= EXACT_SEARCH_LIMIT:
+            return snapshot.nearest(vector, k)[0] if len(snapshot) else np.zeros(0, dtype=np.int64)
+        ids, similarities = self.store.repository.nearest(vector, min(k, len(snapshot)))
+        positions = snapshot.positions(ids)
+        known = positions >= 0
+        positions, similarities = positions[known], snapshot.best_passage(vector, positions[known], similarities[known])
+        return positions[np.argsort(-similarities, kind="stable")]
 
     def fuse(self, sides: Sides, mode: str, settings: Settings, terms: list[str]) -> np.ndarray:
         """One score per candidate. Outside a side's own top list a candidate scores -inf in a single-side mode."""
@@ -177,26 +202,24 @@ class Searcher:
 
     def _feedback(self, sides: Sides, fused: np.ndarray, weight: float, settings: Settings, terms: list[str]) -> np.ndarray:
         """Pseudo-relevance feedback from the top fused documents, on both sides, re-scoring the pool."""
-        lexical = sides.lexical
+        snapshot = sides.snapshot
         top = np.argsort(-fused, kind="stable")[: settings.feedback_docs]
         weights = feedback_weights(fused[top], settings.feedback_temperature)
         moved = rocchio(sides.query_vector, sides.vectors[top], settings.feedback_vector, weights)
-        vector = lexical.best_passage(moved, sides.positions, sides.vectors @ moved)
+        vector = snapshot.best_passage(moved, sides.positions, sides.vectors @ moved)
         bm25 = sides.bm25
         if settings.feedback_terms and settings.feedback_bm25:
-            papers = self.store.papers([sides.ids[i] for i in top])
-            weighted = [(w, lexical.tokenizer.tokens(papers[sides.ids[i]].text)) for w, i in zip(weights, top) if sides.ids[i] in papers]
-            documents = [doc for _, doc in weighted]
+            documents = [snapshot.tokenizer.tokens(snapshot.paper(int(sides.positions[i])).text) for i in top]
             vocabulary = sorted({t for doc in documents for t in doc})
-            expansion = expansion_terms(documents, lexical.idf(vocabulary), set(terms), settings.feedback_terms, [w for w, _ in weighted])
-            extra = sum(w * lexical.term_scores(t, sides.positions) for t, w in expansion.items()) if expansion else 0.0
-            bm25 = bm25 + settings.feedback_bm25 * extra * (sides.positions >= 0)
+            expansion = expansion_terms(documents, snapshot.bm25.idf(vocabulary), set(terms), settings.feedback_terms, list(weights))
+            extra = sum(w * snapshot.bm25.term_scores(t, sides.positions) for t, w in expansion.items()) if expansion else 0.0
+            bm25 = bm25 + settings.feedback_bm25 * extra
         return weight * zscore(bm25) + (1 - weight) * zscore(vector)
 
 
-def _bm25_side(lexical, terms: list[str], depth: int) -> tuple[np.ndarray, np.ndarray]:
+def _bm25_side(snapshot: Snapshot, terms: list[str], depth: int) -> tuple[np.ndarray, np.ndarray]:
     """BM25 scores of every document and the positions of the top `depth`."""
-    scores = lexical.scores(terms)
+    scores = snapshot.bm25.scores(terms)
     return scores, top_positions(scores, depth)
 
 
@@ -209,7 +232,7 @@ def _hit(rank: int, paper: Paper, snippet: str, score: float, sides: Sides, i: i
         snippet=snippet,
         score=round(score, 6),
         bm25=round(float(sides.bm25[i]), 4),
-        vector=round(float(sides.vector[i]), 4),
+        vector=None if sides.vector is None else round(float(sides.vector[i]), 4),
         bm25_rank=sides.bm25_rank.get(paper.id),
         vector_rank=sides.vector_rank.get(paper.id),
         citation=Citation(paper.title, paper.url, paper.pages, paper.dates),

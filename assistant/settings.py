@@ -1,19 +1,28 @@
-"""`Settings`: every knob in one typed object, each overridable by a PAPERCHAT_* variable."""
+"""`Settings`: every knob in one validated object; field `x` is read from env `PAPERCHAT_X`.
+
+Values come from the defaults, then `PAPERCHAT_*` environment variables, then keywords; each
+is checked (type, range, no NaN or infinity) whichever way it arrived, and a bad one is a
+`PaperchatError` naming the variable or keyword. Fields marked `index` only matter when an
+index is built or opened; a per-call override (`Assistant.retrieve(**overrides)`) may change
+only the others.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import os
-from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Literal
 
-from index.embeddings import DEFAULT_MODEL, QUERY_BACKENDS, default_cache_dir
-from index.errors import PaperchatError
-from index.lexical import ENGINES
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from paperchat.index.bm25 import ENGINES
+from paperchat.index.embeddings import DEFAULT_MODEL, QUERY_BACKENDS, default_cache_dir
+from paperchat.index.errors import PaperchatError
 
 MODES = ("hybrid", "bm25", "vector")
 FUSIONS = ("rrf", "convex")
 ENV_PREFIX = "PAPERCHAT_"
+INDEX_TIME = {"index": True}  # marks fields that only matter when an index is built or opened
 
 
 def default_index_dir() -> Path:
@@ -22,95 +31,76 @@ def default_index_dir() -> Path:
     return Path(user_data_dir("paperchat")) / "index"
 
 
-@dataclass
-class Settings:
-    """Configuration for an index and its retrieval. Field `x` is read from env `PAPERCHAT_X`."""
+class Settings(BaseSettings):
+    """Configuration for an index and its retrieval."""
 
-    index: Path = field(default_factory=default_index_dir)
-    model: str = DEFAULT_MODEL
-    chroma_url: str | None = None
-    collection: str = "papers"
-    device: str = "auto"
-    query_backend: str = "auto"
-    cache_dir: Path = field(default_factory=default_cache_dir)
-    batch_size: int = 64
-    write_batch: int = 1024
-    engine: str = "bm25s"
-    bm25_k1: float = 1.2
-    bm25_b: float = 0.75
-    mode: str = "hybrid"
-    fusion: str = "convex"
-    rrf_k: float = 60.0
-    bm25_weight: float = 0.5
-    vector_weight: float = 0.5
-    adaptive_weight: float = 1.0
-    depth: int = 100
-    feedback_docs: int = 5
-    feedback_terms: int = 10
-    feedback_vector: float = 1.0
-    feedback_bm25: float = 0.3
-    feedback_temperature: float = 2.0
-    smoothing: float = 1.0
-    smoothing_docs: int = 10
-    min_relevance: float = 0.5
-    refresh_seconds: float = 30.0
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True, allow_inf_nan=False, validate_default=True)
+
+    index: Path = Field(default_factory=default_index_dir, description="index folder", json_schema_extra=INDEX_TIME)
+    model: str = Field(DEFAULT_MODEL, min_length=1, description="sentence-transformers model name or folder", json_schema_extra=INDEX_TIME)
+    chroma_url: str | None = Field(None, description="a `chroma run` server instead of the embedded store", json_schema_extra=INDEX_TIME)
+    collection: str = Field("papers", min_length=1, description="Chroma collection name", json_schema_extra=INDEX_TIME)
+    device: str = Field("auto", description="torch device for embedding documents", json_schema_extra=INDEX_TIME)
+    query_backend: Literal[QUERY_BACKENDS] = Field("auto", description="auto: ONNX Runtime for queries when it matches torch", json_schema_extra=INDEX_TIME)
+    cache_dir: Path = Field(default_factory=default_cache_dir, description="where the ONNX copy of the model is kept", json_schema_extra=INDEX_TIME)
+    batch_size: int = Field(64, ge=1, le=4096, description="texts per model batch", json_schema_extra=INDEX_TIME)
+    write_batch: int = Field(1024, ge=1, le=100_000, description="papers per Chroma write", json_schema_extra=INDEX_TIME)
+    engine: Literal[ENGINES] = Field("bm25s", description="BM25 engine", json_schema_extra=INDEX_TIME)
+    bm25_k1: float = Field(1.2, ge=0, le=10, json_schema_extra=INDEX_TIME)
+    bm25_b: float = Field(0.75, ge=0, le=1, json_schema_extra=INDEX_TIME)
+    refresh_seconds: float = Field(30.0, ge=0, le=86_400, description="how often a running app checks Chroma for other writers' changes", json_schema_extra=INDEX_TIME)
+    mode: Literal[MODES] = "hybrid"
+    fusion: Literal[FUSIONS] = "convex"
+    rrf_k: float = Field(60.0, ge=0)
+    bm25_weight: float = Field(0.5, ge=0)
+    vector_weight: float = Field(0.5, ge=0)
+    adaptive_weight: float = Field(1.0, ge=0)
+    depth: int = Field(100, ge=1, le=10_000, description="candidates taken from each side")
+    feedback_docs: int = Field(5, ge=0, le=100)
+    feedback_terms: int = Field(10, ge=0, le=1000)
+    feedback_vector: float = Field(1.0, ge=0)
+    feedback_bm25: float = Field(0.3, ge=0)
+    feedback_temperature: float = Field(2.0, gt=0)
+    smoothing: float = Field(1.0, ge=0)
+    smoothing_docs: int = Field(10, ge=0, le=1000)
+    min_relevance: float = Field(0.5, description="relevance gate threshold")
 
     @classmethod
     def load(cls, **overrides) -> Settings:
-        """Defaults, then PAPERCHAT_* environment variables, then explicit (non-None) overrides."""
-        values: dict = {}
-        for f in fields(cls):
-            raw = os.environ.get(ENV_PREFIX + f.name.upper())
-            if raw is not None and raw != "":
-                values[f.name] = _coerce(f, raw, ENV_PREFIX + f.name.upper())
-        unknown = set(overrides) - {f.name for f in fields(cls)}
+        """Defaults, then PAPERCHAT_* environment variables, then explicit (non-None) keywords."""
+        unknown = set(overrides) - set(cls.model_fields)
         if unknown:
             raise PaperchatError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        settings = cls(**values)
-        settings.index = Path(settings.index).expanduser()
-        settings.cache_dir = Path(settings.cache_dir).expanduser()
-        settings.validate()
-        return settings
+        try:
+            settings = cls(**{k: v for k, v in overrides.items() if v is not None})
+        except ValidationError as exc:
+            raise PaperchatError(_describe(exc, overrides)) from None
+        return settings.model_copy(update={"index": settings.index.expanduser(), "cache_dir": settings.cache_dir.expanduser()})
 
-    def replace(self, **changes) -> Settings:
-        updated = dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
-        updated.validate()
-        return updated
+    @classmethod
+    def index_fields(cls) -> set[str]:
+        return {name for name, f in cls.model_fields.items() if (f.json_schema_extra or {}).get("index")}
 
-    def validate(self) -> None:
-        _choice("mode", self.mode, MODES)
-        _choice("fusion", self.fusion, FUSIONS)
-        _choice("engine", self.engine, ENGINES)
-        _choice("query_backend", self.query_backend, QUERY_BACKENDS)
-        if not 1 <= self.depth <= 10000:
-            raise PaperchatError(f"depth must be between 1 and 10000, got {self.depth}")
-        for name in ("rrf_k", "bm25_weight", "vector_weight", "adaptive_weight", "feedback_docs", "feedback_terms",
-                     "feedback_vector", "feedback_bm25", "smoothing", "smoothing_docs"):
-            if getattr(self, name) < 0:
-                raise PaperchatError(f"{name} must not be negative, got {getattr(self, name)}")
-        if self.feedback_temperature <= 0:
-            raise PaperchatError(f"feedback_temperature must be positive, got {self.feedback_temperature}")
-        if self.batch_size < 1 or self.write_batch < 1:
-            raise PaperchatError(f"batch_size and write_batch must be at least 1, got {self.batch_size} and {self.write_batch}")
+    def for_retrieval(self, **changes) -> Settings:
+        """These settings with retrieval fields changed for one call; index-time fields are refused."""
+        refused = set(changes) & self.index_fields()
+        if refused:
+            raise PaperchatError(f"{', '.join(sorted(refused))} only apply when an index is opened; use Assistant.open(...) instead")
+        unknown = set(changes) - set(self.model_fields)
+        if unknown:
+            raise PaperchatError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        try:
+            return self.model_validate({**self.model_dump(), **{k: v for k, v in changes.items() if v is not None}})
+        except ValidationError as exc:
+            raise PaperchatError(_describe(exc, changes)) from None
 
 
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise PaperchatError(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
-
-
-def _coerce(f: dataclasses.Field, raw: str, variable: str):
-    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-    try:
-        if kind.startswith("int"):
-            return int(raw)
-        if kind.startswith("float"):
-            return float(raw)
-        if kind.startswith("bool"):
-            if raw.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-                raise ValueError
-            return raw.lower() in ("1", "true", "yes", "on")
-    except ValueError:
-        raise PaperchatError(f"{variable}={raw!r} is not a valid {kind}") from None
-    return raw
+def _describe(error: ValidationError, keywords: dict) -> str:
+    """One line per bad value, naming the keyword or the PAPERCHAT_* variable it came from."""
+    problems = []
+    for item in error.errors():
+        name = str(item["loc"][0]) if item["loc"] else "?"
+        origin = name if name in keywords else ENV_PREFIX + name.upper()
+        value = item.get("input")
+        problems.append(f"{origin}={value!r}: {item['msg'][0].lower()}{item['msg'][1:]}")
+    return "invalid setting: " + "; ".join(problems)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
-from index.passages import split_sentences
-from index.tokenize import Tokenizer
+from paperchat.index.passages import split_sentences
+from paperchat.index.tokenize import Tokenizer
 
 MARK_OPEN, MARK_CLOSE = "**", "**"
 MAX_SNIPPET_CHARS = 420

@@ -1,18 +1,18 @@
-"""`paperchat eval` / `python -m eval`: retrieval quality per dataset and per mode."""
+"""`paperchat eval` / `python -m paperchat.eval`: retrieval quality per dataset and per mode."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from assistant.api import Assistant
-from eval.datasets import BUNDLED_SETS, HALVES, half, load_beir, load_bundled_set, load_offtopic, read_trec_qrels, read_trec_run
-from eval.report import text_table, write_outputs
-from eval.runner import DEFAULT_VARIANTS, VariantResult, evaluate_dataset, gate_accuracy, score_run
-from index.errors import PaperchatError
+from paperchat.api import Assistant
+from paperchat.eval.datasets import BUNDLED_SETS, HALVES, half, load_beir, load_bundled_set, load_offtopic, read_trec_qrels, read_trec_run
+from paperchat.eval.report import text_table, write_outputs
+from paperchat.eval.runner import DEFAULT_VARIANTS, VariantResult, evaluate_dataset, gate_accuracy, score_run
+from paperchat.index.errors import PaperchatError
 
 
 def default_index_root() -> Path:
@@ -21,16 +21,23 @@ def default_index_root() -> Path:
     return Path(user_cache_dir("paperchat")) / "eval-indexes"
 
 
+DESCRIPTION = ("Measure retrieval quality (nDCG@10, Recall@5/10/100, MRR@10, MAP@100, latency) of bm25, vector, "
+               "hybrid and plain RRF on the bundled judged questions and on BEIR datasets.")
+EXAMPLES = """examples:
+  paperchat eval --out eval-out
+  paperchat eval --beir ../shared/benchmarks/cranfield --sets none
+  paperchat eval --half dev --beir ../shared/benchmarks/cisi
+  paperchat eval --qrels qrels.tsv --run other_system.trec --run paperchat.trec"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="paperchat eval",
-        description="Measure retrieval quality (nDCG@10, Recall@5/10/100, MRR@10, MAP@100, latency) of bm25, vector, "
-        "hybrid and plain RRF on the bundled judged questions and on BEIR datasets.",
-        epilog="examples:\n  paperchat eval --out eval-out\n  paperchat eval --beir ../shared/benchmarks/cranfield --sets none\n"
-        "  paperchat eval --half dev --beir ../shared/benchmarks/cisi\n"
-        "  paperchat eval --qrels qrels.tsv --run other_system.trec --run paperchat.trec",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = argparse.ArgumentParser(prog="paperchat eval", description=DESCRIPTION, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `paperchat eval` (also used by the `paperchat` command's own parser)."""
     parser.add_argument("--sets", default=",".join(BUNDLED_SETS), help=f"bundled judged sets to run, comma-separated, or 'none' (default: {','.join(BUNDLED_SETS)})")
     parser.add_argument("--beir", action="append", default=[], metavar="DIR", help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv); repeatable")
     parser.add_argument("--variants", help=f"comma-separated subset of: {', '.join(v.name for v in DEFAULT_VARIANTS)}")
@@ -46,13 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _run(args)
+        return run(args)
     except PaperchatError as exc:
         print(f"paperchat eval: error: {exc}", file=sys.stderr)
         return 2
 
 
-def _run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.qrels:
         if not args.run:

@@ -1,4 +1,4 @@
-"""`paperchat bench` / `python -m eval.bench`: query latency, ingest throughput, memory and disk
+"""`paperchat bench` / `python -m paperchat.eval.bench`: query latency, ingest throughput, memory and disk
 at growing corpus sizes, paperchat side by side with the stack people usually assemble
 (rank_bm25 + the same Chroma collection + a sentence-transformers query embedding + RRF).
 
@@ -23,18 +23,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
-from assistant.api import Assistant
-from assistant.fusion import rrf
-from assistant.snippets import split_sentences
-from eval.datasets import load_bundled_set
-from index.embeddings import QUERY_THREADS, Embedder, torch_forward
-from index.loaders import load_bundled, load_paths
-from index.papers import Paper
+from paperchat.api import Assistant
+from paperchat.eval.datasets import load_bundled_set
+from paperchat.fusion import rrf
+from paperchat.index.embeddings import QUERY_THREADS, Embedder, torch_forward
+from paperchat.index.loaders import load_bundled, load_paths
+from paperchat.index.papers import Paper
+from paperchat.snippets import make_snippet, split_sentences
 
 REPEATS = 3
 WARMUP = 10
@@ -168,7 +168,7 @@ def bench_size(size: int, pool: list[str], queries: list[str], workdir: Path, co
     }
     searcher = Assistant.open(index, bootstrap=False, notify=lambda m: None)
     store = searcher.store
-    lexical = store.lexical()
+    snapshot = store.snapshot()
     clear = store.embedder._cache.clear
     result["paperchat_hybrid"] = latency(lambda q: searcher.retrieve(q, k=10), queries, clear)
     result["paperchat_hybrid_cached_embedding"] = latency(lambda q: searcher.retrieve(q, k=10), queries)
@@ -176,15 +176,15 @@ def bench_size(size: int, pool: list[str], queries: list[str], workdir: Path, co
     result["part_query_embedding"] = latency(store.embedder.encode_query, queries, clear)
     result["part_query_embedding_torch"] = latency(lambda q: torch_forward(store.embedder.model, q), queries)
     vectors = {q: store.embedder.encode_query(q) for q in queries}
-    result["part_vector_knn"] = latency(lambda q: store.nearest(vectors[q], 100), queries)
-    result["part_bm25"] = latency(lambda q: lexical.search(lexical.tokenizer.tokens(q), 100), queries)
-    sides = {q: searcher.searcher.score_sides(q, lexical.tokenizer.tokens(q), 100) for q in queries}
+    result["part_vector_knn"] = latency(lambda q: searcher.searcher.nearest(snapshot, vectors[q], 100), queries)
+    result["part_bm25"] = latency(lambda q: snapshot.bm25.search(snapshot.tokenizer.tokens(q), 100), queries)
+    sides = {q: searcher.searcher.score_sides(snapshot, q, snapshot.tokenizer.tokens(q), 100) for q in queries}
     result["part_fusion_and_snippets"] = latency(lambda q: _fuse_and_snippets(searcher, sides[q], q), queries)
 
     import torch
     from rank_bm25 import BM25Okapi
 
-    ids, documents, _, _ = store.all_documents()
+    ids, documents = snapshot.ids, [snapshot.records.get(row)[0] for row in range(len(snapshot))]
     started = time.perf_counter()
     common_bm25 = BM25Okapi([d.lower().split() for d in documents])
     result["common_stack_bm25_build_seconds"] = round(time.perf_counter() - started, 1)
@@ -195,7 +195,7 @@ def bench_size(size: int, pool: list[str], queries: list[str], workdir: Path, co
         scores = common_bm25.get_scores(query.lower().split())
         bm25_top = [ids[i] for i in np.argsort(-scores)[:100]]
         vector = model.encode([query], normalize_embeddings=True)[0]
-        dense = store.collection().query(query_embeddings=[vector], n_results=100, include=["documents", "distances"])["ids"][0]
+        dense = store.repository.papers().query(query_embeddings=[vector], n_results=100, include=["documents", "distances"])["ids"][0]
         fused = rrf({"bm25": bm25_top, "vector": dense}, 60)
         return sorted(fused, key=fused.get, reverse=True)[:10]
 
@@ -203,21 +203,17 @@ def bench_size(size: int, pool: list[str], queries: list[str], workdir: Path, co
     result["speedup_vs_common_stack"] = round(result["common_stack"]["p50_ms"] / result["paperchat_hybrid"]["p50_ms"], 1)
     result["rss_mb_after_search"] = round(rss_mb(), 0)
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "assistant.cli", "search", "warm start", "-k", "1", "-q", "--index", str(index)], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "paperchat.cli", "search", "warm start", "-k", "1", "-q", "--index", str(index)], check=True, capture_output=True)
     result["cli_search_seconds"] = round(time.perf_counter() - started, 2)
     return result
 
 
 def _fuse_and_snippets(assistant: Assistant, sides, query: str) -> None:
-    searcher = assistant.searcher
-    terms = assistant.store.lexical().tokenizer.tokens(query)
-    fused = searcher.fuse(sides, "hybrid", assistant.settings, terms)
-    top = np.argsort(-fused)[:10]
-    papers = assistant.store.papers([sides.ids[i] for i in top])
-    from assistant.snippets import make_snippet
-
-    for paper in papers.values():
-        make_snippet(paper.abstract, terms, assistant.store.lexical().tokenizer)
+    snapshot = sides.snapshot
+    terms = snapshot.tokenizer.tokens(query)
+    fused = assistant.searcher.fuse(sides, "hybrid", assistant.settings, terms)
+    for i in np.argsort(-fused)[:10]:
+        make_snippet(snapshot.paper(int(sides.positions[i])).abstract, terms, snapshot.tokenizer)
 
 
 def search_only(index: Path, queries: list[str]) -> dict:
@@ -226,7 +222,7 @@ def search_only(index: Path, queries: list[str]) -> dict:
     embedder = assistant.store.embedder
     return {
         "index": str(index),
-        "documents": assistant.store.count(),
+        "documents": assistant.info()["documents"],
         "query_backend": embedder.active_query_backend,
         "new_query": latency(lambda q: assistant.retrieve(q, k=10), queries, embedder._cache.clear),
         "repeated_query": latency(lambda q: assistant.retrieve(q, k=10), queries),
@@ -260,11 +256,24 @@ def print_table(results: list[dict]) -> None:
         print(name.ljust(width), " | ".join(str(cell(r)).rjust(22) for r in results))
 
 
+EXAMPLES = """examples:
+  paperchat bench --sizes 1000,10000 --queries 200
+  paperchat bench --sizes 1000 --with-100k --workdir /tmp/bench
+  paperchat bench --search-only ~/.local/share/paperchat/index"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="paperchat bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="paperchat bench", description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `paperchat bench` (also used by the `paperchat` command's own parser)."""
     parser.add_argument("--sizes", default="1000,10000", help="corpus sizes, comma-separated (default 1000,10000)")
     parser.add_argument("--with-100k", action="store_true", help="add a 100,000-abstract corpus (vectors composed from sentence embeddings)")
-    parser.add_argument("--embed-limit", type=int, default=2000, help="sizes above this use composed vectors instead of embedding every abstract (default 2000: MiniLM embeds ~17 abstracts/s on 2 CPU cores)")
+    parser.add_argument("--embed-limit", type=int, default=2000, help="sizes above this use composed vectors instead of embedding every abstract "
+                        "(default 2000: MiniLM embeds ~17 abstracts/s on 2 CPU cores)")
     parser.add_argument("--queries", type=int, default=200, help="number of varied queries (default 200)")
     parser.add_argument("--extra", action="append", default=[], metavar="FILE", help="more corpus files whose sentences join the pool (default: the bundled corpus only)")
     parser.add_argument("--workdir", help="where the benchmark indexes go (default: a temporary folder, removed after)")
@@ -274,7 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()] + ([100_000] if args.with_100k else [])
     pool = sentence_pool([Path(p) for p in args.extra])
     queries = make_queries(pool, args.queries)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from index.errors import PaperchatError
+from paperchat.index.errors import PaperchatError
 
 BUNDLED_SETS = ("questions", "topics", "chats")
 
@@ -49,7 +49,7 @@ def half(dataset: Dataset, which: str) -> Dataset:
 
 
 def bundled_file(name: str) -> Path:
-    return Path(str(resources.files("eval") / f"{name}.jsonl"))
+    return Path(str(resources.files("paperchat.eval") / f"{name}.jsonl"))
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from eval.runner import METRICS, VariantResult, wins_and_losses
+from paperchat.eval.runner import METRICS, VariantResult, wins_and_losses
 
 COLUMNS = METRICS + ["p50_ms", "p95_ms"]
 
@@ -31,7 +31,7 @@ def markdown_table(results: list[VariantResult]) -> str:
 
 def write_outputs(out: Path, name: str, results: list[VariantResult], queries: int) -> dict:
     """Write <name>.json, <name>.md, <name>.png and one TREC run per variant; return the JSON payload."""
-    from eval.datasets import write_trec_run
+    from paperchat.eval.datasets import write_trec_run
 
     out.mkdir(parents=True, exist_ok=True)
     comparison = wins_and_losses(results)

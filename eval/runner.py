@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from ranx import Qrels, Run, evaluate
 
-from assistant.api import Assistant
-from eval.datasets import Dataset, Query
+from paperchat.api import Assistant
+from paperchat.eval.datasets import Dataset, Query
 
 METRICS = ["ndcg@10", "recall@5", "recall@10", "recall@100", "mrr@10", "map@100"]
 RUN_DEPTH = 100

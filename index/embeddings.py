@@ -17,12 +17,12 @@ import tempfile
 import threading
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from index.errors import PaperchatError
+from paperchat.index.errors import PaperchatError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 QUERY_CACHE_SIZE = 4096

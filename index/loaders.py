@@ -12,13 +12,13 @@ import io
 import json
 import re
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Iterator
 
-from index.errors import PaperchatError
-from index.papers import Paper, normalise_title, title_id
+from paperchat.index.errors import PaperchatError
+from paperchat.index.papers import Paper, normalise_title, title_id
 
 _DATE_LINE = re.compile(
     r"^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? \d{1,2}(, \d{4})?$"
@@ -259,7 +259,7 @@ def load_paths(paths: Iterable[str | Path]) -> tuple[list[Paper], LoadReport]:
 
 def bundled_pages() -> list[Path]:
     """The Daily Papers pages shipped inside the package: the default corpus."""
-    folder = resources.files("index") / "corpus"
+    folder = resources.files("paperchat.index") / "corpus"
     return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".txt"))
 
 

@@ -10,9 +10,9 @@ a document's dense score is the best of its own vector and its passages' (MaxP, 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 

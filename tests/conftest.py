@@ -17,7 +17,7 @@ SEEDS = REPO / "index" / "corpus"
 @pytest.fixture(scope="session")
 def bundled_index(tmp_path_factory) -> Path:
     """An index folder holding the bundled corpus, built once through the public API."""
-    from assistant import Assistant
+    from paperchat import Assistant
 
     path = tmp_path_factory.mktemp("bundled-index")
     Assistant.open(path, progress=False, notify=lambda message: None)
@@ -26,7 +26,7 @@ def bundled_index(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def assistant(bundled_index):
-    from assistant import Assistant
+    from paperchat import Assistant
 
     return Assistant.open(bundled_index, progress=False, notify=lambda message: None)
 
@@ -34,7 +34,7 @@ def assistant(bundled_index):
 @pytest.fixture(scope="session")
 def embedder():
     """The real packaged model, shared by tests that build small indexes of their own."""
-    from index.embeddings import Embedder
+    from paperchat.index.embeddings import Embedder
 
     return Embedder()
 

@@ -5,9 +5,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import write
 
-from assistant.cli import main
+from conftest import write
+from paperchat.cli import main
 
 
 def run(capsys, *argv):
@@ -76,7 +76,7 @@ def test_unknown_mode_is_rejected_by_the_parser_listing_choices(capsys):
 
 
 def test_console_script_exit_status_without_traceback(bundled_index):
-    result = subprocess.run([sys.executable, "-m", "assistant.cli", "search", "  ", "--index", str(bundled_index)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-m", "paperchat.cli", "search", "  ", "--index", str(bundled_index)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "paperchat: error: the query is empty" in result.stderr and "Traceback" not in result.stderr
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.settings import Settings
-from index.embeddings import Embedder, OnnxQueryEncoder, torch_forward
-from index.errors import PaperchatError
+from paperchat.index.embeddings import Embedder, OnnxQueryEncoder, torch_forward
+from paperchat.index.errors import PaperchatError
+from paperchat.settings import Settings
 
 TEXTS = [
     "graph neural networks for molecule property prediction",
@@ -64,7 +64,7 @@ def test_unknown_query_backend_is_a_clear_error(monkeypatch):
 TORCH_FREE_PROBE = """
 import json, sys
 from pathlib import Path
-from index.embeddings import Embedder
+from paperchat.index.embeddings import Embedder
 embedder = Embedder(cache_dir=Path(sys.argv[1]))
 vector = embedder.encode_query(sys.argv[2])
 print(json.dumps({"torch_imported": "torch" in sys.modules, "backend": embedder.active_query_backend, "vector": vector.tolist()}))

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from eval.__main__ import main as eval_main
-from eval.datasets import BUNDLED_SETS, bundled_file, half, in_dev_half, load_bundled_set, load_offtopic, read_trec_qrels, read_trec_run
-from eval.runner import DEFAULT_VARIANTS, evaluate_dataset, gate_accuracy, score_run
-from index.errors import PaperchatError
-from index.loaders import load_bundled
+from paperchat.eval.__main__ import main as eval_main
+from paperchat.eval.datasets import BUNDLED_SETS, bundled_file, half, in_dev_half, load_bundled_set, load_offtopic, read_trec_qrels, read_trec_run
+from paperchat.eval.runner import DEFAULT_VARIANTS, evaluate_dataset, gate_accuracy, score_run
+from paperchat.index.errors import PaperchatError
+from paperchat.index.loaders import load_bundled
 
 BASELINE = json.loads((Path(__file__).resolve().parent.parent / "eval" / "baseline.json").read_text())
 VARIANTS = [v for v in DEFAULT_VARIANTS if v.name in ("bm25", "vector", "hybrid")]

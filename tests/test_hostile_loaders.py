@@ -5,7 +5,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from index.loaders import load_paths
+from paperchat.index.loaders import load_paths
 
 GOOD = {"id": "good-1", "title": "A good paper", "abstract": "A perfectly fine abstract."}
 fuzz = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

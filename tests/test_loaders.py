@@ -1,11 +1,11 @@
 import json
 
 import pytest
-from conftest import SEEDS, write
 
-from index.errors import PaperchatError
-from index.loaders import bundled_pages, load_bundled, load_paths, parse_pages
-from index.papers import code_links, normalise_title, title_id
+from conftest import SEEDS, write
+from paperchat.index.errors import PaperchatError
+from paperchat.index.loaders import bundled_pages, load_bundled, load_paths, parse_pages
+from paperchat.index.papers import code_links, normalise_title, title_id
 
 
 def test_bundled_corpus_has_472_entries_and_380_unique_papers():

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from assistant.chat import content_words, is_follow_up, relevance, rewrite_follow_up, topic_chunks
-from assistant.fusion import adaptive_bm25_weight, expansion_terms, feedback_weights, rocchio, rrf, smooth, zscore
-from assistant.snippets import choose_sentences, make_snippet, mark_terms, split_sentences
-from index.passages import Passages, max_passage, pack_passages
-from index.tokenize import Tokenizer
+from paperchat.chat import content_words, is_follow_up, relevance, rewrite_follow_up, topic_chunks
+from paperchat.fusion import adaptive_bm25_weight, expansion_terms, feedback_weights, rocchio, rrf, smooth, zscore
+from paperchat.index.passages import Passages, max_passage, pack_passages
+from paperchat.index.tokenize import Tokenizer
+from paperchat.snippets import choose_sentences, make_snippet, mark_terms, split_sentences
 
 tok = Tokenizer()
 

@@ -17,11 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from conftest import write
-from test_ui import free_port
 
-from assistant import Assistant, PaperchatError
-from ui.app import launch
+from conftest import write
+from paperchat import Assistant, PaperchatError
+from paperchat.ui.app import launch
+from test_ui import free_port
 
 TOPICS = ["graph neural networks", "protein folding", "speech recognition", "image segmentation", "reinforcement learning",
           "machine translation", "anomaly detection", "time series forecasting", "recommender systems", "federated learning"]
@@ -71,13 +71,99 @@ def test_ingest_and_search_against_a_real_chroma_server(chroma_server, tmp_path,
     _, report = replica_a.ingest([corpus], progress=False)
     assert report.added == 40 and replica_a.info()["documents"] == 40 and replica_a.info()["index"] == chroma_server
     assert replica_a.search("protein folding M11", k=1)[0].id == "doc-00011"
-    # A second replica with its own local folder derives its own BM25 from the server's data.
+    # A second replica with its own local folder derives its own snapshot from the server's data.
     replica_b = Assistant.open(tmp_path / "b", chroma_url=chroma_server, bootstrap=False, load_model=False, notify=lambda m: None)
     replica_b.store.embedder = embedder
     assert replica_b.search("speech recognition M2", k=1, mode="bm25")[0].id == "doc-00002"
     replica_a.remove(["doc-00002"])
     replica_b.refresh(force=True)
     assert "doc-00002" not in [h.id for h in replica_b.search("speech recognition M2", k=5, mode="bm25")]
+
+
+def test_a_metadata_only_update_reaches_another_replica(chroma_server, tmp_path, embedder):
+    first = write(tmp_path / "first.jsonl", json.dumps({"id": "m1", "title": "Mixture of experts routing", "abstract": "Sparse expert routing."}) + "\n")
+    writer = Assistant.open(tmp_path / "w", chroma_url=chroma_server, collection="metadata-replicas", bootstrap=False, load_model=False, notify=lambda m: None)
+    writer.store.embedder = embedder
+    writer.ingest([first], progress=False)
+    reader = Assistant.open(tmp_path / "r", chroma_url=chroma_server, collection="metadata-replicas", bootstrap=False, load_model=False, notify=lambda m: None)
+    reader.store.embedder = embedder
+    assert reader.search("expert routing", k=1, mode="bm25")[0].citation.url.startswith("https://arxiv.org/search/")
+    moved = write(tmp_path / "first.jsonl", json.dumps({"id": "m1", "title": "Mixture of experts routing", "abstract": "Sparse expert routing.",
+                                                          "url": "https://example.org/moe"}) + "\n")
+    _, report = writer.ingest([moved], progress=False)
+    assert report.updated_metadata == 1
+    reader.refresh(force=True)
+    assert reader.search("expert routing", k=1, mode="bm25")[0].citation.url == "https://example.org/moe"
+
+
+def test_a_server_that_fails_mid_session_is_an_error_not_an_empty_index(tmp_path):
+    port = free_port()
+    process = subprocess.Popen([shutil.which("chroma"), "run", "--path", str(tmp_path / "data"), "--host", "127.0.0.1", "--port", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        from paperchat.index.chroma import ChromaRepository
+
+        repository = ChromaRepository(tmp_path / "local", f"http://127.0.0.1:{port}", "papers", "all-MiniLM-L6-v2", lambda: 384)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    with pytest.raises(PaperchatError, match="cannot read the Chroma collection 'papers'"):
+        repository.papers(create=True)
+
+
+def test_chat_keeps_serving_while_another_process_ingests_into_the_same_index(tmp_path):
+    index = tmp_path / "index"
+    env = {**os.environ, "PAPERCHAT_REFRESH_SECONDS": "1", "PYTHONUNBUFFERED": "1"}
+    cli = [sys.executable, "-m", "paperchat.cli"]
+    first = synthetic_corpus(tmp_path / "first.jsonl", 30)
+    subprocess.run([*cli, "ingest", str(first), "--index", str(index), "-q"], env=env, check=True, capture_output=True, timeout=600)
+    port = free_port()
+    server = subprocess.Popen([*cli, "chat", "--index", str(index), "--port", str(port), "-q"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        from gradio_client import Client
+
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+                break
+            except Exception:
+                assert server.poll() is None, server.stderr.read().decode()[-2000:]
+                time.sleep(1)
+        assert client.predict("protein folding M1", 1, "bm25", api_name="/search")["hits"][0]["id"] == "doc-00001"
+        second = write(tmp_path / "second.jsonl", json.dumps({"id": "late", "title": "Quokka population surveys",
+                                                               "abstract": "Counting quokkas on Rottnest Island with drones."}) + "\n")
+        writer = subprocess.Popen([*cli, "ingest", str(second), "--index", str(index), "-q"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        while writer.poll() is None:  # the server answers, from its last snapshot, while the other process writes
+            assert client.predict("protein folding M1", 1, "bm25", api_name="/search")["hits"][0]["id"] == "doc-00001"
+        assert writer.returncode == 0, writer.stderr.read().decode()[-2000:]
+        seen = None
+        deadline = time.time() + 30
+        while time.time() < deadline and not seen:
+            seen = client.predict("quokka surveys on Rottnest Island", 1, "hybrid", api_name="/search")["hits"]
+            time.sleep(0.5)
+        assert seen and seen[0]["id"] == "late"
+        assert client.predict("protein folding M1", 1, "hybrid", api_name="/search")["hits"][0]["id"] == "doc-00001"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_a_long_lived_assistant_can_write_after_another_process_wrote(tmp_path, embedder):
+    index = tmp_path / "index"
+    first = synthetic_corpus(tmp_path / "first.jsonl", 10)
+    assistant = Assistant.open(index, bootstrap=False, load_model=False, notify=lambda m: None)
+    assistant.store.embedder = embedder
+    assistant.ingest([first], progress=False)
+    second = write(tmp_path / "second.jsonl", json.dumps({"id": "late", "title": "Quokka surveys", "abstract": "Counting quokkas with drones."}) + "\n")
+    subprocess.run([sys.executable, "-m", "paperchat.cli", "ingest", str(second), "--index", str(index), "-q"], check=True, capture_output=True, timeout=600)
+    assistant.refresh(force=True)
+    assert assistant.search("quokkas", k=1, mode="bm25")[0].id == "late"
+    repository = assistant.store.repository  # reads of Chroma itself (a rebuild, HNSW above 20k papers) see the new paper too
+    assert "late" in repository.everything()[0] and repository.nearest(embedder.encode_query("quokkas"), 1)[0] == ["late"]
+    assert assistant.remove(["late", "doc-00003"]) == ["late", "doc-00003"]
+    assert assistant.store.repository.count() == len(assistant.store.snapshot()) == 9
 
 
 def test_unreachable_server_is_a_clear_error(tmp_path):
@@ -89,7 +175,7 @@ def test_sigkill_midway_through_ingest_loses_nothing(tmp_path):
     corpus = synthetic_corpus(tmp_path / "big.jsonl", 600)
     index = tmp_path / "index"
     env = {**os.environ, "PAPERCHAT_WRITE_BATCH": "50", "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "assistant.cli", "ingest", str(corpus), "--index", str(index)]
+    command = [sys.executable, "-m", "paperchat.cli", "ingest", str(corpus), "--index", str(index)]
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
     seen = b""
     deadline = time.time() + 240
@@ -111,10 +197,11 @@ def test_sigkill_midway_through_ingest_loses_nothing(tmp_path):
     added = int(re.search(r"(\d+) added", rerun.stdout).group(1))
     assert 0 < added <= 450  # what the killed run wrote was kept
     reopened = Assistant.open(index, bootstrap=False, notify=lambda m: None)
-    ids, _, _, metadatas = reopened.store.all_documents()
-    assert len(ids) == len(set(ids)) == reopened.store.count() == 600
-    assert sorted(reopened.store.lexical().ids) == sorted(ids)
-    owners = collections.Counter(m["doc"] for m in reopened.store.passage_collection().get(include=["metadatas"])["metadatas"])
+    repository = reopened.store.repository
+    ids, _, _, metadatas, _ = repository.everything()
+    assert len(ids) == len(set(ids)) == repository.count() == 600
+    assert sorted(reopened.store.snapshot().ids) == sorted(ids)
+    owners = collections.Counter(m["doc"] for m in repository.passages().get(include=["metadatas"])["metadatas"])
     counts = {doc_id: m["passages"] for doc_id, m in zip(ids, metadatas)}
     assert owners == {doc_id: n for doc_id, n in counts.items() if n} and len(owners) == 30  # every long paper, no strays
     assert reopened.search("time series forecasting M307", k=1)[0].id == "doc-00307"
@@ -196,7 +283,7 @@ def test_auth_refuses_unauthenticated_requests(assistant):
 
 
 def test_default_bind_is_loopback_only():
-    from assistant.cli import build_parser
+    from paperchat.cli import build_parser
 
     assert build_parser().parse_args(["chat"]).host == "127.0.0.1"
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from assistant import Hit, PaperchatError
+from paperchat import Hit, PaperchatError
 
 QUESTIONS = [
     ("is there a training-free way to detect text written by an LLM?", "training-free-llm-generated-text-detection-by-mining-token-probability-sequences"),

@@ -1,12 +1,12 @@
-"""The store on a real embedded Chroma with the real packaged model: idempotence, updates, BM25 staleness."""
+"""The store on a real embedded Chroma with the real packaged model: idempotence, updates, snapshot staleness."""
 
 import json
 
 import pytest
-from conftest import write
 
-from assistant import Assistant, PaperchatError
-from index.lexical import POINTER
+from conftest import write
+from paperchat import Assistant, PaperchatError
+from paperchat.index.snapshot import MANIFEST
 
 PAPERS = [
     {"id": "lora", "title": "LoRA: Low-Rank Adaptation", "abstract": "We freeze the weights and train low-rank matrices for efficient fine-tuning."},
@@ -27,8 +27,8 @@ def small(tmp_path, embedder):
 def test_ingest_twice_changes_nothing(small):
     assistant, corpus, _ = small
     load_report, report = assistant.ingest([corpus], progress=False)
-    assert (report.added, report.updated, report.unchanged, report.total) == (0, 0, 3, 3)
-    assert assistant.store.count() == len(assistant.store.lexical()) == 3
+    assert (report.added, report.updated, report.updated_metadata, report.unchanged, report.total) == (0, 0, 0, 3, 3)
+    assert assistant.store.repository.count() == len(assistant.store.snapshot()) == 3
 
 
 def test_changed_abstract_updates_chroma_and_bm25_together(small):
@@ -36,7 +36,7 @@ def test_changed_abstract_updates_chroma_and_bm25_together(small):
     changed = [dict(p) for p in PAPERS]
     changed[2]["abstract"] = "Autoregressive transformers synthesise audio waveforms."
     _, report = assistant.ingest([write(tmp_path / "v2.jsonl", "\n".join(json.dumps(p) for p in changed))], progress=False)
-    assert (report.added, report.updated, report.unchanged) == (0, 1, 2)
+    assert (report.added, report.updated, report.updated_metadata, report.unchanged) == (0, 1, 2, 0)  # the other two gain the source v2.jsonl
     assert assistant.search("audio waveforms", k=1, mode="bm25")[0].id == "diff"
     assert assistant.search("denoising", k=3, mode="bm25") == []
 
@@ -44,29 +44,29 @@ def test_changed_abstract_updates_chroma_and_bm25_together(small):
 def test_remove_deletes_from_both_sides(small):
     assistant, _, _ = small
     assert assistant.remove(["prune", "missing"]) == ["prune"]
-    assert assistant.store.count() == 2
+    assert assistant.store.repository.count() == 2
     assert [h.id for h in assistant.search("pruning weights", k=3, mode="bm25")] == ["lora"]
-    assert "prune" not in assistant.store.lexical().ids
+    assert "prune" not in assistant.store.snapshot().ids
 
 
-def test_stale_bm25_index_is_rebuilt_on_open(small, embedder):
+def test_stale_snapshot_is_rebuilt_on_open(small, embedder):
     assistant, _, tmp_path = small
-    folder = assistant.store.lexical_folder
-    pointer = json.loads((folder / POINTER).read_text())
+    folder = assistant.store.snapshot_folder
+    pointer = json.loads((folder / MANIFEST).read_text())
     pointer["fingerprint"] = "something-older"
-    (folder / POINTER).write_text(json.dumps(pointer))
+    (folder / MANIFEST).write_text(json.dumps(pointer))
     messages = []
     reopened = Assistant.open(tmp_path / "index", bootstrap=False, load_model=False, notify=messages.append)
     assert any("stale" in m for m in messages)
-    assert len(reopened.store.lexical()) == 3
-    assert json.loads((folder / POINTER).read_text())["fingerprint"] == reopened.store.fingerprint()
+    assert len(reopened.store.snapshot()) == 3
+    assert json.loads((folder / MANIFEST).read_text())["fingerprint"] == reopened.store.repository.fingerprint()
 
 
 @pytest.mark.parametrize("damage", ["truncate", "corrupt", "delete"])
-def test_damaged_bm25_files_are_detected_and_rebuilt(small, damage):
+def test_damaged_snapshot_files_are_detected_and_rebuilt(small, damage):
     assistant, _, tmp_path = small
-    folder = assistant.store.lexical_folder
-    build = folder / json.loads((folder / POINTER).read_text())["build"]
+    folder = assistant.store.snapshot_folder
+    build = folder / json.loads((folder / MANIFEST).read_text())["build"]
     target = build / "data.csc.index.npy"
     if damage == "truncate":
         target.write_bytes(target.read_bytes()[:20])
@@ -111,19 +111,63 @@ LONG = {
 
 def test_long_abstracts_get_passages_the_vector_side_reads(small):
     assistant, _, tmp_path = small
-    store = assistant.store
+    store, repository = assistant.store, assistant.store.repository
     assistant.ingest([write(tmp_path / "long.jsonl", json.dumps(LONG) + "\n")], progress=False)
-    stored = store.passage_collection().get(where={"doc": "long"}, include=["documents"])
-    assert store.collection().get(ids=["long"])["metadatas"][0]["passages"] == len(stored["ids"]) >= 2
-    assert store.passage_collection().get(where={"doc": "lora"})["ids"] == []  # short abstracts need none
+    stored = repository.passages().get(where={"doc": "long"}, include=["documents"])
+    assert repository.papers().get(ids=["long"])["metadatas"][0]["passages"] == len(stored["ids"]) >= 2
+    assert repository.passages().get(where={"doc": "lora"})["ids"] == []  # short abstracts need none
     query = "Icelandic sheep herding dialogues"
-    own = float(store.vectors(["long"])["long"] @ store.embedder.encode_query(query))
+    snapshot = store.snapshot()
+    own = float(snapshot.vectors[snapshot.positions(["long"])[0]] @ store.embedder.encode_query(query))
     hit = assistant.search(query, k=1, mode="vector")[0]
     assert hit.id == "long" and hit.vector > own + 0.1  # the ending, past the model's window, was read
 
     assistant.ingest([write(tmp_path / "short.jsonl", json.dumps({**LONG, "abstract": "Routing experts."}) + "\n")], progress=False)
-    assert store.passage_collection().get(where={"doc": "long"})["ids"] == []
+    assert repository.passages().get(where={"doc": "long"})["ids"] == []
     assistant.ingest([write(tmp_path / "long.jsonl", json.dumps(LONG) + "\n")], progress=False)
     assert assistant.remove(["long"]) == ["long"]
-    assert store.passage_collection().count() == 0
-    assert store.lexical().passages.offsets.tolist() == [0, 0, 0, 0]
+    assert repository.passage_count() == 0
+    assert store.snapshot().passages.offsets.tolist() == [0, 0, 0, 0]
+
+
+PAGE = """Daily Papers
+
+{date}
+
+LoRA: Low-Rank Adaptation
+We freeze the weights and train low-rank matrices for efficient fine-tuning.
+"""
+
+
+def test_a_paper_seen_on_a_second_page_gains_that_page_and_date_everywhere(tmp_path, embedder):
+    assistant = Assistant.open(tmp_path / "index", bootstrap=False, load_model=False, progress=False, notify=lambda m: None)
+    assistant.store.embedder = embedder
+    _, first = assistant.ingest([write(tmp_path / "day1.txt", PAGE.format(date="Jun 6"))], progress=False)
+    _, second = assistant.ingest([write(tmp_path / "day2.txt", PAGE.format(date="Jun 7"))], progress=False)
+    assert first.added == 1 and (second.added, second.updated, second.updated_metadata, second.unchanged) == (0, 0, 1, 0)
+    hit = assistant.search("low-rank adaptation", k=1)[0]
+    assert (hit.citation.pages, hit.citation.dates) == (["day1", "day2"], ["Jun 6", "Jun 7"])
+    reopened = Assistant.open(tmp_path / "index", bootstrap=False, load_model=False, notify=lambda m: None)
+    assert reopened.search("low-rank adaptation", k=1, mode="bm25")[0].citation.dates == ["Jun 6", "Jun 7"]
+
+
+def test_a_new_url_or_date_for_the_same_text_reaches_search(small):
+    assistant, corpus, tmp_path = small
+    changed = [dict(p) for p in PAPERS]
+    changed[0].update(url="https://example.org/lora", date="2024-06-06")
+    _, report = assistant.ingest([write(tmp_path / "papers.jsonl", "\n".join(json.dumps(p) for p in changed))], progress=False)
+    assert (report.updated, report.updated_metadata, report.unchanged) == (0, 1, 2)
+    hit = assistant.search("low-rank", k=1, mode="bm25")[0]
+    assert hit.citation.url == "https://example.org/lora" and hit.citation.dates == ["2024-06-06"]
+    _, again = assistant.ingest([corpus], progress=False)  # the url is kept when a source gives none
+    assert assistant.search("low-rank", k=1, mode="bm25")[0].citation.url == "https://example.org/lora"
+
+
+def test_bm25_mode_does_not_embed_the_query(small):
+    assistant, _, _ = small
+    embedder = assistant.store.embedder
+    embedder._cache.clear()
+    hit = assistant.search("low-rank matrices", k=1, mode="bm25")[0]
+    assert hit.id == "lora" and hit.vector is None and len(embedder._cache) == 0
+    assert assistant.search("low-rank matrices", k=1, mode="hybrid")[0].vector is not None and len(embedder._cache) == 1
+

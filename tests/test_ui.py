@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from ui.app import build_app, launch
+from paperchat.ui.app import build_app, launch
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -1,4 +1,4 @@
-"""The Gradio web chat: layout and event wiring over `assistant.Assistant`; no retrieval logic here."""
+"""The Gradio web chat: layout and event wiring over `paperchat.Assistant`; no retrieval logic here."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 
 import gradio as gr
 
-from assistant import Assistant, PaperchatError
-from assistant.settings import MODES
-from ui.render import CSS, reply_markdown, sources_panel
+from paperchat import Assistant, PaperchatError
+from paperchat.settings import MODES
+from paperchat.ui.render import CSS, reply_markdown, sources_panel
 
 EXAMPLES = [
     "Is there a training-free way to detect LLM-generated text?",
@@ -52,13 +52,11 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         return "", history, panel
 
     def search_api(query: str, k: int = 10, mode: str = "hybrid") -> dict:
-        """Ranked hits for a query: {query, mode, took_ms, relevant, hits: [Hit...]}."""
+        """Ranked hits for a query: {query, mode, took_ms, relevant, relevance, hits: [Hit...]}; no hits when nothing is relevant."""
         try:
-            result = assistant.retrieve(query, int(k), mode)
+            return assistant.retrieve(query, int(k), mode).to_dict()
         except PaperchatError as exc:
             return {"error": str(exc)}
-        return {"query": result.query, "mode": result.mode, "took_ms": result.took_ms, "relevant": result.relevant,
-                "hits": [h.to_dict() for h in result.hits]}
 
     def chat_api(message: str, history: str = "[]", k: int = 5, mode: str = "hybrid") -> dict:
         """A cited answer; `history` is a JSON list of the earlier user messages, oldest first."""
@@ -71,7 +69,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             return {"error": str(exc)}
 
     with gr.Blocks(title="paperchat") as app:
-        gr.Markdown(f"## paperchat\nCited answers from {assistant.store.count()} paper abstracts · hybrid BM25 + vector search, no LLM needed.")
+        gr.Markdown(f"## paperchat\nCited answers from {assistant.info()['documents']} paper abstracts · hybrid BM25 + vector search, no LLM needed.")
         with gr.Row():
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(label="Chat", height=520, elem_id="chat")

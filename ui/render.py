@@ -5,8 +5,8 @@ from __future__ import annotations
 import html
 import re
 
-from assistant import Hit
-from assistant.chat import Answer
+from paperchat import Hit
+from paperchat.chat import Answer
 
 _MARKED = re.compile(r"\*\*(.+?)\*\*")
 

@@ -1,0 +1,231 @@
+"""The Chroma repository: the source of truth, embedded (`PersistentClient`) or served (`chroma run`).
+
+Two collections: the papers (document = title and abstract, our own vectors, flat metadata)
+and `<name>-passages` (the passage vectors of long abstracts, ids `DOC::pN`, metadata `doc`,
+`n`). Everything else paperchat keeps is derived from these. The papers collection carries a
+`generation` stamp that every write changes before it starts and again when it ends, so the
+fingerprint (`id:count:generation`) moves with every write, metadata-only ones included.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from paperchat.index.errors import PaperchatError
+from paperchat.index.passages import Passages
+
+READ_BATCH = 5000
+
+
+def connect(path: Path, chroma_url: str | None):
+    """An embedded client on `path/chroma`, or an HTTP client for a `chroma run` server."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if not chroma_url:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            return chromadb.PersistentClient(path=str(path / "chroma"), settings=chroma_settings)
+        except Exception as exc:
+            raise PaperchatError(f"cannot open the index at {path} ({exc})") from None
+    parsed = urllib.parse.urlparse(chroma_url if "://" in chroma_url else "http://" + chroma_url)
+    if not parsed.hostname:
+        raise PaperchatError(f"invalid Chroma URL {chroma_url!r}; expected http://HOST:PORT")
+    try:
+        client = chromadb.HttpClient(
+            host=parsed.hostname,
+            port=parsed.port or (443 if parsed.scheme == "https" else 8000),
+            ssl=parsed.scheme == "https",
+            settings=chroma_settings,
+        )
+        client.heartbeat()
+    except Exception as exc:
+        raise PaperchatError(f"cannot reach the Chroma server at {chroma_url} ({type(exc).__name__}); is `chroma run` up?") from None
+    return client
+
+
+class ChromaRepository:
+    """Reads and writes of one corpus's two collections; no ranking, no derived state."""
+
+    def __init__(self, path: Path, chroma_url: str | None, name: str, model: str, dimension: Callable[[], int]) -> None:
+        self.path = path
+        self.chroma_url = chroma_url
+        self.name = name
+        self.model = model
+        self._dimension = dimension  # asked only when needed: it may mean loading the model
+        self.where = chroma_url or str(path)  # for messages
+        self.client = connect(path, chroma_url)
+        self._papers = None
+        self._passages = None
+
+    def reopen(self) -> None:
+        """Open an embedded store afresh after another process wrote to it.
+
+        Embedded Chroma keeps a per-process view of its files (one cached `System` per folder):
+        it sees another process's counts and metadata, but reading the new records through the
+        old view fails. A new `System` reads the files as they are now. Clients of the old one
+        keep it until they reopen too. A server needs none of this.
+        """
+        if self.chroma_url:
+            return
+        from chromadb.api.client import SharedSystemClient
+
+        identifier = self.client._identifier
+        SharedSystemClient._identifier_to_system.pop(identifier, None)
+        SharedSystemClient._identifier_to_refcount.pop(identifier, None)
+        self.client = connect(self.path, None)
+        self._papers = self._passages = None
+
+    @property
+    def passages_name(self) -> str:
+        return f"{self.name}-passages"
+
+    def _open(self, name: str, create: bool, metadata: dict | None = None):
+        """A collection by name, or None when it does not exist and `create` is False.
+
+        Only "does not exist" means empty: any other failure is raised, so that a corpus is
+        never written into a collection paperchat could not read.
+        """
+        from chromadb.errors import NotFoundError
+
+        try:
+            return self.client.get_collection(name, embedding_function=None)
+        except NotFoundError:
+            if not create:
+                return None
+        except Exception as exc:
+            raise PaperchatError(f"cannot read the Chroma collection {name!r} at {self.where} ({type(exc).__name__}: {exc})") from None
+        return self.client.get_or_create_collection(name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}, metadata=metadata)
+
+    def papers(self, create: bool = False):
+        """The papers collection, or None when it does not exist and `create` is False."""
+        if self._papers is None:
+            self._papers = self._open(self.name, create, {"model": self.model, "dimension": self._dimension(), "generation": uuid.uuid4().hex} if create else None)
+            if self._papers is not None:
+                self._check_model(self._papers.metadata or {})
+        return self._papers
+
+    def passages(self, create: bool = False):
+        """The passage collection, or None when it does not exist and `create` is False."""
+        if self._passages is None:
+            self._passages = self._open(self.passages_name, create)
+        return self._passages
+
+    def _check_model(self, metadata: dict) -> None:
+        stored = metadata.get("model")
+        if stored and stored != self.model:
+            raise PaperchatError(
+                f"the index at {self.where} was built with the model {stored!r} ({metadata.get('dimension')} dimensions), "
+                f"not {self.model!r}; use --model {stored} or build a new index with --index DIR"
+            )
+
+    # --- state ---------------------------------------------------------------------------
+
+    def metadata(self) -> dict:
+        """The papers collection's metadata, read afresh (a server may hold another replica's writes)."""
+        if self.papers() is None:
+            return {}
+        return dict(self.client.get_collection(self.name, embedding_function=None).metadata or {})
+
+    def count(self) -> int:
+        collection = self.papers()
+        return collection.count() if collection is not None else 0
+
+    def passage_count(self) -> int:
+        collection = self.passages()
+        return collection.count() if collection is not None else 0
+
+    def fingerprint(self) -> str:
+        collection = self.papers()
+        if collection is None:
+            return "empty"
+        return f"{collection.id}:{collection.count()}:{self.metadata().get('generation', '')}"
+
+    def stamp(self) -> None:
+        """Change the generation stamp: derived state built before now is stale."""
+        collection = self.papers(create=True)
+        metadata = self.metadata()
+        metadata["generation"] = uuid.uuid4().hex
+        collection.modify(metadata=metadata)
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def existing_metadata(self) -> dict[str, dict]:
+        """Metadata of every stored paper by id (what an ingest plan is decided from)."""
+        return {doc_id: metadata or {} for page in _pages(self.papers(), ["metadatas"]) for doc_id, metadata in zip(page["ids"], page["metadatas"])}
+
+    def everything(self) -> tuple[list[str], list[str], np.ndarray, list[dict], Passages]:
+        """Every id, document, vector, metadata and passage vector Chroma holds, read in pages."""
+        ids: list[str] = []
+        documents: list[str] = []
+        vectors: list[np.ndarray] = []
+        metadatas: list[dict] = []
+        for page in _pages(self.papers(), ["documents", "embeddings", "metadatas"]):
+            ids.extend(page["ids"])
+            documents.extend(page["documents"])
+            vectors.append(np.asarray(page["embeddings"], dtype=np.float32))
+            metadatas.extend(metadata or {} for metadata in page["metadatas"])
+        dimension = vectors[0].shape[1] if vectors else self._dimension()
+        matrix = np.concatenate(vectors) if vectors else np.zeros((0, dimension), dtype=np.float32)
+        owners: list[str] = []
+        numbers: list[int] = []
+        passage_vectors: list[np.ndarray] = []
+        for page in _pages(self.passages(), ["embeddings", "metadatas"]):
+            owners.extend(str((m or {}).get("doc", "")) for m in page["metadatas"])
+            numbers.extend(int((m or {}).get("n", 0)) for m in page["metadatas"])
+            passage_vectors.append(np.asarray(page["embeddings"], dtype=np.float32))
+        passage_matrix = np.concatenate(passage_vectors) if passage_vectors else np.zeros((0, dimension), dtype=np.float32)
+        return ids, documents, matrix, metadatas, Passages.group(ids, owners, numbers, passage_matrix, dimension)
+
+    def nearest(self, vector: np.ndarray, k: int) -> tuple[list[str], np.ndarray]:
+        """Chroma's approximate (HNSW) nearest papers by document vector, with cosine similarities."""
+        collection = self.papers()
+        if collection is None or k <= 0:
+            return [], np.zeros(0, dtype=np.float32)
+        result = collection.query(query_embeddings=[vector], n_results=k, include=["distances"])
+        return result["ids"][0], 1.0 - np.asarray(result["distances"][0], dtype=np.float32)
+
+    # --- writes --------------------------------------------------------------------------
+
+    def write(self, ids: list[str], vectors: np.ndarray, documents: list[str], metadatas: list[dict], passages: list[tuple[str, int, np.ndarray]]) -> None:
+        """Replace the papers' passages, then write the papers: a paper carrying its `passages`
+        count in its metadata always has them all in Chroma. Old passages of every paper go
+        first, also those left by an interrupted earlier write."""
+        collection = self.passages(create=True)
+        collection.delete(where={"doc": {"$in": ids}})
+        if passages:
+            collection.upsert(
+                ids=[f"{doc_id}::p{n}" for doc_id, n, _ in passages],
+                embeddings=np.stack([vector for _, _, vector in passages]),
+                metadatas=[{"doc": doc_id, "n": n} for doc_id, n, _ in passages],
+            )
+        self.papers(create=True).upsert(ids=ids, embeddings=vectors, documents=documents, metadatas=metadatas)
+
+    def update_metadata(self, ids: list[str], metadatas: list[dict]) -> None:
+        self.papers().update(ids=ids, metadatas=metadatas)
+
+    def present(self, ids: list[str]) -> list[str]:
+        """Which of `ids` Chroma holds, in the order asked."""
+        collection = self.papers()
+        found = set(collection.get(ids=ids, include=[])["ids"]) if collection is not None and ids else set()
+        return [doc_id for doc_id in ids if doc_id in found]
+
+    def delete(self, ids: list[str]) -> None:
+        """Delete papers and their passages."""
+        passages = self.passages()
+        if passages is not None:
+            passages.delete(where={"doc": {"$in": ids}})
+        self.papers().delete(ids=ids)
+
+
+def _pages(collection, include: list[str]) -> Iterator[dict]:
+    """Everything a collection holds, READ_BATCH records per `get` (none for a missing collection)."""
+    total = collection.count() if collection is not None else 0
+    for offset in range(0, total, READ_BATCH):
+        yield collection.get(include=include, limit=READ_BATCH, offset=offset)

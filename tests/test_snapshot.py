@@ -1,0 +1,79 @@
+"""BM25 (both engines, candidate-only term scoring, IDF) and the snapshot's save/load checks."""
+
+import json
+
+import numpy as np
+import pytest
+
+from paperchat.index.bm25 import BM25Index, BM25Params
+from paperchat.index.passages import Passages
+from paperchat.index.snapshot import FORMAT_VERSION, MANIFEST, SAMPLE_BLOCK, SAMPLE_BLOCKS, Snapshot, file_digest
+from paperchat.index.tokenize import Tokenizer
+
+TEXTS = ["pruning neural networks", "diffusion models for images", "LLM pruning with LoRA adapters", "LoRA for diffusion", "speech models"]
+IDS = [f"d{i}" for i in range(len(TEXTS))]
+
+
+@pytest.mark.parametrize("engine", ["bm25s", "rank-bm25"])
+def test_term_scores_on_candidates_equal_full_scores(engine):
+    index = BM25Index.build(TEXTS, engine)
+    positions = np.array([4, 0, 2, 3])
+    for term in ["prune", "lora", "diffus", "unknown"]:
+        assert index.term_scores(term, positions) == pytest.approx(index.scores([term])[positions])
+
+
+def test_search_returns_only_matching_documents_best_first():
+    index = BM25Index.build(TEXTS)
+    positions, scores = index.search(Tokenizer().tokens("LoRA pruning"), 10)
+    assert [IDS[p] for p in positions][0] == "d2" and {IDS[p] for p in positions} == {"d0", "d2", "d3"}
+    assert list(scores) == sorted(scores, reverse=True)
+
+
+def test_idf_is_higher_for_rarer_terms():
+    idf = BM25Index.build(TEXTS).idf(["model", "speech", "never-seen"])
+    assert idf["never-seen"] > idf["speech"] > idf["model"]
+
+
+def small_snapshot(engine="bm25s"):
+    vectors = np.eye(5, 3, dtype=np.float32)
+    metadatas = [{"title": f"Paper {i}", "url": "https://example.org/é"} for i in range(5)]
+    passages = Passages.group(IDS, owners=[IDS[1], IDS[1]], numbers=[1, 0], vectors=np.eye(2, 3, dtype=np.float32), dimension=3)
+    return Snapshot.build(IDS, TEXTS, vectors, metadatas, passages, engine), vectors, metadatas
+
+
+@pytest.mark.parametrize("engine", ["bm25s", "rank-bm25"])
+def test_saved_snapshot_loads_only_with_matching_fingerprint_and_settings(tmp_path, engine):
+    snapshot, vectors, metadatas = small_snapshot(engine)
+    snapshot.save(tmp_path, "fp-1")
+    loaded, why = Snapshot.load(tmp_path, "fp-1", engine, Tokenizer(), BM25Params())
+    assert why == "loaded" and loaded.ids == IDS and np.array_equal(loaded.vectors, vectors)
+    assert loaded.passages.offsets.tolist() == [0, 0, 2, 2, 2, 2] and np.array_equal(loaded.passages.vectors, np.eye(2, 3)[::-1])
+    assert [loaded.records.get(i) for i in (4, 0)] == [(TEXTS[4], metadatas[4]), (TEXTS[0], metadatas[0])]
+    assert loaded.bm25.scores(["lora"]) == pytest.approx(snapshot.bm25.scores(["lora"]))
+    assert Snapshot.load(tmp_path, "fp-2", engine, Tokenizer(), BM25Params())[0] is None
+    assert Snapshot.load(tmp_path, "fp-1", engine, Tokenizer(), BM25Params(k1=2.0))[0] is None
+    assert len(list(tmp_path.glob("build-*"))) == 1
+
+
+def test_a_snapshot_of_another_format_version_is_rebuilt_not_misread(tmp_path):
+    small_snapshot()[0].save(tmp_path, "fp-1")
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    manifest["format"] = FORMAT_VERSION - 1
+    (tmp_path / MANIFEST).write_text(json.dumps(manifest))
+    loaded, why = Snapshot.load(tmp_path, "fp-1", "bm25s", Tokenizer(), BM25Params())
+    assert loaded is None and f"format {FORMAT_VERSION - 1}" in why
+
+
+def test_file_digest_reads_samples_of_a_large_file_and_sees_damage_anywhere_it_samples(tmp_path):
+    path = tmp_path / "big.bin"
+    data = bytearray(np.random.default_rng(0).integers(0, 256, 8 << 20, dtype=np.uint8).tobytes())
+    path.write_bytes(data)
+    digest = file_digest(path)
+    step = (len(data) - SAMPLE_BLOCK) // (SAMPLE_BLOCKS + 1)
+    for offset in (0, len(data) - 1, 4 * step + 10):  # in the first, the last and a middle sampled block
+        damaged = bytearray(data)
+        damaged[offset] ^= 0xFF
+        path.write_bytes(damaged)
+        assert file_digest(path) != digest
+    path.write_bytes(data[:-1])
+    assert file_digest(path) != digest
