@@ -100,7 +100,6 @@ def _describe(error: ValidationError, keywords: dict) -> str:
     problems = []
     for item in error.errors():
         name = str(item["loc"][0]) if item["loc"] else "?"
-        origin = name if name in keywords else ENV_PREFIX + name.upper()
-        value = item.get("input")
-        problems.append(f"{origin}={value!r}: {item['msg'][0].lower()}{item['msg'][1:]}")
-    return "invalid setting: " + "; ".join(problems)
+        origin = "" if name in keywords else f" (from {ENV_PREFIX + name.upper()})"
+        problems.append(f"{name}{origin} = {item.get('input')!r}: {item['msg'][0].lower()}{item['msg'][1:]}")
+    return "invalid setting " + "; ".join(problems)

@@ -88,7 +88,7 @@ class ComposedEmbedder(Embedder):
         mean = np.mean(known, axis=0)
         return mean / np.linalg.norm(mean)
 
-    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+    def encode(self, texts: list[str]) -> np.ndarray:
         composed = [self._compose(text) for text in texts]
         missing = [i for i, vector in enumerate(composed) if vector is None]
         for i, vector in zip(missing, super().encode([texts[i] for i in missing]) if missing else []):
@@ -101,10 +101,10 @@ class TimedEmbedder(Embedder):
 
     seconds = 0.0
 
-    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+    def encode(self, texts: list[str]) -> np.ndarray:
         started = time.perf_counter()
         try:
-            return super().encode(texts, progress)
+            return super().encode(texts)
         finally:
             self.seconds += time.perf_counter() - started
 

@@ -126,7 +126,7 @@ class Embedder:
         if count and torch.get_num_threads() != count:
             torch.set_num_threads(count)
 
-    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+    def encode(self, texts: list[str]) -> np.ndarray:
         """Embed documents in batches; rows are L2-normalised so dot product is cosine."""
         self._threads(self.document_threads)
         if not texts:
@@ -134,7 +134,7 @@ class Embedder:
         vectors = self.model.encode(
             texts,
             batch_size=self.batch_size,
-            show_progress_bar=progress,
+            show_progress_bar=False,
             convert_to_numpy=True,
             normalize_embeddings=True,
         )

@@ -51,10 +51,6 @@ class LoadReport:
     duplicates: int = 0
     problems: list[Problem] = field(default_factory=list)
 
-    @property
-    def skipped(self) -> int:
-        return len(self.problems)
-
     def summary(self) -> str:
         text = f"read {self.entries} entries -> {self.papers} unique papers"
         if self.duplicates:
