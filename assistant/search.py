@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -57,6 +58,16 @@ def check_request(k: int, mode: str) -> None:
         raise PaperchatError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
 
 
+@dataclass(frozen=True)
+class Formulation:
+    """One text searched for a question and how much it counts: a follow-up in a chat is searched
+    as several formulations at once (`paperchat.chat.formulations`), a plain query as one."""
+
+    text: str
+    weight: float = 1.0
+    role: str = "question"
+
+
 @dataclass
 class Retrieval:
     """A ranked result plus the evidence used to judge whether anything is relevant at all.
@@ -75,10 +86,11 @@ class Retrieval:
     relevance: float = 0.0
     relevant: bool = True
     closest: list[Hit] = field(default_factory=list)
+    formulations: list[Formulation] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"query": self.query, "mode": self.mode, "took_ms": self.took_ms, "relevant": self.relevant,
-                "relevance": self.relevance, "hits": [h.to_dict() for h in self.hits]}
+                "relevance": self.relevance, "searched": [asdict(f) for f in self.formulations], "hits": [h.to_dict() for h in self.hits]}
 
 
 @dataclass
@@ -103,18 +115,21 @@ class Searcher:
         self.store = store
         self.settings = settings
 
-    def retrieve(self, query: str, k: int = 10, mode: str | None = None, settings: Settings | None = None, gate: bool = True) -> Retrieval:
-        """Ranked hits for `query`, judged by the relevance gate (the one place that decides
-        "nothing relevant"); with `gate` off the hits are listed whatever the judgement."""
+    def retrieve(self, query: str | Sequence[Formulation], k: int = 10, mode: str | None = None, settings: Settings | None = None, gate: bool = True) -> Retrieval:
+        """Ranked hits for `query` (a text, or weighted formulations of one question), judged by the
+        relevance gate (the one place that decides "nothing relevant"); with `gate` off the hits
+        are listed whatever the judgement."""
         started = time.perf_counter()
         settings = settings or self.settings
         mode = mode or settings.mode
         check_request(k, mode)
-        text, notices = clean_query(query)
+        formulations, notices = _clean_formulations(query)
+        text = formulations[0].text
         snapshot = self.store.snapshot()
         tokenizer = snapshot.tokenizer
-        terms = tokenizer.tokens(text)
-        sides = self.score_sides(snapshot, text, terms, max(settings.depth, k), embed=mode != "bm25")
+        weighted = [(tokenizer.tokens(f.text), f.weight) for f in formulations]
+        terms = list(dict.fromkeys(t for group, _ in weighted for t in group))
+        sides = self.score_sides(snapshot, formulations, weighted, max(settings.depth, k), embed=mode != "bm25")
         fused = self.fuse(sides, mode, settings, terms)
         ranked_positions = sorted((i for i in range(len(sides.ids)) if np.isfinite(fused[i])), key=lambda i: (-fused[i], sides.ids[i]))
         weights = snapshot.bm25.idf(sorted(set(terms)))
@@ -138,12 +153,17 @@ class Searcher:
             relevance=round(relevance(best_similarity, coverage), 4),
             relevant=relevant,
             closest=hits,
+            formulations=formulations,
         )
 
-    def score_sides(self, snapshot: Snapshot, text: str, terms: list[str], depth: int, embed: bool = True) -> Sides:
-        """Top `depth` of each side, then exact scores of both sides on their union (BM25 alone without `embed`)."""
-        pending = _BM25_WORKER.submit(_bm25_side, snapshot, terms, depth)  # on another core while the query embeds
-        query_vector = self.store.embedder.encode_query(text) if embed else None
+    def score_sides(self, snapshot: Snapshot, formulations: Sequence[Formulation], weighted: list[tuple[list[str], float]], depth: int, embed: bool = True) -> Sides:
+        """Top `depth` of each side, then exact scores of both sides on their union (BM25 alone without `embed`).
+
+        Several formulations make one query: BM25 scores add up weighted, and the query vector is
+        the normalised weighted sum of the formulations' vectors.
+        """
+        pending = _BM25_WORKER.submit(_bm25_side, snapshot, weighted, depth)  # on another core while the query embeds
+        query_vector = self._query_vector(formulations) if embed else None
         all_bm25, bm25_top = pending.result()
         vector_top = self.nearest(snapshot, query_vector, depth) if embed else np.zeros(0, dtype=np.int64)
         positions = np.fromiter(dict.fromkeys(np.concatenate([bm25_top, vector_top]).tolist()), dtype=np.int64)
@@ -160,6 +180,13 @@ class Searcher:
             bm25_rank={snapshot.ids[i]: rank for rank, i in enumerate(bm25_top.tolist(), start=1)},
             vector_rank={snapshot.ids[i]: rank for rank, i in enumerate(vector_top.tolist(), start=1)},
         )
+
+    def _query_vector(self, formulations: Sequence[Formulation]) -> np.ndarray:
+        if len(formulations) == 1:
+            return self.store.embedder.encode_query(formulations[0].text)
+        combined = sum(f.weight * self.store.embedder.encode_query(f.text) for f in formulations)
+        norm = float(np.linalg.norm(combined))
+        return (combined / norm).astype(np.float32) if norm > 0 else self.store.embedder.encode_query(formulations[0].text)
 
     def nearest(self, snapshot: Snapshot, vector: np.ndarray, k: int) -> np.ndarray:
         """Rows of the `k` nearest documents by MaxP cosine (`Snapshot.best_passage`).
@@ -217,9 +244,22 @@ class Searcher:
         return weight * zscore(bm25) + (1 - weight) * zscore(vector)
 
 
-def _bm25_side(snapshot: Snapshot, terms: list[str], depth: int) -> tuple[np.ndarray, np.ndarray]:
-    """BM25 scores of every document and the positions of the top `depth`."""
-    scores = snapshot.bm25.scores(terms)
+def _clean_formulations(query: str | Sequence[Formulation]) -> tuple[list[Formulation], list[str]]:
+    """Cleaned formulations (the first is what the user asked) and any notices."""
+    formulations = [Formulation(query)] if isinstance(query, str) else list(query)
+    if not formulations:
+        raise PaperchatError("the query is empty; type a question or some keywords")
+    cleaned, notices = [], []
+    for formulation in formulations:
+        text, said = clean_query(formulation.text)
+        cleaned.append(Formulation(text, formulation.weight, formulation.role))
+        notices += [n for n in said if n not in notices]
+    return cleaned, notices
+
+
+def _bm25_side(snapshot: Snapshot, weighted: list[tuple[list[str], float]], depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted BM25 scores of every document and the positions of the top `depth`."""
+    scores = sum(weight * snapshot.bm25.scores(terms) for terms, weight in weighted) if len(weighted) > 1 else snapshot.bm25.scores(weighted[0][0])
     return scores, top_positions(scores, depth)
 
 

@@ -34,6 +34,7 @@ from paperchat.fusion import rrf
 from paperchat.index.embeddings import QUERY_THREADS, Embedder, torch_forward
 from paperchat.index.loaders import load_bundled, load_paths
 from paperchat.index.papers import Paper
+from paperchat.search import Formulation
 from paperchat.snippets import make_snippet, split_sentences
 
 REPEATS = 3
@@ -178,7 +179,7 @@ def bench_size(size: int, pool: list[str], queries: list[str], workdir: Path, co
     vectors = {q: store.embedder.encode_query(q) for q in queries}
     result["part_vector_knn"] = latency(lambda q: searcher.searcher.nearest(snapshot, vectors[q], 100), queries)
     result["part_bm25"] = latency(lambda q: snapshot.bm25.search(snapshot.tokenizer.tokens(q), 100), queries)
-    sides = {q: searcher.searcher.score_sides(snapshot, q, snapshot.tokenizer.tokens(q), 100) for q in queries}
+    sides = {q: searcher.searcher.score_sides(snapshot, [Formulation(q)], [(snapshot.tokenizer.tokens(q), 1.0)], 100) for q in queries}
     result["part_fusion_and_snippets"] = latency(lambda q: _fuse_and_snippets(searcher, sides[q], q), queries)
 
     import torch
