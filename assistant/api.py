@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from paperchat.chat import NOTHING_RELEVANT, Answer, compose_answer, rewrite_follow_up, search_terms
+from paperchat.chat import Answer, Formulation, compose_answer, formulations, nothing_relevant, rewrite_follow_up, search_terms
 from paperchat.hits import Hit
 from paperchat.index.bm25 import BM25Params
 from paperchat.index.embeddings import Embedder
@@ -95,16 +95,20 @@ class Assistant:
             self._checked_at = now
             self.store.refresh()
 
-    def retrieve(self, query: str, k: int = 10, mode: str | None = None, gate: bool = True, **overrides) -> Retrieval:
+    def retrieve(self, query: str, k: int = 10, mode: str | None = None, gate: bool = True, history: Sequence[str] = (), **overrides) -> Retrieval:
         """Ranked hits plus the relevance evidence. With `gate` (the default) `hits` is empty when
-        nothing is relevant, as on every surface; `overrides` change retrieval settings for this call."""
+        nothing is relevant, as on every surface. After a conversation (`history`: earlier user
+        messages, oldest first) the query is searched as weighted formulations with its context
+        (`paperchat.chat.formulations`; `Retrieval.formulations` lists them). `overrides` change
+        retrieval settings for this call."""
         self.refresh()
         settings = self.settings.for_retrieval(**overrides) if overrides else None
-        return self.searcher.retrieve(query, k, mode, settings, gate)
+        searched = formulations(query, self.resolve_history(history)) if history else query
+        return self.searcher.retrieve(searched, k, mode, settings, gate)
 
-    def search(self, query: str, k: int = 10, mode: str | None = None, **overrides) -> list[Hit]:
+    def search(self, query: str, k: int = 10, mode: str | None = None, history: Sequence[str] = (), **overrides) -> list[Hit]:
         """The top `k` papers for `query` (mode: hybrid, bm25 or vector), best first, whatever the relevance gate says."""
-        return self.retrieve(query, k, mode, gate=False, **overrides).hits
+        return self.retrieve(query, k, mode, gate=False, history=history, **overrides).hits
 
     def info(self) -> dict:
         repository = self.store.repository
@@ -123,25 +127,23 @@ class Assistant:
     def ask(self, message: str, history: Sequence[str] = (), k: int = 5, mode: str | None = None) -> Answer:
         """Answer a chat message: resolve a follow-up against `history` (earlier user messages),
         search, and either compose an extractive, cited answer or say that nothing is relevant."""
-        previous = self.resolve_history(history)
+        history = [turn for turn in history if turn and turn.strip()]
         similar_to = _more_like(message)
-        if similar_to is not None and previous:
-            return self._more_like(message, previous, similar_to, k, mode)
-        query = rewrite_follow_up(message, previous) if previous else message
-        retrieval = self.retrieve(query, k, mode)
+        if similar_to is not None and history:
+            return self._more_like(message, history, similar_to, k, mode)
+        retrieval = self.retrieve(message, k, mode, history=history)
         hits = retrieval.hits
         snapshot = self.store.snapshot()
-        terms = search_terms(retrieval.query, snapshot.tokenizer)
-        text = compose_answer(hits, terms, snapshot.tokenizer, snapshot.bm25.idf(terms)) if hits else NOTHING_RELEVANT
-        return Answer(message, retrieval.query, query != message, bool(hits), text, hits, retrieval.relevance)
-
-    def rewrite(self, message: str, history: Sequence[str] = ()) -> str:
-        """The stand-alone query for `message` after the conversation `history` (earlier user messages)."""
-        previous = self.resolve_history(history)
-        return rewrite_follow_up(message, previous) if previous else message
+        terms = search_terms(" ".join(f.text for f in retrieval.formulations), snapshot.tokenizer)
+        if hits:
+            text = compose_answer(hits, terms, snapshot.tokenizer, snapshot.bm25.idf(terms))
+        else:
+            text = nothing_relevant(retrieval.missing, retrieval.covered, retrieval.closest)
+        return Answer(message, retrieval.query, len(retrieval.formulations) > 1, bool(hits), text, hits, retrieval.relevance, retrieval.formulations,
+                      retrieval.covered, retrieval.missing)
 
     def resolve_history(self, history: Sequence[str]) -> str:
-        """The query the last history turn actually searched (follow-ups rewritten in turn)."""
+        """The last history turn as a stand-alone question (follow-ups rewritten in turn): the context of the next message."""
         previous = ""
         for turn in history:
             if turn and turn.strip() and _more_like(turn) is None:
@@ -160,8 +162,8 @@ class Assistant:
             hit.rank = rank
         return hits
 
-    def _more_like(self, message: str, previous: str, number: int, k: int, mode: str | None) -> Answer:
-        earlier = self.search(previous, max(number, 1), mode)
+    def _more_like(self, message: str, history: list[str], number: int, k: int, mode: str | None) -> Answer:
+        earlier = self.search(history[-1], max(number, 1), mode, history=history[:-1])
         if not 1 <= number <= len(earlier):
             raise PaperchatError(f"there is no source [{number}] in the previous answer")
         source = earlier[number - 1]
@@ -169,7 +171,7 @@ class Assistant:
         snapshot = self.store.snapshot()
         terms = snapshot.tokenizer.tokens(source.title)
         text = compose_answer(hits, terms, snapshot.tokenizer, snapshot.bm25.idf(terms))
-        return Answer(message, f"more like: {source.title}", True, bool(hits), text, hits, 1.0)
+        return Answer(message, f"more like: {source.title}", True, bool(hits), text, hits, 1.0, [Formulation(source.title, 1.0, "more like")])
 
 
 def _more_like(message: str) -> int | None:

@@ -1,17 +1,19 @@
-"""Chat logic, all pure: follow-up rewriting, the relevance gate and extractive answers.
+"""Chat logic, all pure: how a follow-up is searched, the relevance gate and extractive answers.
 
-No LLM is involved. A follow-up ("and for vision models?", "do any of them work without
-training?") is recognised by its opening or its back-references and rewritten into a
-stand-alone query from the previous query's topic plus the new words. Substitution cues
-("what about X", "how about X instead") drop the part of the previous topic that X
-replaces, chosen by the grammar of the follow-up (see `rewrite_follow_up`).
+No LLM is involved. A message after earlier turns is searched as several weighted
+formulations at once (`formulations`): the message itself counts most, the previous question
+is there as down-weighted context (so "what goes wrong with those methods?" still knows which
+methods), and a rule-based rewrite adds the grammar's reading (`rewrite_follow_up`:
+substitution cues such as "what about X" or "X instead" drop the part of the previous topic
+that X replaces). None of the three has to be right on its own, so a phrasing no rule knows
+degrades to "message plus context" instead of failing.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
 from paperchat.hits import Hit
@@ -40,6 +42,20 @@ TRAILING_CUES = ("too", "as well", "instead", "rather")
 _WORD = re.compile(r"[\w][\w+\-.]*[\w+]|[\w]", re.UNICODE)
 _DOMAIN_CUE = re.compile(r"\b(?:for|in|on|with)\b")
 _SWITCH = re.compile(r"^\s*(?:" + "|".join(TOPIC_SWITCHES) + r")\b[\s,:;.!-]*", re.I)
+# "... instead of the weights", "rather than text", ", not generation": what the user rules out.
+_EXCLUDED = re.compile(r"(?:\b(?:instead of|rather than|other than|apart from|except for)|(?:^|,|\bbut)\s*not)\s+(?:the |a |an )?(?:[\w+\-]+\s*){1,4}", re.I)
+CONTEXT_WEIGHT = 0.7
+REWRITE_WEIGHT = 0.5
+
+
+@dataclass(frozen=True)
+class Formulation:
+    """One text searched for a question and how much it counts: a plain query is one
+    formulation, a follow-up in a chat several (`formulations`)."""
+
+    text: str
+    weight: float = 1.0
+    role: str = "question"
 
 
 def content_words(text: str) -> list[str]:
@@ -48,18 +64,23 @@ def content_words(text: str) -> list[str]:
     return [w for w in words if w and w.lower() not in STOPWORDS and w.lower() not in CHAT_FILLER and w.lower() not in REFERENCES]
 
 
+def content_phrases(text: str) -> list[list[str]]:
+    """Runs of content words, split at stopwords, chat filler, back-references and punctuation."""
+    phrases: list[list[str]] = [[]]
+    for match in re.finditer(r"[^\w\s+\-.]|" + _WORD.pattern, text):
+        word = match.group(0).strip(".-")
+        low = word.lower()
+        if not word or not _WORD.fullmatch(word) or low in STOPWORDS or low in CHAT_FILLER or low in REFERENCES:
+            if phrases[-1]:
+                phrases.append([])
+            continue
+        phrases[-1].append(word)
+    return [p for p in phrases if p]
+
+
 def topic_chunks(text: str) -> list[str]:
     """The previous query split into topic phrases at stopwords/punctuation ("pruning | large language models")."""
-    chunks: list[list[str]] = [[]]
-    for raw in _WORD.findall(text):
-        word = raw.strip(".-")
-        low = word.lower()
-        if not word or low in STOPWORDS or low in CHAT_FILLER or low in REFERENCES:
-            if chunks[-1]:
-                chunks.append([])
-            continue
-        chunks[-1].append(word)
-    phrases = [c for c in chunks if c]
+    phrases = content_phrases(text)
     if len(phrases) == 1 and len(phrases[0]) >= 3:  # "pruning large language models": task word + object
         phrases = [phrases[0][:1], phrases[0][1:]]
     return [" ".join(p) for p in phrases]
@@ -117,6 +138,31 @@ def rewrite_follow_up(message: str, previous_query: str) -> str:
     return " ".join(kept + [new_text])
 
 
+def formulations(message: str, previous: str) -> list[Formulation]:
+    """How `message` is searched after a conversation whose last searched question was `previous`.
+
+    The message (without what it rules out: "instead of the weights") at weight 1; the previous
+    question as context at CONTEXT_WEIGHT; the rule-based rewrite, when it says something new,
+    at REWRITE_WEIGHT. A message that announces a new subject ("Unrelated: ...") is searched alone.
+    Weights were chosen on the dev half of the judged chats (eval/README.md).
+    """
+    switched = _SWITCH.sub("", message).strip()
+    if not previous or switched != message.strip():
+        return [Formulation(switched or message)]
+    own = " ".join(_EXCLUDED.sub(" ", message).split()) or message
+    found = [Formulation(own), Formulation(previous, CONTEXT_WEIGHT, "context")]
+    excluded = {w.lower() for phrase in _EXCLUDED.findall(message) for w in content_words(phrase)}
+    rewritten = " ".join(w for w in rewrite_follow_up(message, previous).split() if w.lower() not in excluded)
+    if rewritten and rewritten not in (message, previous):
+        found.append(Formulation(rewritten, REWRITE_WEIGHT, "rewrite"))
+    return found
+
+
+def describe_searched(searched: Sequence[Formulation]) -> str:
+    """One line saying what was searched: 'message' + 'previous question' x0.7 + 'rewrite' x0.5."""
+    return " + ".join(f"'{f.text}'" + ("" if f.weight == 1 else f" x{f.weight:g}") for f in searched)
+
+
 def search_terms(text: str, tokenizer: Tokenizer) -> list[str]:
     """BM25 terms of a chat question with the chat filler removed (keeps all terms if only filler is left)."""
     terms = tokenizer.tokens(text)
@@ -130,17 +176,6 @@ def _filler_terms(tokenizer: Tokenizer) -> frozenset[str]:
     return frozenset(tokenizer.tokens(word)[0] for word in CHAT_FILLER if tokenizer.tokens(word))
 
 
-def relevance(best_similarity: float | None, term_coverage: float) -> float:
-    """One number for "is anything here about the question": dense similarity plus half the term
-    coverage. Without dense evidence (bm25 mode does not embed the query) it is the coverage alone."""
-    return term_coverage if best_similarity is None else best_similarity + 0.5 * term_coverage
-
-
-def is_relevant(best_similarity: float | None, term_coverage: float, threshold: float) -> bool:
-    """The relevance gate: is the evidence strong enough to answer at all?"""
-    return relevance(best_similarity, term_coverage) >= threshold
-
-
 @dataclass
 class Answer:
     """A chat reply: what was asked, what was searched, the extractive answer and its sources."""
@@ -152,12 +187,18 @@ class Answer:
     text: str
     hits: list[Hit]
     relevance: float = 0.0
+    searched: list[Formulation] = field(default_factory=list)
+    covered: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
             "message": self.message,
             "query": self.query,
             "rewritten": self.rewritten,
+            "searched": [asdict(f) for f in self.searched],
+            "covered": self.covered,
+            "missing": self.missing,
             "relevant": self.relevant,
             "relevance": self.relevance,
             "answer": self.text,
@@ -166,6 +207,18 @@ class Answer:
 
 
 NOTHING_RELEVANT = "Nothing relevant: no paper in the index is close enough to this question. Try other words, or ask about a topic the corpus covers."
+
+
+def nothing_relevant(missing: Sequence[str], covered: Sequence[str], closest: Sequence[Hit], shown: int = 3) -> str:
+    """The reply when the gate declines: what no paper covers, what the closest papers do match, and which they are."""
+    if not missing:
+        text = NOTHING_RELEVANT
+    else:
+        text = f"No paper here covers {' or '.join(f'*{phrase}*' for phrase in missing[:2])}"
+        text += f"; the closest papers match only *{', '.join(covered[:3])}*:" if covered and closest else "."
+    if closest:
+        text += " " + "; ".join(f"[{h.rank}] {h.title}" for h in closest[:shown]) + "."
+    return text
 
 
 def compose_answer(

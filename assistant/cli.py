@@ -14,9 +14,11 @@ import os
 import sys
 import textwrap
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from paperchat.api import Assistant
+from paperchat.chat import describe_searched, nothing_relevant
 from paperchat.hits import Hit
 from paperchat.index.bm25 import ENGINES
 from paperchat.index.errors import PaperchatError
@@ -167,7 +169,8 @@ def _print_retrieval(result: Retrieval, as_json: bool) -> None:
     if as_json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     elif not result.hits:
-        print(f"Nothing relevant for {result.query!r} (relevance {result.relevance:.2f}); use --no-gate to list the closest papers anyway.")
+        print(nothing_relevant(result.missing, result.covered, []).rstrip(".") + f" (for {result.query!r}, relevance {result.relevance:.2f}); "
+              "use --no-gate to list the closest papers anyway.")
     else:
         print(f"{len(result.hits)} results for {result.query!r} ({result.mode}, {result.took_ms:.0f} ms)\n")
         print("\n\n".join(format_hit(h) for h in result.hits))
@@ -220,13 +223,12 @@ def _search_batch(assistant: Assistant, queries: list[dict], args: argparse.Name
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
         for query in tqdm(queries, desc="searching", unit="query", disable=args.quiet, file=sys.stderr):
-            searched = assistant.rewrite(query["text"], query["history"])
-            result = assistant.retrieve(searched, args.k, args.mode, gate=not args.no_gate)
+            result = assistant.retrieve(query["text"], args.k, args.mode, gate=not args.no_gate, history=query["history"])
             if args.format == "trec":
                 for hit in result.hits:
                     out.write(f"{query['id']} Q0 {hit.id} {hit.rank} {hit.score:.6f} paperchat\n")
             else:
-                record = {"query_id": query["id"], "query": query["text"], "searched": result.query, "relevant": result.relevant,
+                record = {"query_id": query["id"], "query": query["text"], "searched": [asdict(f) for f in result.formulations], "relevant": result.relevant,
                           "took_ms": result.took_ms, "hits": [h.to_dict() for h in result.hits]}
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
     finally:
@@ -240,7 +242,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return 0
     if answer.rewritten:
-        print(f"(searched: {answer.query})\n")
+        print(f"(searched: {describe_searched(answer.searched)})\n")
     print(textwrap.fill(answer.text, 100) + "\n")
     for hit in answer.hits:
         print(format_hit(hit) + "\n")

@@ -19,8 +19,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from paperchat.chat import is_relevant, relevance, search_terms
+from paperchat.chat import Formulation
 from paperchat.fusion import adaptive_bm25_weight, expansion_terms, feedback_weights, rocchio, rrf, smooth, zscore
+from paperchat.gate import CONCEPT_DOCUMENTS, Evidence, evidence, key_concepts, relevance
 from paperchat.hits import Citation, Hit
 from paperchat.index.bm25 import top_positions
 from paperchat.index.errors import PaperchatError
@@ -58,16 +59,6 @@ def check_request(k: int, mode: str) -> None:
         raise PaperchatError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
 
 
-@dataclass(frozen=True)
-class Formulation:
-    """One text searched for a question and how much it counts: a follow-up in a chat is searched
-    as several formulations at once (`paperchat.chat.formulations`), a plain query as one."""
-
-    text: str
-    weight: float = 1.0
-    role: str = "question"
-
-
 @dataclass
 class Retrieval:
     """A ranked result plus the evidence used to judge whether anything is relevant at all.
@@ -81,16 +72,18 @@ class Retrieval:
     hits: list[Hit]
     took_ms: float
     notices: list[str] = field(default_factory=list)
-    best_similarity: float | None = None
-    term_coverage: float = 0.0
     relevance: float = 0.0
     relevant: bool = True
     closest: list[Hit] = field(default_factory=list)
     formulations: list[Formulation] = field(default_factory=list)
+    covered: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    evidence: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"query": self.query, "mode": self.mode, "took_ms": self.took_ms, "relevant": self.relevant,
-                "relevance": self.relevance, "searched": [asdict(f) for f in self.formulations], "hits": [h.to_dict() for h in self.hits]}
+        return {"query": self.query, "mode": self.mode, "took_ms": self.took_ms, "relevant": self.relevant, "relevance": self.relevance,
+                "covered": self.covered, "missing": self.missing, "evidence": self.evidence,
+                "searched": [asdict(f) for f in self.formulations], "hits": [h.to_dict() for h in self.hits]}
 
 
 @dataclass
@@ -138,23 +131,34 @@ class Searcher:
             paper = snapshot.paper(int(sides.positions[i]))
             snippet = make_snippet(paper.abstract, terms, tokenizer, weights)
             hits.append(_hit(len(hits) + 1, paper, snippet, float(fused[i]), sides, i))
-        gate_terms = search_terms(text, tokenizer)
-        coverage = _term_coverage(gate_terms, snapshot.bm25.idf(sorted(set(gate_terms))), [tokenizer.tokens(h.title + " " + h.abstract) for h in hits[:3]])
-        best_similarity = None if sides.vector is None else float(sides.vector.max()) if sides.vector.size else 0.0
-        relevant = bool(hits) and is_relevant(best_similarity, coverage, settings.min_relevance)
+        found = self.judge(snapshot, formulations, sides, hits)
+        probability = relevance(found)
+        relevant = bool(hits) and probability >= settings.min_relevance
         return Retrieval(
             query=text,
             mode=mode,
             hits=hits if relevant or not gate else [],
             took_ms=round((time.perf_counter() - started) * 1000, 2),
             notices=notices,
-            best_similarity=None if best_similarity is None else round(best_similarity, 4),
-            term_coverage=round(coverage, 4),
-            relevance=round(relevance(best_similarity, coverage), 4),
+            relevance=round(probability, 4),
             relevant=relevant,
             closest=hits,
             formulations=formulations,
+            covered=list(found.covered),
+            missing=list(found.uncovered),
+            evidence={name: round(value, 4) for name, value in found.features().items()},
         )
+
+    def judge(self, snapshot: Snapshot, formulations: Sequence[Formulation], sides: Sides, hits: list[Hit]) -> Evidence:
+        """The relevance gate's evidence (`paperchat.gate`): the question's concepts against the top abstracts."""
+        tokenizer = snapshot.tokenizer
+        question = key_concepts(formulations[0].text, tokenizer)
+        context = [c for f in formulations[1:] for c in key_concepts(f.text, tokenizer, f.weight)]
+        idf = snapshot.bm25.idf(sorted({t for c in question + context for t in c.terms}))
+        documents = [set(tokenizer.tokens(h.title + " " + h.abstract)) for h in hits[:CONCEPT_DOCUMENTS]]
+        similarity = None if sides.vector is None else float(sides.vector.max()) if sides.vector.size else 0.0
+        asked = sorted({t for c in question for t in c.terms})
+        return evidence(similarity, question, context, idf, documents, snapshot.bm25.known(asked), snapshot.bm25.idf(["\x00never-a-term"])["\x00never-a-term"])
 
     def score_sides(self, snapshot: Snapshot, formulations: Sequence[Formulation], weighted: list[tuple[list[str], float]], depth: int, embed: bool = True) -> Sides:
         """Top `depth` of each side, then exact scores of both sides on their union (BM25 alone without `embed`).
@@ -280,11 +284,3 @@ def _hit(rank: int, paper: Paper, snippet: str, score: float, sides: Sides, i: i
         metadata={"code_links": paper.code_links},
     )
 
-
-def _term_coverage(terms: list[str], weights: dict[str, float], documents: list[list[str]]) -> float:
-    """IDF-weighted share of the query's terms found in the best document among `documents`."""
-    distinct = set(terms)
-    total = sum(weights.get(t, 0.0) for t in distinct)
-    if not total or not documents:
-        return 0.0
-    return max(sum(weights.get(t, 0.0) for t in distinct.intersection(doc)) for doc in documents) / total

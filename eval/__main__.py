@@ -8,10 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from paperchat.api import Assistant
-from paperchat.eval.datasets import BUNDLED_SETS, HALVES, half, load_beir, load_bundled_set, load_offtopic, read_trec_qrels, read_trec_run
-from paperchat.eval.report import text_table, write_outputs
-from paperchat.eval.runner import DEFAULT_VARIANTS, VariantResult, evaluate_dataset, gate_accuracy, score_run
+from paperchat.eval.datasets import BUNDLED_SETS, HALVES, half, load_beir, load_bundled_set, read_trec_qrels, read_trec_run
 from paperchat.index.errors import PaperchatError
 
 
@@ -40,12 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `paperchat eval` (also used by the `paperchat` command's own parser)."""
     parser.add_argument("--sets", default=",".join(BUNDLED_SETS), help=f"bundled judged sets to run, comma-separated, or 'none' (default: {','.join(BUNDLED_SETS)})")
     parser.add_argument("--beir", action="append", default=[], metavar="DIR", help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv); repeatable")
-    parser.add_argument("--variants", help=f"comma-separated subset of: {', '.join(v.name for v in DEFAULT_VARIANTS)}")
+    parser.add_argument("--variants", help="comma-separated subset of: bm25, vector, hybrid, rrf-k60, hybrid-gated (default: all)")
     parser.add_argument("--index-root", metavar="DIR", help="where evaluation indexes are kept between runs (default: the user cache dir)")
     parser.add_argument("--out", metavar="DIR", default="eval-out", help="report folder (default: eval-out)")
     parser.add_argument("--qrels", metavar="FILE", help="score TREC runs given with --run against these qrels instead of running paperchat")
     parser.add_argument("--run", action="append", default=[], metavar="FILE", help="a six-column TREC run to score (with --qrels); repeatable")
     parser.add_argument("--half", choices=HALVES, help="only the dev or the test half of every dataset's queries (the split the fusion study chose defaults on; see eval/README.md)")
+    parser.add_argument("--fit-gate", metavar="FILE", help="fit the relevance gate's models on the dev half and write them to FILE (the format of assistant/gate.json)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     return parser
 
@@ -60,7 +58,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: ranx (with scipy) takes 2 s to import, which `paperchat search` must not pay for its parser.
+    from paperchat.api import Assistant
+    from paperchat.eval.gate import accuracy, accuracy_text, decisions, fit_gate, labelled_questions
+    from paperchat.eval.report import text_table, write_outputs
+    from paperchat.eval.runner import DEFAULT_VARIANTS, VariantResult, score_run
+
     out = Path(args.out)
+    root = Path(args.index_root) if args.index_root else default_index_root()
+    if args.fit_gate:
+        print(fit_gate(Assistant.open(root / "bundled", progress=not args.quiet), Path(args.fit_gate), progress=not args.quiet))
+        print(f"gate models written to {args.fit_gate}; copy them to assistant/gate.json to ship them")
+        return 0
     if args.qrels:
         if not args.run:
             raise PaperchatError("--qrels needs at least one --run FILE")
@@ -83,19 +92,15 @@ def run(args: argparse.Namespace) -> int:
     unknown_sets = set(sets) - set(BUNDLED_SETS)
     if unknown_sets:
         raise PaperchatError(f"unknown set(s) {', '.join(sorted(unknown_sets))}; choose from {', '.join(BUNDLED_SETS)} or none")
-    root = Path(args.index_root) if args.index_root else default_index_root()
     summary: dict = {}
     if sets:
         assistant = Assistant.open(root / "bundled", progress=not args.quiet)
-        answerable = []
         for name in sets:
             dataset = _half(load_bundled_set(name), args.half)
-            answerable += dataset.queries
             summary[dataset.name] = _evaluate(assistant, dataset, variants, out, args.quiet)
-        summary["relevance_gate"] = gate_accuracy(assistant, answerable, load_offtopic())
-        gate = summary["relevance_gate"]
-        print(f"== relevance gate: answered {gate['answerable_answered']:.3f} of {gate['answerable']} answerable questions, "
-              f"declined {gate['offtopic_declined']:.3f} of {gate['offtopic']} off-topic ones\n")
+        table = accuracy(decisions(assistant, labelled_questions(args.half), progress=not args.quiet))
+        summary["relevance_gate"] = table
+        print(f"== relevance gate{f' ({args.half} half)' if args.half else ''}: answerable questions answered, off-topic ones declined\n{accuracy_text(table)}\n")
     for folder in args.beir:
         dataset = load_beir(Path(folder))
         assistant = Assistant.open(root / dataset.name, bootstrap=False, progress=not args.quiet)
@@ -114,9 +119,14 @@ def _half(dataset, which: str | None):
     return half(dataset, which) if which else dataset
 
 
-def _evaluate(assistant: Assistant, dataset, variants, out: Path, quiet: bool) -> dict:
+def _evaluate(assistant, dataset, variants, out: Path, quiet: bool) -> dict:
+    from paperchat.eval.report import kind_table, text_table, write_outputs
+    from paperchat.eval.runner import evaluate_dataset
+
     results = evaluate_dataset(assistant, dataset, variants, progress=not quiet)
-    print(text_table(dataset.name, results, len(dataset.queries)) + "\n")
+    print(text_table(dataset.name, results, len(dataset.queries)))
+    kinds = kind_table(dataset, results)
+    print((kinds + "\n") if kinds else "")
     return write_outputs(out, dataset.name, results, len(dataset.queries))
 
 

@@ -10,7 +10,9 @@ from pathlib import Path
 
 from paperchat.index.errors import PaperchatError
 
-BUNDLED_SETS = ("questions", "topics", "chats")
+BUNDLED_SETS = ("questions", "topics", "chats", "blind_topics", "blind_chats", "blind_chats2")
+GATE_SETS = ("offtopic", "blind_offtopic", "blind_offtopic2")
+ANSWERABLE_KINDS = ("control",)  # in a gate set; every other kind (near, far) has no answer in the corpus
 
 
 @dataclass
@@ -68,7 +70,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def load_bundled_set(name: str) -> Dataset:
-    """questions / topics / chats: `answers` list the judged papers (grade defaults to 1)."""
+    """A judged set (BUNDLED_SETS): `answers` list the judged papers (grade defaults to 1); chats have `turns`."""
     queries, qrels = [], {}
     for record in read_jsonl(bundled_file(name)):
         turns = record.get("turns") or [record["text"]]
@@ -77,8 +79,9 @@ def load_bundled_set(name: str) -> Dataset:
     return Dataset(name, queries, qrels)
 
 
-def load_offtopic() -> list[Query]:
-    return [Query(r["_id"], r["text"], [], r.get("kind", "")) for r in read_jsonl(bundled_file("offtopic"))]
+def load_gate_set(name: str) -> list[tuple[Query, bool]]:
+    """Questions of a gate set, each with whether the corpus answers it (controls do; near and far misses do not)."""
+    return [(Query(r["_id"], r["text"], [], r.get("kind", "")), r.get("kind") in ANSWERABLE_KINDS) for r in read_jsonl(bundled_file(name))]
 
 
 def read_trec_qrels(path: Path) -> dict[str, dict[str, int]]:

@@ -22,6 +22,19 @@ def text_table(name: str, results: list[VariantResult], queries: int) -> str:
     return "\n".join([f"== {name} ({queries} queries)", line(header)] + [line(row) for row in body])
 
 
+def kind_table(dataset, results: list[VariantResult]) -> str:
+    """nDCG@10 per kind of query (chats: narrowing / aspect / shift), one line per variant; empty without kinds."""
+    kinds = sorted({q.kind for q in dataset.queries if q.kind})
+    if len(kinds) < 2:
+        return ""
+    by_kind = {kind: [q.id for q in dataset.queries if q.kind == kind] for kind in kinds}
+    lines = [f"   by kind: {', '.join(f'{kind} ({len(ids)})' for kind, ids in by_kind.items())}"]
+    for result in results:
+        cells = [f"{sum(result.per_query.get(q, 0.0) for q in ids) / len(ids):.3f}" for ids in by_kind.values()]
+        lines.append(f"   {result.variant:14s} " + "  ".join(cells))
+    return "\n".join(lines)
+
+
 def markdown_table(results: list[VariantResult]) -> str:
     header = ["variant"] + COLUMNS
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

@@ -23,9 +23,12 @@ RUN_DEPTH = 100
 
 @dataclass(frozen=True)
 class Variant:
+    """A mode plus settings overrides; `gate`: what a user sees (no hits when the relevance gate declines)."""
+
     name: str
     mode: str
     overrides: tuple[tuple[str, object], ...] = ()
+    gate: bool = False
 
 
 DEFAULT_VARIANTS = (
@@ -33,6 +36,7 @@ DEFAULT_VARIANTS = (
     Variant("vector", "vector"),
     Variant("hybrid", "hybrid"),
     Variant("rrf-k60", "hybrid", (("fusion", "rrf"), ("rrf_k", 60.0), ("bm25_weight", 1.0), ("vector_weight", 1.0))),
+    Variant("hybrid-gated", "hybrid", gate=True),
 )
 
 
@@ -69,9 +73,8 @@ def run_variant(assistant: Assistant, queries: list[Query], variant: Variant, pr
     run: dict[str, dict[str, float]] = {}
     latency: list[float] = []
     for query in tqdm(queries, desc=f"  {variant.name}", unit="q", disable=not progress, file=sys.stderr, leave=False):
-        text = assistant.rewrite(query.text, query.history)
         started = time.perf_counter()
-        hits = assistant.search(text, RUN_DEPTH, variant.mode, **overrides)
+        hits = assistant.retrieve(query.text, RUN_DEPTH, variant.mode, gate=variant.gate, history=query.history, **overrides).hits
         latency.append((time.perf_counter() - started) * 1000)
         run[query.id] = {hit.id: float(RUN_DEPTH - hit.rank + 1) for hit in hits}
     return run, latency
@@ -99,15 +102,3 @@ def wins_and_losses(results: list[VariantResult], against: str = "hybrid") -> di
         losses = sorted(q for q, v in base.per_query.items() if v + 1e-9 < other.per_query.get(q, 0.0))
         table[other.variant] = {"wins": wins, "losses": losses}
     return table
-
-
-def gate_accuracy(assistant: Assistant, answerable: list[Query], offtopic: list[Query]) -> dict[str, float]:
-    """How often the relevance gate answers answerable questions and declines off-topic ones."""
-    answered = sum(assistant.retrieve(assistant.rewrite(q.text, q.history), 5).relevant for q in answerable)
-    declined = sum(not assistant.retrieve(q.text, 5).relevant for q in offtopic)
-    return {
-        "answerable_answered": answered / len(answerable) if answerable else 0.0,
-        "offtopic_declined": declined / len(offtopic) if offtopic else 0.0,
-        "answerable": len(answerable),
-        "offtopic": len(offtopic),
-    }

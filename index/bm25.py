@@ -120,6 +120,12 @@ class BM25Index:
         values = np.where(columns >= 0, table[np.maximum(columns, 0)], unknown) if len(table) else np.full(len(terms), unknown)
         return dict(zip(terms, values.tolist()))
 
+    def known(self, terms: list[str]) -> set[str]:
+        """The terms that occur in at least one document."""
+        table = self._idf_table()
+        vocabulary = table if isinstance(table, dict) else (self._vocab or {})
+        return {t for t in terms if t in vocabulary}
+
     def _idf_table(self) -> dict[str, float] | np.ndarray:
         """IDF of every known term, computed once: an array over bm25s's vocabulary, else a dict."""
         if self._idf is None:

@@ -6,7 +6,7 @@ import html
 import re
 
 from paperchat import Hit
-from paperchat.chat import Answer
+from paperchat.chat import Answer, describe_searched
 
 _MARKED = re.compile(r"\*\*(.+?)\*\*")
 
@@ -49,7 +49,7 @@ def reply_markdown(answer: Answer) -> str:
     """The chat bubble: what was searched (for follow-ups), the cited answer, and numbered source links."""
     parts = []
     if answer.rewritten:
-        parts.append(f"*Searched:* `{answer.query}`")
+        parts.append(f"*Searched:* {html.escape(describe_searched(answer.searched))}")
     parts.append(answer.text)
     if answer.hits:
         parts.append("\n".join(f"[{h.rank}] [{h.title}]({h.citation.url})" for h in answer.hits))
