@@ -19,6 +19,8 @@ from paperchat.search import Retrieval, Searcher
 from paperchat.settings import Settings
 from paperchat.snippets import split_sentences
 
+NAME_CLOSEST = 0.1  # a declined question names its closest papers when the gate gave it at least this chance
+
 
 class Assistant:
     """Search (and chat over) one paperchat index.
@@ -138,7 +140,7 @@ class Assistant:
         if hits:
             text = compose_answer(hits, terms, snapshot.tokenizer, snapshot.bm25.idf(terms))
         else:
-            text = nothing_relevant(retrieval.missing, retrieval.covered, retrieval.closest)
+            text = nothing_relevant(retrieval.missing, retrieval.covered, retrieval.closest if retrieval.relevance >= NAME_CLOSEST else [])
         return Answer(message, retrieval.query, len(retrieval.formulations) > 1, bool(hits), text, hits, retrieval.relevance, retrieval.formulations,
                       retrieval.covered, retrieval.missing)
 

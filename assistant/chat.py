@@ -210,7 +210,8 @@ NOTHING_RELEVANT = "Nothing relevant: no paper in the index is close enough to t
 
 
 def nothing_relevant(missing: Sequence[str], covered: Sequence[str], closest: Sequence[Hit], shown: int = 3) -> str:
-    """The reply when the gate declines: what no paper covers, what the closest papers do match, and which they are."""
+    """The reply when the gate declines: what no paper covers, what the closest papers do match, and which they are
+    (pass no `closest` when they are not worth naming)."""
     if not missing:
         text = NOTHING_RELEVANT
     else:

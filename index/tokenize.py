@@ -1,6 +1,6 @@
 """Tokenisation shared by BM25 indexing, BM25 queries and snippet highlighting.
 
-Lower-cased words, English stopwords removed, Snowball-stemmed. Identifiers such as
+Lower-cased words with accents folded, English stopwords removed, Snowball-stemmed. Identifiers such as
 `GPT-4o`, `Llama-3.1`, `Qwen2.5-VL` or `Lastde++` are kept whole *and* split into their
 stemmed parts, so `gpt-4o`, `GPT 4o` and `Lastde++` all find the paper that names them.
 """
@@ -8,6 +8,7 @@ stemmed parts, so `gpt-4o`, `GPT 4o` and `Lastde++` all find the paper that name
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -26,9 +27,17 @@ def _stemmer() -> Stemmer.Stemmer:
     return Stemmer.Stemmer("english")
 
 
+def fold(word: str) -> str:
+    """Accents removed ("schrödinger" -> "schrodinger"), so that either spelling finds the other."""
+    if word.isascii():
+        return word
+    return "".join(ch for ch in unicodedata.normalize("NFKD", word) if not unicodedata.combining(ch))
+
+
 @lru_cache(maxsize=200_000)
 def _term(word: str, stem: bool) -> str | None:
-    """Stopword filter and stemming of one lower-cased word, cached: the hot path of every query."""
+    """Accent folding, stopword filter and stemming of one lower-cased word, cached: the hot path of every query."""
+    word = fold(word)
     if word in STOPWORDS or len(word) > MAX_TOKEN_CHARS:
         return None
     return _stemmer().stemWord(word) if stem else word
@@ -45,7 +54,7 @@ def _cached_tokens(text: str, stem: bool, keep_identifiers: bool) -> tuple[str, 
                 out.append(term)
             continue
         if keep_identifiers and len(token) <= MAX_TOKEN_CHARS:
-            out.append(token)
+            out.append(fold(token))
         for part in _PART.findall(token):
             term = _term(part, stem)
             if term:
@@ -61,7 +70,7 @@ class Tokenizer:
     keep_identifiers: bool = True
 
     def describe(self) -> str:
-        return f"words+stopwords_en_plus{'+snowball' if self.stem else ''}{'+identifiers' if self.keep_identifiers else ''}"
+        return f"words+folded+stopwords_en_plus{'+snowball' if self.stem else ''}{'+identifiers' if self.keep_identifiers else ''}"
 
     def tokens(self, text: str, cache: bool = True) -> list[str]:
         """Terms of `text` in order; a compound identifier is followed by its parts.

@@ -7,13 +7,14 @@ from pathlib import Path
 import pytest
 
 from paperchat.eval.__main__ import main as eval_main
-from paperchat.eval.datasets import BUNDLED_SETS, bundled_file, half, in_dev_half, load_bundled_set, load_offtopic, read_trec_qrels, read_trec_run
-from paperchat.eval.runner import DEFAULT_VARIANTS, evaluate_dataset, gate_accuracy, score_run
+from paperchat.eval.datasets import BUNDLED_SETS, GATE_SETS, bundled_file, half, in_dev_half, load_bundled_set, read_trec_qrels, read_trec_run
+from paperchat.eval.gate import accuracy, decisions, labelled_questions
+from paperchat.eval.runner import DEFAULT_VARIANTS, evaluate_dataset, score_run
 from paperchat.index.errors import PaperchatError
 from paperchat.index.loaders import load_bundled
 
 BASELINE = json.loads((Path(__file__).resolve().parent.parent / "eval" / "baseline.json").read_text())
-VARIANTS = [v for v in DEFAULT_VARIANTS if v.name in ("bm25", "vector", "hybrid")]
+VARIANTS = [v for v in DEFAULT_VARIANTS if v.name in ("bm25", "vector", "hybrid", "hybrid-gated")]
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,7 @@ def results(assistant):
 def test_judged_sets_are_valid_and_large_enough():
     papers = {p.id: p.title for p in load_bundled()[0]}
     sizes = {}
-    for name in (*BUNDLED_SETS, "offtopic"):
+    for name in (*BUNDLED_SETS, *GATE_SETS):
         records = [json.loads(line) for line in bundled_file(name).read_text().splitlines() if line.strip()]
         assert len({r["_id"] for r in records}) == len(records)
         for record in records:
@@ -32,8 +33,14 @@ def test_judged_sets_are_valid_and_large_enough():
                 assert papers.get(answer["id"]) == answer["title"], (record["_id"], answer["id"])
         sizes[name] = len(records)
     assert sizes["questions"] >= 60 and sizes["topics"] >= 30 and sizes["chats"] >= 30 and sizes["offtopic"] >= 40
+    assert sizes["blind_chats"] + sizes["blind_chats2"] >= 60 and sizes["blind_topics"] >= 30
     kinds = {json.loads(line)["kind"] for line in bundled_file("questions").read_text().splitlines()}
     assert kinds == {"paraphrase", "acronym", "topic", "detail"}
+    chats = [json.loads(line) for name in ("blind_chats", "blind_chats2") for line in bundled_file(name).read_text().splitlines()]
+    assert {kind: sum(c["kind"] == kind for c in chats) for kind in ("narrowing", "aspect", "shift")} == {"narrowing": 42, "aspect": 42, "shift": 52}
+    gate = [json.loads(line) for name in ("blind_offtopic", "blind_offtopic2") for line in bundled_file(name).read_text().splitlines()]
+    assert sum(r["kind"] == "near" for r in gate) >= 40 and sum(r["kind"] == "control" for r in gate) >= 40
+    assert all(r["note"] for r in gate if r["kind"] == "near") and all(r["answers"] for r in gate if r["kind"] == "control")
 
 
 def test_hybrid_does_not_regress_below_the_committed_baseline(results):
@@ -50,9 +57,16 @@ def test_hybrid_is_at_least_as_good_as_either_side(results):
 
 
 def test_relevance_gate_answers_answerable_and_declines_off_topic(assistant):
-    answerable = [q for name in BUNDLED_SETS for q in load_bundled_set(name).queries]
-    gate = gate_accuracy(assistant, answerable, load_offtopic())
-    assert gate["answerable_answered"] >= 0.97 and gate["offtopic_declined"] >= 0.95
+    table = accuracy(decisions(assistant, labelled_questions(None), progress=False))
+    totals = {}
+    for group, cell in table.items():
+        kind = group.split(":")[1]
+        kind = kind if kind in ("near", "far", "control", "off-topic") else "judged"
+        done, asked = totals.get(kind, (0, 0))
+        totals[kind] = (done + cell["correct"], asked + cell["questions"])
+    rate = {kind: done / asked for kind, (done, asked) in totals.items()}
+    floors = BASELINE["gate"]
+    assert all(rate[kind] >= floor for kind, floor in floors.items()), rate
 
 
 def test_scoring_standard_trec_files_matches_hand_computation(tmp_path):

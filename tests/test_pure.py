@@ -1,10 +1,13 @@
 """Pure functions on hand-computed examples: tokenizer, fusion, snippets, passages, follow-up rewriting."""
 
+import math
+
 import numpy as np
 import pytest
 
-from paperchat.chat import content_words, is_follow_up, relevance, rewrite_follow_up, topic_chunks
+from paperchat.chat import Formulation, content_phrases, content_words, formulations, is_follow_up, nothing_relevant, rewrite_follow_up, topic_chunks
 from paperchat.fusion import adaptive_bm25_weight, expansion_terms, feedback_weights, rocchio, rrf, smooth, zscore
+from paperchat.gate import Concept, GateModel, evidence, key_concepts
 from paperchat.index.passages import Passages, max_passage, pack_passages
 from paperchat.index.tokenize import Tokenizer
 from paperchat.snippets import choose_sentences, make_snippet, mark_terms, split_sentences
@@ -193,5 +196,58 @@ def test_content_words_drop_filler_and_references():
     assert content_words("tell me about papers on LoRA for those") == ["LoRA"]
 
 
-def test_relevance_combines_similarity_and_coverage():
-    assert relevance(0.4, 0.5) == pytest.approx(0.65)
+def test_a_follow_up_is_searched_as_itself_its_context_and_the_rule_rewrite():
+    assert formulations("what about for vision models?", "pruning large language models") == [
+        Formulation("what about for vision models?"),
+        Formulation("pruning large language models", 0.7, "context"),
+        Formulation("pruning vision models", 0.5, "rewrite"),
+    ]
+    # A phrasing no rule knows still keeps the context; a rewrite that adds nothing is left out.
+    assert formulations("and the failure cases?", "model editing") == [Formulation("and the failure cases?"), Formulation("model editing", 0.7, "context"),
+                                                                      Formulation("model editing failure cases", 0.5, "rewrite")]
+    assert formulations("diffusion models for image generation", "") == [Formulation("diffusion models for image generation")]
+
+
+def test_what_a_follow_up_rules_out_is_not_searched_for():
+    searched = formulations("could the same be done to the KV cache instead of the weights?", "How does quantization shrink LLM memory?")
+    assert searched[0].text == "could the same be done to the KV cache ?"
+    assert all("weights" not in f.text for f in searched if f.role != "context")
+    assert formulations("only the ones doing editing, not generation", "diffusion models for video")[0].text == "only the ones doing editing"
+
+
+def test_an_announced_new_subject_is_searched_alone():
+    assert formulations("Unrelated: benchmarks for long-context models?", "model compression") == [Formulation("benchmarks for long-context models?")]
+
+
+def test_content_phrases_split_at_stopwords_filler_and_punctuation():
+    assert content_phrases("How do graph neural networks forecast road traffic? And GPT-4o (or Lastde++) papers") == [
+        ["graph", "neural", "networks", "forecast", "road", "traffic"], ["GPT-4o"], ["Lastde++"]]
+
+
+def test_evidence_names_the_uncovered_phrase_and_weighs_what_is_missing():
+    tokenizer = Tokenizer()
+    question = key_concepts("graph neural networks for road traffic", tokenizer)
+    idf = {"graph": 2.0, "neural": 1.0, "network": 1.0, "road": 3.0, "traffic": 4.0}
+    documents = [set(tokenizer.tokens("graph neural networks predict molecules")), set(tokenizer.tokens("neural networks on roads"))]
+    found = evidence(0.6, question, [], idf, documents, known={"graph", "neural", "network", "road"}, max_idf=8.0)
+    assert found.covered == ("graph neural networks", "road") and found.uncovered == ("traffic",)  # "road": the second abstract
+    assert found.missing == pytest.approx(4 / 11) and found.coverage == pytest.approx(5 / 11)
+    assert found.rarest_missing == pytest.approx(0.5) and found.unknown == pytest.approx(4 / 11) and not found.follow_up
+    # Context concepts count at their formulation's weight, and make it a follow-up.
+    chat = evidence(0.6, question, [Concept("molecules", ("molecul",), 0.5)], {**idf, "molecul": 2.0}, documents, set(), 8.0)
+    assert chat.follow_up and chat.missing == pytest.approx(4 / 12)  # "molecules" (weight 0.5 x 2.0) is covered
+
+
+def test_gate_model_is_a_logistic_function_of_the_features():
+    model = GateModel({"similarity": 2.0, "missing": -4.0}, -0.5)
+    assert model.probability({"similarity": 0.25, "missing": 0.0}) == pytest.approx(0.5)
+    assert model.probability({"similarity": 0.25, "missing": 1.0}) == pytest.approx(1 / (1 + math.exp(4)))
+
+
+def test_nothing_relevant_names_what_is_missing_and_the_closest_papers():
+    class Closest:
+        rank, title = 1, "MMGP: mesh morphing"
+
+    text = nothing_relevant(["road traffic"], ["graph neural networks"], [Closest()])
+    assert text == "No paper here covers *road traffic*; the closest papers match only *graph neural networks*: [1] MMGP: mesh morphing."
+    assert nothing_relevant([], [], []).startswith("Nothing relevant")

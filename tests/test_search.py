@@ -54,7 +54,13 @@ def test_long_query_is_cut_with_a_notice(assistant):
 @pytest.mark.parametrize("question", ["what's the best pizza in naples?", "how do I change a flat tyre on my bike", "who won the 2018 world cup final"])
 def test_off_topic_questions_get_nothing_relevant(assistant, question):
     answer = assistant.ask(question)
-    assert not answer.relevant and answer.hits == [] and answer.text.startswith("Nothing relevant")
+    assert not answer.relevant and answer.hits == [] and answer.text.startswith("No paper here covers") and "[1]" not in answer.text
+
+
+def test_a_near_miss_names_what_no_paper_covers_and_the_closest_papers(assistant):
+    answer = assistant.ask("How do graph neural networks forecast road traffic?")
+    assert not answer.relevant and answer.hits == [] and answer.missing[0].endswith("road traffic") and "graph neural networks" in answer.covered
+    assert answer.text.startswith(f"No paper here covers *{answer.missing[0]}*") and "[1] " in answer.text
 
 
 def test_answer_cites_its_sources(assistant):
@@ -62,10 +68,12 @@ def test_answer_cites_its_sources(assistant):
     assert answer.relevant and "[1]" in answer.text and len(answer.hits) == 3
 
 
-def test_follow_up_is_rewritten_against_the_conversation(assistant):
+def test_a_follow_up_is_searched_with_its_context(assistant):
     answer = assistant.ask("what about for vision models?", ["pruning large language models"], k=5)
-    assert answer.rewritten and answer.query == "pruning vision models"
+    assert answer.rewritten and [(f.role, f.text) for f in answer.searched] == [
+        ("question", "what about for vision models?"), ("context", "pruning large language models"), ("rewrite", "pruning vision models")]
     assert any("prun" in h.title.lower() for h in answer.hits)
+    assert answer.to_dict()["searched"][1] == {"text": "pruning large language models", "weight": 0.7, "role": "context"}
 
 
 def test_more_like_a_cited_source(assistant):
