@@ -44,6 +44,7 @@ class Assistant:
         index: str | Path | None = None,
         *,
         bootstrap: bool = True,
+        create: bool = True,
         load_model: bool = True,
         progress: bool = True,
         notify: Callable[[str], None] | None = None,
@@ -51,7 +52,8 @@ class Assistant:
     ) -> Assistant:
         """Open (or create) the index; an empty index is filled from the bundled corpus when `bootstrap`.
 
-        `index` and the keyword arguments override `Settings` fields (and PAPERCHAT_* variables).
+        Without `create`, a local index folder must already exist. `index` and the keyword arguments
+        override `Settings` fields (and PAPERCHAT_* variables).
         """
         resolved = Settings.load(index=index, **settings)
         embedder = Embedder(resolved.model, resolved.device, resolved.batch_size, resolved.query_backend, resolved.cache_dir)
@@ -64,6 +66,7 @@ class Assistant:
             bm25=BM25Params(resolved.bm25_k1, resolved.bm25_b),
             notify=notify,
             write_batch=resolved.write_batch,
+            create=create,
         )
         assistant = cls(resolved, store)
         if bootstrap and store.repository.count() == 0:
@@ -94,8 +97,8 @@ class Assistant:
         if not force and now - self._checked_at < self.settings.refresh_seconds:
             return
         with self._refresh_lock:
+            self.store.refresh()  # a store that fails here is tried again at the next call
             self._checked_at = now
-            self.store.refresh()
 
     def retrieve(self, query: str, k: int = 10, mode: str | None = None, gate: bool = True, history: Sequence[str] = (), **overrides) -> Retrieval:
         """Ranked hits plus the relevance evidence. With `gate` (the default) `hits` is empty when

@@ -36,12 +36,16 @@ ADDITION_CUES = ("and ", "does that", "does it", "do they", "do any", "does any"
                  "is there anything", "are there any that", "can it", "can they", "also", "any ", "anything ",
                  "which use", "which ones", "which one", "what are the downsides", "what are the limitations",
                  "what are the drawbacks", "what are the risks", "what are the failure")
-TOPIC_SWITCHES = ("separately", "unrelated", "different question", "new question", "another question", "on another note",
-                  "switching topics", "change of topic", "new topic")
+TOPIC_SWITCHES = ("separately", "unrelated", "different question", "new question", "another question", "separate question",
+                  "unrelated question", "on another note", "on a different note", "switching topics", "switching gears", "switching subjects",
+                  "change of topic", "changing the subject", "changing topics", "new topic", "different topic", "another topic",
+                  "something else", "something different")
 TRAILING_CUES = ("too", "as well", "instead", "rather")
 _WORD = re.compile(r"[\w][\w+\-.]*[\w+]|[\w]", re.UNICODE)
 _DOMAIN_CUE = re.compile(r"\b(?:for|in|on|with)\b")
-_SWITCH = re.compile(r"^\s*(?:" + "|".join(TOPIC_SWITCHES) + r")\b[\s,:;.!-]*", re.I)
+# An announced new subject: "Unrelated: ...", "ok, totally unrelated, but ...", "switching gears completely - ...".
+_SWITCH = re.compile(r"^\s*(?:(?:ok|okay|alright|so|btw|and|now)\b[\s,]*)?(?:(?:totally|completely|entirely|quite)\s+)?(?:"
+                     + "|".join(TOPIC_SWITCHES) + r")\b(?:\s+(?:completely|entirely|now|here))?[\s,:;.!-]*(?:but\b[\s,]*)?", re.I)
 # "... instead of the weights", "rather than text", ", not generation": what the user rules out.
 _EXCLUDED = re.compile(r"(?:\b(?:instead of|rather than|other than|apart from|except for)|(?:^|,|\bbut)\s*not)\s+(?:the |a |an )?(?:[\w+\-]+\s*){1,4}", re.I)
 CONTEXT_WEIGHT = 0.7
@@ -209,14 +213,18 @@ class Answer:
 NOTHING_RELEVANT = "Nothing relevant: no paper in the index is close enough to this question. Try other words, or ask about a topic the corpus covers."
 
 
+def repr_phrase(phrase: str) -> str:
+    return f"\u201c{phrase}\u201d"
+
+
 def nothing_relevant(missing: Sequence[str], covered: Sequence[str], closest: Sequence[Hit], shown: int = 3) -> str:
     """The reply when the gate declines: what no paper covers, what the closest papers do match, and which they are
     (pass no `closest` when they are not worth naming)."""
     if not missing:
         text = NOTHING_RELEVANT
     else:
-        text = f"No paper here covers {' or '.join(f'*{phrase}*' for phrase in missing[:2])}"
-        text += f"; the closest papers match only *{', '.join(covered[:3])}*:" if covered and closest else "."
+        text = f"No paper here covers {' or '.join(repr_phrase(phrase) for phrase in missing[:2])}"
+        text += f"; the closest papers match only {', '.join(map(repr_phrase, covered[:3]))}:" if covered and closest else "."
     if closest:
         text += " " + "; ".join(f"[{h.rank}] {h.title}" for h in closest[:shown]) + "."
     return text

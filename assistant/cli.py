@@ -22,7 +22,8 @@ from paperchat.chat import describe_searched, nothing_relevant
 from paperchat.hits import Hit
 from paperchat.index.bm25 import ENGINES
 from paperchat.index.errors import PaperchatError
-from paperchat.search import Retrieval
+from paperchat.index.papers import web_url
+from paperchat.search import CONTROL_CHARACTERS, Retrieval
 from paperchat.settings import FUSIONS, MODES
 
 EXAMPLES = """\
@@ -39,6 +40,13 @@ examples:
 
 Run `paperchat COMMAND --help` for a command's options and examples.
 """
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with its usage errors on one line: `paperchat: error: ...`, exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"paperchat: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -63,13 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     from paperchat.eval import __main__ as evaluation
     from paperchat.eval import bench
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="paperchat",
         description="Chat-style research assistant over paper abstracts: hybrid BM25 + vector search with citations.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     ingest = _command(commands, "ingest", cmd_ingest, "add papers to the index (no path: the bundled Daily Papers corpus)",
                       "Load Daily Papers pages (.txt), JSONL, CSV/TSV or BEIR corpus.jsonl files and add new or changed papers. "
@@ -88,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--mode", choices=MODES, help="hybrid (default), bm25 or vector")
     search.add_argument("--json", action="store_true", help="print {query, mode, took_ms, relevant, relevance, hits} as JSON")
     search.add_argument("--queries", metavar="FILE", help="batch: a JSONL file of queries")
-    search.add_argument("--format", choices=("jsonl", "trec"), default="jsonl", help="batch output: jsonl (default) or a six-column TREC run")
+    search.add_argument("--format", choices=("jsonl", "trec"), default="jsonl",
+                        help="batch output: jsonl (default: hits as every surface shows them, with the gate's decision) or a six-column TREC run "
+                             "(the ranking of every query, for scoring tools: a run has no way to say 'nothing relevant')")
     search.add_argument("--output", "-o", metavar="FILE", help="batch output file (default: stdout)")
     search.add_argument("--no-gate", action="store_true", help="list hits even when nothing is relevant enough")
     _common(search)
@@ -122,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "paperchat chat\npaperchat chat --port 8080 --auth alice:secret")
     chat.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
     chat.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    chat.add_argument("--share", action="store_true", help="also create a public Gradio share link")
+    chat.add_argument("--share", action="store_true", help="also create a public Gradio share link (needs --auth)")
+    chat.add_argument("--share-without-auth", action="store_true", help="allow --share without a login: anyone with the link can read the index")
     chat.add_argument("--auth", metavar="USER:PASSWORD", help="require a login (or env PAPERCHAT_AUTH)")
     _common(chat)
 
@@ -138,11 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _open(args: argparse.Namespace, bootstrap: bool = True, load_model: bool = True) -> Assistant:
+def _open(args: argparse.Namespace, bootstrap: bool = True, load_model: bool = True, create: bool = True) -> Assistant:
     notify = (lambda message: None) if args.quiet else (lambda message: print(f"paperchat: {message}", file=sys.stderr))
     return Assistant.open(
         args.index,
         bootstrap=bootstrap,
+        create=create,
         load_model=load_model,
         progress=not args.quiet,
         notify=notify,
@@ -155,14 +167,16 @@ def _open(args: argparse.Namespace, bootstrap: bool = True, load_model: bool = T
 
 
 def format_hit(hit: Hit, width: int = 100) -> str:
+    """A hit as terminal text: corpus text with control characters removed, only http(s) urls shown as links."""
     pages = ", ".join(f"{p} ({d})" if d else p for p, d in zip(hit.citation.pages, hit.citation.dates or [""] * len(hit.citation.pages)))
     lines = [f"{hit.rank:>2}. {hit.title}", f"    id: {hit.id}"]
     lines += textwrap.wrap(hit.snippet, width, initial_indent="    ", subsequent_indent="    ")
     lines.append(f"    why: {hit.why()}")
-    lines.append(f"    cite: {hit.citation.url}" + (f"  [pages: {pages}]" if pages else ""))
-    if hit.metadata.get("code_links"):
-        lines.append(f"    code: {', '.join(hit.metadata['code_links'])}")
-    return "\n".join(lines)
+    lines.append(f"    cite: {web_url(hit.citation.url) or '(no web link)'}" + (f"  [pages: {pages}]" if pages else ""))
+    code = [link for link in hit.metadata.get("code_links") or [] if web_url(link)]
+    if code:
+        lines.append(f"    code: {', '.join(code)}")
+    return "\n".join(CONTROL_CHARACTERS.sub(" ", line) for line in lines)
 
 
 def _print_retrieval(result: Retrieval, as_json: bool) -> None:
@@ -196,6 +210,10 @@ def read_queries(path: str) -> list[dict]:
         history = record.get("history") or (turns[:-1] if isinstance(turns, list) else [])
         if not isinstance(text, str) or not text.strip():
             raise PaperchatError(f"{path}:{number}: no query text (expected a 'text' or 'question' field)")
+        if isinstance(history, str):  # one earlier message
+            history = [history]
+        if not isinstance(history, list) or not all(isinstance(turn, str) for turn in history):
+            raise PaperchatError(f"{path}:{number}: 'history' must be a list of earlier messages (or one message as a string)")
         query_id = str(record.get("_id", record.get("id", record.get("query_id", number))))
         queries.append({"id": query_id, "text": text, "history": [str(h) for h in history]})
     return queries
@@ -208,7 +226,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise PaperchatError("give either a QUERY or --queries FILE (see paperchat search --help)")
     if args.queries:
         queries = read_queries(args.queries)
-        _search_batch(_open(args), queries, args)
+        out = _output(args.output)
+        try:
+            _search_batch(_open(args), queries, args, out)
+        finally:
+            if out is not sys.stdout:
+                out.close()
         return 0
     result = _open(args).retrieve(args.query, args.k, args.mode, gate=not args.no_gate)
     for notice in result.notices:
@@ -217,23 +240,28 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _search_batch(assistant: Assistant, queries: list[dict], args: argparse.Namespace) -> None:
+def _output(path: str | None):
+    """Where batch output goes: stdout, or a file opened now, before any model loads."""
+    if not path:
+        return sys.stdout
+    try:
+        return open(path, "w", encoding="utf-8")
+    except OSError as exc:
+        raise PaperchatError(f"cannot write {path} ({exc.strerror or exc})") from None
+
+
+def _search_batch(assistant: Assistant, queries: list[dict], args: argparse.Namespace, out) -> None:
     from tqdm.auto import tqdm
 
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-    try:
-        for query in tqdm(queries, desc="searching", unit="query", disable=args.quiet, file=sys.stderr):
-            result = assistant.retrieve(query["text"], args.k, args.mode, gate=not args.no_gate, history=query["history"])
-            if args.format == "trec":
-                for hit in result.hits:
-                    out.write(f"{query['id']} Q0 {hit.id} {hit.rank} {hit.score:.6f} paperchat\n")
-            else:
-                record = {"query_id": query["id"], "query": query["text"], "searched": [asdict(f) for f in result.formulations], "relevant": result.relevant,
-                          "took_ms": result.took_ms, "hits": [h.to_dict() for h in result.hits]}
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    finally:
-        if out is not sys.stdout:
-            out.close()
+    for query in tqdm(queries, desc="searching", unit="query", disable=args.quiet, file=sys.stderr):
+        result = assistant.retrieve(query["text"], args.k, args.mode, gate=not args.no_gate and args.format != "trec", history=query["history"])
+        if args.format == "trec":
+            for hit in result.hits:
+                out.write(f"{query['id']} Q0 {hit.id} {hit.rank} {hit.score:.6f} paperchat\n")
+        else:
+            record = {"query_id": query["id"], "query": query["text"], "searched": [asdict(f) for f in result.formulations], "relevant": result.relevant,
+                      "relevance": result.relevance, "missing": result.missing, "took_ms": result.took_ms, "hits": [h.to_dict() for h in result.hits]}
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -250,6 +278,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    for path in args.paths:
+        if not Path(path).expanduser().exists():
+            raise PaperchatError(f"{path}: no such file or folder")
     assistant = _open(args, bootstrap=False)
     load_report, ingest_report = assistant.ingest(args.paths or None, progress=not args.quiet)
     for problem in load_report.problems:
@@ -259,7 +290,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    info = _open(args, bootstrap=False, load_model=False).info()
+    info = _open(args, bootstrap=False, load_model=False, create=False).info()
     if args.json:
         print(json.dumps(info, indent=2))
     else:
@@ -268,16 +299,19 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    removed = _open(args, bootstrap=False, load_model=False).remove(args.ids)
+    removed = _open(args, bootstrap=False, load_model=False, create=False).remove(args.ids)
     missing = sorted(set(args.ids) - set(removed))
     print(f"removed {len(removed)} paper(s)" + (f"; not in the index: {', '.join(missing)}" if missing else ""))
     return 0
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from paperchat.ui.app import launch
+    from paperchat.ui.app import check_port, launch
 
     auth = args.auth or os.environ.get("PAPERCHAT_AUTH")
+    if args.share and not auth and not args.share_without_auth:
+        raise PaperchatError("--share publishes the whole index to anyone with the link: add --auth USER:PASSWORD (or say --share-without-auth)")
+    check_port(args.host, args.port)
     launch(_open(args), host=args.host, port=args.port, share=args.share, auth=auth)
     return 0
 

@@ -10,7 +10,8 @@ questions (`paperchat eval --fit-gate`; the coefficients ship in `gate.json`):
 - `missing`: the IDF-weighted share of the question's terms that no top-5 abstract holds;
 - `rarest_missing`: the IDF (over its maximum) of the most specific question term no top-5 abstract holds;
 - `unknown`: the IDF-weighted share of the question's terms that no abstract in the corpus holds;
-- `follow_up`: whether the question came after earlier turns (its context is then part of the evidence).
+- `follow_up`: whether the question came after earlier turns (its context is then part of the evidence);
+- `length`: log(1 + number of distinct terms): a long question leaves more of its words unmatched.
 
 A near miss ("graph neural networks for road traffic") shares vocabulary with the corpus, so
 its similarity is high; what gives it away is a central concept ("road traffic") that no close
@@ -70,12 +71,13 @@ class Evidence:
     rarest_missing: float
     unknown: float
     follow_up: bool
+    length: float
     covered: tuple[str, ...]
     uncovered: tuple[str, ...]
 
     def features(self) -> dict[str, float]:
         values = {"coverage": self.coverage, "missing": self.missing, "rarest_missing": self.rarest_missing, "unknown": self.unknown,
-                  "follow_up": float(self.follow_up)}
+                  "follow_up": float(self.follow_up), "length": self.length}
         if self.similarity is not None:
             values["similarity"] = self.similarity
         return values
@@ -116,6 +118,7 @@ def evidence(similarity: float | None, question: list[Concept], context: list[Co
         rarest_missing=max((w for t, w in asked.items() if t not in seen), default=0.0) / max_idf if max_idf else 0.0,
         unknown=sum(w for t, w in asked.items() if t not in known) / asked_total if asked_total else 0.0,
         follow_up=bool(context),
+        length=math.log1p(len(asked)),
         covered=tuple(" ".join(c.word for c in group) for found, group in runs if found),
         uncovered=tuple(" ".join(c.word for c in group) for found, group in sorted(runs, key=lambda run: -mass(run[1])) if not found),
     )

@@ -35,7 +35,7 @@ MAX_QUERY_CHARS = 2000
 _BM25_WORKER = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="paperchat-bm25")
 MAX_K = 1000
 EXACT_SEARCH_LIMIT = 20_000  # documents; an exact scan of 20k x 384 floats takes about 2 ms
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")  # also zero-width and bidi controls
 
 
 def clean_query(query: str) -> tuple[str, list[str]]:
@@ -43,7 +43,7 @@ def clean_query(query: str) -> tuple[str, list[str]]:
     if not isinstance(query, str):
         raise PaperchatError("the query must be text")
     notices: list[str] = []
-    text = " ".join(_CONTROL.sub(" ", query).split())
+    text = " ".join(CONTROL_CHARACTERS.sub(" ", query).split())
     if not text:
         raise PaperchatError("the query is empty; type a question or some keywords")
     if len(text) > MAX_QUERY_CHARS:

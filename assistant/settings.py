@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     feedback_temperature: float = Field(2.0, gt=0)
     smoothing: float = Field(1.0, ge=0)
     smoothing_docs: int = Field(10, ge=0, le=1000)
-    min_relevance: float = Field(0.4, ge=0, le=1, description="relevance gate: the probability (paperchat.gate) a question must reach to be answered")
+    min_relevance: float = Field(0.6, ge=0, le=1, description="relevance gate: the probability (paperchat.gate) a question must reach to be answered")
 
     @classmethod
     def load(cls, **overrides) -> Settings:

@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     root = Path(args.index_root) if args.index_root else default_index_root()
     if args.fit_gate:
-        print(fit_gate(Assistant.open(root / "bundled", progress=not args.quiet), Path(args.fit_gate), progress=not args.quiet))
+        others = [(_benchmark_index(root, Path(folder), args.quiet), load_beir(Path(folder))) for folder in args.beir]
+        print(fit_gate(Assistant.open(root / "bundled", progress=not args.quiet), Path(args.fit_gate), others, progress=not args.quiet))
         print(f"gate models written to {args.fit_gate}; copy them to assistant/gate.json to ship them")
         return 0
     if args.qrels:
@@ -103,16 +104,25 @@ def run(args: argparse.Namespace) -> int:
         print(f"== relevance gate{f' ({args.half} half)' if args.half else ''}: answerable questions answered, off-topic ones declined\n{accuracy_text(table)}\n")
     for folder in args.beir:
         dataset = load_beir(Path(folder))
-        assistant = Assistant.open(root / dataset.name, bootstrap=False, progress=not args.quiet)
-        load_report, ingest_report = assistant.ingest(dataset.corpus, progress=not args.quiet)
-        if not args.quiet:
-            print(f"paperchat eval: {dataset.name}: {load_report.summary()}; {ingest_report.summary()}", file=sys.stderr)
+        assistant = _benchmark_index(root, Path(folder), args.quiet)
         judged = _half(dataset, args.half)
         summary[judged.name] = _evaluate(assistant, judged, variants, out, args.quiet)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     print(f"reports written to {out}/")
     return 0
+
+
+def _benchmark_index(root: Path, folder: Path, quiet: bool):
+    """The evaluation index of a BEIR folder under `root`, brought up to date with its corpus."""
+    from paperchat.api import Assistant
+
+    dataset = load_beir(folder)
+    assistant = Assistant.open(root / dataset.name, bootstrap=False, progress=not quiet)
+    load_report, ingest_report = assistant.ingest(dataset.corpus, progress=not quiet)
+    if not quiet:
+        print(f"paperchat eval: {dataset.name}: {load_report.summary()}; {ingest_report.summary()}", file=sys.stderr)
+    return assistant
 
 
 def _half(dataset, which: str | None):

@@ -263,6 +263,17 @@ EXAMPLES = """examples:
   paperchat bench --search-only ~/.local/share/paperchat/index"""
 
 
+def _sizes(text: str) -> list[int]:
+    """`--sizes 1000,10000` as numbers; anything else is argparse's one-line usage error."""
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of whole numbers, e.g. 1000,10000") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: sizes must be positive whole numbers")
+    return sizes
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="paperchat bench", description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
@@ -271,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `paperchat bench` (also used by the `paperchat` command's own parser)."""
-    parser.add_argument("--sizes", default="1000,10000", help="corpus sizes, comma-separated (default 1000,10000)")
+    parser.add_argument("--sizes", default="1000,10000", type=_sizes, help="corpus sizes, comma-separated whole numbers (default 1000,10000)")
     parser.add_argument("--with-100k", action="store_true", help="add a 100,000-abstract corpus (vectors composed from sentence embeddings)")
     parser.add_argument("--embed-limit", type=int, default=2000, help="sizes above this use composed vectors instead of embedding every abstract "
                         "(default 2000: MiniLM embeds ~17 abstracts/s on 2 CPU cores)")
@@ -288,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    sizes = [int(s) for s in args.sizes.split(",") if s.strip()] + ([100_000] if args.with_100k else [])
+    sizes = args.sizes + ([100_000] if args.with_100k else [])
     pool = sentence_pool([Path(p) for p in args.extra])
     queries = make_queries(pool, args.queries)
     out = Path(args.out)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from paperchat.index.errors import PaperchatError
 
-BUNDLED_SETS = ("questions", "topics", "chats", "blind_topics", "blind_chats", "blind_chats2")
+BUNDLED_SETS = ("questions", "topics", "chats", "blind_topics", "blind_topics_short", "blind_chats", "blind_chats2")
 GATE_SETS = ("offtopic", "blind_offtopic", "blind_offtopic2")
 ANSWERABLE_KINDS = ("control",)  # in a gate set; every other kind (near, far) has no answer in the corpus
 
@@ -54,11 +54,18 @@ def bundled_file(name: str) -> Path:
     return Path(str(resources.files("paperchat.eval") / f"{name}.jsonl"))
 
 
-def read_jsonl(path: Path) -> list[dict]:
+def read_lines(path: Path) -> list[str]:
+    """The lines of a text file, or a `PaperchatError` naming it."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        return path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
-        raise PaperchatError(f"{path}: cannot read ({exc.strerror})") from None
+        raise PaperchatError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise PaperchatError(f"{path}: not UTF-8 text") from None
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    lines = read_lines(path)
     records = []
     for number, line in enumerate(lines, start=1):
         if line.strip():
@@ -87,11 +94,7 @@ def load_gate_set(name: str) -> list[tuple[Query, bool]]:
 def read_trec_qrels(path: Path) -> dict[str, dict[str, int]]:
     """TREC qrels (`qid 0 docid grade`) or BEIR qrels TSV (`query-id corpus-id score`, with a header)."""
     qrels: dict[str, dict[str, int]] = {}
-    try:
-        rows = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise PaperchatError(f"{path}: cannot read ({exc.strerror})") from None
-    for number, row in enumerate(rows, start=1):
+    for number, row in enumerate(read_lines(path), start=1):
         parts = row.split()
         if not parts or parts[0] in ("query-id", "qid"):
             continue
@@ -113,13 +116,17 @@ def read_trec_qrels(path: Path) -> dict[str, dict[str, int]]:
 def read_trec_run(path: Path) -> dict[str, dict[str, float]]:
     """A six-column TREC run: `qid Q0 docid rank score tag`."""
     run: dict[str, dict[str, float]] = {}
-    for number, row in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, row in enumerate(read_lines(path), start=1):
         parts = row.split()
         if not parts:
             continue
         if len(parts) != 6:
             raise PaperchatError(f"{path}:{number}: a TREC run line has six columns: qid Q0 docid rank score tag")
-        run.setdefault(parts[0], {})[parts[2]] = float(parts[4])
+        try:
+            score = float(parts[4])
+        except ValueError:
+            raise PaperchatError(f"{path}:{number}: score {parts[4]!r} is not a number") from None
+        run.setdefault(parts[0], {})[parts[2]] = score
     return run
 
 
@@ -130,7 +137,13 @@ def load_beir(folder: Path, split: str = "test") -> Dataset:
         if not (folder / needed).is_file():
             raise PaperchatError(f"{folder}: not a BEIR folder (missing {needed})")
     qrels = read_trec_qrels(folder / "qrels" / f"{split}.tsv")
-    queries = [Query(str(r["_id"]), r["text"]) for r in read_jsonl(folder / "queries.jsonl") if str(r["_id"]) in qrels]
+    queries = []
+    for number, record in enumerate(read_jsonl(folder / "queries.jsonl"), start=1):
+        text = record.get("text") if isinstance(record, dict) else None
+        if not isinstance(text, str) or not text.strip() or "_id" not in record:
+            raise PaperchatError(f"{folder / 'queries.jsonl'}: query {number} needs an '_id' and a 'text'")
+        if str(record["_id"]) in qrels:
+            queries.append(Query(str(record["_id"]), text))
     return Dataset(folder.name, queries, qrels, [folder / "corpus.jsonl"])
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from paperchat.api import Assistant
-from paperchat.eval.datasets import BUNDLED_SETS, GATE_SETS, Query, in_dev_half, load_bundled_set, load_gate_set
+from paperchat.eval.datasets import BUNDLED_SETS, GATE_SETS, Dataset, Query, in_dev_half, load_bundled_set, load_gate_set
 
-FEATURES = {"hybrid": ("similarity", "coverage", "missing", "rarest_missing", "unknown", "follow_up"),
-            "lexical": ("coverage", "missing", "rarest_missing", "unknown", "follow_up")}
+FEATURES = {"hybrid": ("similarity", "coverage", "missing", "rarest_missing", "unknown", "follow_up", "length"),
+            "lexical": ("coverage", "missing", "rarest_missing", "unknown", "follow_up", "length")}
 MODES = {"hybrid": "hybrid", "lexical": "bm25"}
 
 
@@ -72,12 +72,18 @@ def fit(rows: list[dict], features: Sequence[str]) -> tuple[dict, dict[str, dict
     return fitted, accuracy([{**row, "relevant": bool(p >= 0.5)} for row, p in zip(rows, held_out)])
 
 
-def fit_gate(assistant: Assistant, out: Path, progress: bool = True) -> str:
-    """Fit both gate models on the dev half, write them to `out` (the format of `paperchat/gate.json`), return a report."""
+def fit_gate(assistant: Assistant, out: Path, others: Sequence[tuple[Assistant, Dataset]] = (), progress: bool = True) -> str:
+    """Fit both gate models on the dev half, write them to `out` (the format of `paperchat/gate.json`), return a report.
+
+    `others` are judged benchmarks on their own indexes (every query answerable): their dev
+    halves teach the gate what answerable questions look like on corpora other than the bundled one.
+    """
     questions = labelled_questions("dev")
+    elsewhere = [(index, [(f"{data.name}:question", q, True) for q in data.queries if in_dev_half(q.id)]) for index, data in others]
     models, report = {}, []
     for name, features in FEATURES.items():
         rows = decisions(assistant, questions, MODES[name], progress)
+        rows += [row for index, asked in elsewhere for row in decisions(index, asked, MODES[name], progress)]
         models[name], table = fit(rows, features)
         report.append(f"{name} model {models[name]}; 5-fold cross-validated on {len(rows)} dev questions:\n{accuracy_text(table)}")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ fingerprint (`id:count:generation`) moves with every write, metadata-only ones i
 
 from __future__ import annotations
 
+import functools
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,13 +23,18 @@ from paperchat.index.passages import Passages
 READ_BATCH = 5000
 
 
-def connect(path: Path, chroma_url: str | None):
-    """An embedded client on `path/chroma`, or an HTTP client for a `chroma run` server."""
+def connect(path: Path, chroma_url: str | None, create: bool = True):
+    """An embedded client on `path/chroma`, or an HTTP client for a `chroma run` server.
+
+    Without `create`, a local folder that holds no index is an error rather than a new, empty index.
+    """
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
     chroma_settings = ChromaSettings(anonymized_telemetry=False)
     if not chroma_url:
+        if not create and not (path / "chroma").is_dir():
+            raise PaperchatError(f"there is no index at {path}; build one with `paperchat ingest --index {path}` (or check the path)")
         try:
             path.mkdir(parents=True, exist_ok=True)
             return chromadb.PersistentClient(path=str(path / "chroma"), settings=chroma_settings)
@@ -50,17 +56,41 @@ def connect(path: Path, chroma_url: str | None):
     return client
 
 
+def _store_faults() -> tuple[type[BaseException], ...]:
+    """What Chroma and its HTTP client raise when the store is unreachable or refuses a request."""
+    import httpx
+    from chromadb.errors import ChromaError
+
+    return ChromaError, httpx.HTTPError, ConnectionError, TimeoutError
+
+
+def _clear_faults(method):
+    """A failure of the store becomes one clear `PaperchatError` naming the server or folder (never a traceback)."""
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except PaperchatError:
+            raise
+        except _store_faults() as exc:
+            where = f"the Chroma server at {self.chroma_url} is not answering" if self.chroma_url else f"the index at {self.path} failed"
+            raise PaperchatError(f"{where} ({type(exc).__name__}: {str(exc)[:200]}); try again once it is back") from None
+
+    return guarded
+
+
 class ChromaRepository:
     """Reads and writes of one corpus's two collections; no ranking, no derived state."""
 
-    def __init__(self, path: Path, chroma_url: str | None, name: str, model: str, dimension: Callable[[], int]) -> None:
+    def __init__(self, path: Path, chroma_url: str | None, name: str, model: str, dimension: Callable[[], int], create: bool = True) -> None:
         self.path = path
         self.chroma_url = chroma_url
         self.name = name
         self.model = model
         self._dimension = dimension  # asked only when needed: it may mean loading the model
         self.where = chroma_url or str(path)  # for messages
-        self.client = connect(path, chroma_url)
+        self.client = connect(path, chroma_url, create)
         self._papers = None
         self._passages = None
 
@@ -103,6 +133,7 @@ class ChromaRepository:
             raise PaperchatError(f"cannot read the Chroma collection {name!r} at {self.where} ({type(exc).__name__}: {exc})") from None
         return self.client.get_or_create_collection(name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}, metadata=metadata)
 
+    @_clear_faults
     def papers(self, create: bool = False):
         """The papers collection, or None when it does not exist and `create` is False."""
         if self._papers is None:
@@ -111,6 +142,7 @@ class ChromaRepository:
                 self._check_model(self._papers.metadata or {})
         return self._papers
 
+    @_clear_faults
     def passages(self, create: bool = False):
         """The passage collection, or None when it does not exist and `create` is False."""
         if self._passages is None:
@@ -127,26 +159,31 @@ class ChromaRepository:
 
     # --- state ---------------------------------------------------------------------------
 
+    @_clear_faults
     def metadata(self) -> dict:
         """The papers collection's metadata, read afresh (a server may hold another replica's writes)."""
         if self.papers() is None:
             return {}
         return dict(self.client.get_collection(self.name, embedding_function=None).metadata or {})
 
+    @_clear_faults
     def count(self) -> int:
         collection = self.papers()
         return collection.count() if collection is not None else 0
 
+    @_clear_faults
     def passage_count(self) -> int:
         collection = self.passages()
         return collection.count() if collection is not None else 0
 
+    @_clear_faults
     def fingerprint(self) -> str:
         collection = self.papers()
         if collection is None:
             return "empty"
         return f"{collection.id}:{collection.count()}:{self.metadata().get('generation', '')}"
 
+    @_clear_faults
     def stamp(self) -> None:
         """Change the generation stamp: derived state built before now is stale."""
         collection = self.papers(create=True)
@@ -156,10 +193,12 @@ class ChromaRepository:
 
     # --- reads ---------------------------------------------------------------------------
 
+    @_clear_faults
     def existing_metadata(self) -> dict[str, dict]:
         """Metadata of every stored paper by id (what an ingest plan is decided from)."""
         return {doc_id: metadata or {} for page in _pages(self.papers(), ["metadatas"]) for doc_id, metadata in zip(page["ids"], page["metadatas"])}
 
+    @_clear_faults
     def everything(self) -> tuple[list[str], list[str], np.ndarray, list[dict], Passages]:
         """Every id, document, vector, metadata and passage vector Chroma holds, read in pages."""
         ids: list[str] = []
@@ -183,6 +222,7 @@ class ChromaRepository:
         passage_matrix = np.concatenate(passage_vectors) if passage_vectors else np.zeros((0, dimension), dtype=np.float32)
         return ids, documents, matrix, metadatas, Passages.group(ids, owners, numbers, passage_matrix, dimension)
 
+    @_clear_faults
     def nearest(self, vector: np.ndarray, k: int) -> tuple[list[str], np.ndarray]:
         """Chroma's approximate (HNSW) nearest papers by document vector, with cosine similarities."""
         collection = self.papers()
@@ -193,6 +233,7 @@ class ChromaRepository:
 
     # --- writes --------------------------------------------------------------------------
 
+    @_clear_faults
     def write(self, ids: list[str], vectors: np.ndarray, documents: list[str], metadatas: list[dict], passages: list[tuple[str, int, np.ndarray]]) -> None:
         """Replace the papers' passages, then write the papers: a paper carrying its `passages`
         count in its metadata always has them all in Chroma. Old passages of every paper go
@@ -207,15 +248,18 @@ class ChromaRepository:
             )
         self.papers(create=True).upsert(ids=ids, embeddings=vectors, documents=documents, metadatas=metadatas)
 
+    @_clear_faults
     def update_metadata(self, ids: list[str], metadatas: list[dict]) -> None:
         self.papers().update(ids=ids, metadatas=metadatas)
 
+    @_clear_faults
     def present(self, ids: list[str]) -> list[str]:
         """Which of `ids` Chroma holds, in the order asked."""
         collection = self.papers()
         found = set(collection.get(ids=ids, include=[])["ids"]) if collection is not None and ids else set()
         return [doc_id for doc_id in ids if doc_id in found]
 
+    @_clear_faults
     def delete(self, ids: list[str]) -> None:
         """Delete papers and their passages."""
         passages = self.passages()

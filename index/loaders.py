@@ -219,14 +219,20 @@ def _parse_file(path: Path, problems: list[Problem]) -> Iterator[_Entry]:
 def merge_entries(entries: Iterable[_Entry], report: LoadReport) -> list[Paper]:
     """De-duplicate: by the source's own id when it gives one, else by normalised title."""
     by_key: dict[str, Paper] = {}
+    by_id: dict[str, Paper] = {}
     for entry in entries:
         report.entries += 1
-        key = "id:" + entry.paper.id if entry.explicit_id else "title:" + normalise_title(entry.paper.title)
-        if key in by_key:
-            by_key[key].merge_source(entry.paper)
+        paper = entry.paper
+        key = "id:" + paper.id if entry.explicit_id else "title:" + normalise_title(paper.title)
+        same = by_key.get(key) or by_id.get(paper.id)
+        if same is not None and (key in by_key or normalise_title(same.title) == normalise_title(paper.title)):
+            same.merge_source(paper)
             report.duplicates += 1
+        elif same is not None:  # one id, two different papers: an explicit id equal to another entry's title-derived id
+            report.problems.append(Problem(paper.pages[0] if paper.pages else "?", 0, f"id {paper.id!r} already names another paper "
+                                           f"({same.title[:60]!r}); {paper.title[:60]!r} was skipped"))
         else:
-            by_key[key] = entry.paper
+            by_key[key] = by_id[paper.id] = paper
     papers = list(by_key.values())
     report.papers = len(papers)
     return papers

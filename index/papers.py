@@ -45,6 +45,17 @@ def code_links(text: str) -> list[str]:
     return links
 
 
+def web_url(url: str) -> str | None:
+    """`url` when it is an http(s) link worth rendering as one, else None (javascript:, data:, file:, ...).
+
+    Corpus files are data: only http and https ever become links, on every surface.
+    """
+    parsed = urllib.parse.urlsplit(url.strip()) if isinstance(url, str) else None
+    if parsed is None or parsed.scheme.lower() not in ("http", "https") or not parsed.netloc:
+        return None
+    return urllib.parse.urlunsplit(parsed._replace(scheme=parsed.scheme.lower()))
+
+
 def arxiv_search_url(title: str) -> str:
     """A citation link that works before an arXiv id is known: an arXiv title search."""
     return "https://arxiv.org/search/?searchtype=title&query=" + urllib.parse.quote_plus(title)

@@ -22,6 +22,7 @@ from filelock import FileLock, Timeout
 from paperchat.index.bm25 import BM25Params
 from paperchat.index.chroma import ChromaRepository
 from paperchat.index.embeddings import Embedder
+from paperchat.index.errors import PaperchatError
 from paperchat.index.papers import Paper
 from paperchat.index.passages import pack_passages, split_sentences
 from paperchat.index.plan import paper_to_record, plan_ingest
@@ -59,6 +60,7 @@ class Store:
         bm25: BM25Params | None = None,
         notify: Callable[[str], None] | None = None,
         write_batch: int = WRITE_BATCH,
+        create: bool = True,
     ) -> None:
         self.path = Path(path).expanduser()
         self.embedder = embedder
@@ -68,8 +70,11 @@ class Store:
         self.bm25_params = bm25 or BM25Params()
         self.notify = notify or (lambda message: print(message, file=sys.stderr))
         self.write_batch = write_batch
-        self.repository = ChromaRepository(self.path, chroma_url, collection, embedder.name, lambda: self.embedder.dimension)
-        self.snapshot_folder.mkdir(parents=True, exist_ok=True)
+        self.repository = ChromaRepository(self.path, chroma_url, collection, embedder.name, lambda: self.embedder.dimension, create)
+        try:
+            self.snapshot_folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PaperchatError(f"cannot write the derived snapshot under {self.path} ({exc.strerror or exc})") from None
         self._lock = FileLock(str(self.snapshot_folder / LOCK_FILE))
         self._snapshot: Snapshot | None = None
         self._snapshot_fingerprint = ""

@@ -40,7 +40,7 @@ def test_batch_search_jsonl_and_trec(bundled_index, tmp_path, capsys):
     lines = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and [line["query_id"] for line in lines] == ["a", "b", "c"]
     assert lines[1]["hits"][0]["id"] == "light-schrodinger-bridge"
-    assert lines[2]["searched"] == "pruning vision models"
+    assert [f["text"] for f in lines[2]["searched"]] == ["what about for vision models?", "pruning large language models", "pruning vision models"]
     code, out, _ = run(capsys, "search", "--queries", str(queries), "-k", "3", "--format", "trec", "--index", str(bundled_index), "-q")
     rows = [line.split() for line in out.splitlines()]
     assert code == 0 and len(rows) == 9 and rows[3][:4] == ["b", "Q0", "light-schrodinger-bridge", "1"] and rows[0][5] == "paperchat"

@@ -184,8 +184,11 @@ def test_more_follow_up_forms():
     assert rewrite_follow_up("what are the downsides or failure modes?", "model editing in language models") == "model editing language models downsides failure modes"
 
 
-def test_announced_topic_switch_is_not_merged():
-    assert rewrite_follow_up("Unrelated: which papers propose benchmarks for long-context models?", "model compression") == "which papers propose benchmarks for long-context models?"
+@pytest.mark.parametrize("message", ["Unrelated: which papers propose benchmarks for long-context models?",
+                                     "ok, totally unrelated, but which papers propose benchmarks for long-context models?",
+                                     "switching gears completely - which papers propose benchmarks for long-context models?"])
+def test_announced_topic_switch_is_not_merged(message):
+    assert rewrite_follow_up(message, "model compression") == "which papers propose benchmarks for long-context models?"
 
 
 def test_standalone_question_is_not_rewritten():
@@ -249,5 +252,5 @@ def test_nothing_relevant_names_what_is_missing_and_the_closest_papers():
         rank, title = 1, "MMGP: mesh morphing"
 
     text = nothing_relevant(["road traffic"], ["graph neural networks"], [Closest()])
-    assert text == "No paper here covers *road traffic*; the closest papers match only *graph neural networks*: [1] MMGP: mesh morphing."
+    assert text == "No paper here covers \u201croad traffic\u201d; the closest papers match only \u201cgraph neural networks\u201d: [1] MMGP: mesh morphing."
     assert nothing_relevant([], [], []).startswith("Nothing relevant")

@@ -60,7 +60,7 @@ def test_off_topic_questions_get_nothing_relevant(assistant, question):
 def test_a_near_miss_names_what_no_paper_covers_and_the_closest_papers(assistant):
     answer = assistant.ask("How do graph neural networks forecast road traffic?")
     assert not answer.relevant and answer.hits == [] and answer.missing[0].endswith("road traffic") and "graph neural networks" in answer.covered
-    assert answer.text.startswith(f"No paper here covers *{answer.missing[0]}*") and "[1] " in answer.text
+    assert answer.text.startswith(f"No paper here covers \u201c{answer.missing[0]}\u201d") and "[1] " in answer.text
 
 
 def test_answer_cites_its_sources(assistant):

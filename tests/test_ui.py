@@ -43,13 +43,13 @@ def test_search_endpoint_returns_hits_as_json(client):
 
 def test_chat_endpoint_answers_follow_ups_with_citations(client):
     reply = client.predict("what about for vision models?", json.dumps(["pruning large language models"]), 3, "hybrid", api_name="/chat")
-    assert reply["query"] == "pruning vision models" and reply["rewritten"] is True
+    assert reply["rewritten"] is True and reply["searched"][2] == {"text": "pruning vision models", "weight": 0.5, "role": "rewrite"}
     assert "[1]" in reply["answer"] and len(reply["hits"]) == 3
 
 
 def test_chat_endpoint_says_nothing_relevant_for_off_topic(client):
     reply = client.predict("best pizza dough recipe", "[]", 3, "hybrid", api_name="/chat")
-    assert reply["relevant"] is False and reply["hits"] == [] and reply["answer"].startswith("Nothing relevant")
+    assert reply["relevant"] is False and reply["hits"] == [] and reply["answer"].startswith("No paper here covers") and reply["missing"]
 
 
 def test_bad_input_through_the_api_is_a_message_not_a_crash(client):
@@ -94,5 +94,6 @@ def test_real_browser_asks_a_question_and_clicks_an_example(server, tmp_path):
         expect(page.locator("#sources")).to_contain_text("Prun", timeout=60_000)
         page.locator("#question textarea").fill("What about for vision transformers?")
         page.locator("#ask").click()
-        expect(chat).to_contain_text("Searched: pruning vision transformers", timeout=60_000)
+        expect(chat).to_contain_text("Searched:", timeout=60_000)
+        expect(chat).to_contain_text("pruning vision transformers' x0.5", timeout=60_000)
         browser.close()

@@ -92,6 +92,19 @@ def build_app(assistant: Assistant) -> gr.Blocks:
     return app
 
 
+def check_port(host: str, port: int) -> None:
+    """Fail early, with a clear message, when the port cannot be served (before any model loads)."""
+    import socket
+
+    if not 1 <= port <= 65535:
+        raise PaperchatError(f"--port must be between 1 and 65535, got {port}")
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise PaperchatError(f"cannot serve on {host}:{port} ({exc.strerror or exc}); choose another with --port") from None
+
+
 def launch(assistant: Assistant, host: str = "127.0.0.1", port: int = 7860, share: bool = False, auth: str | None = None, block: bool = True):
     """Serve the app; binds to loopback unless `host` says otherwise. `auth` is 'user:password'."""
     credentials = None

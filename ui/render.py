@@ -1,14 +1,40 @@
-"""Render the Python API's results as HTML / Markdown for the web chat. Presentation only."""
+"""Render the Python API's results as HTML / Markdown for the web chat. Presentation only.
+
+Everything that comes from a corpus file (titles, abstracts, urls, page names) is data: it is
+escaped wherever it lands, HTML or Markdown, and only http(s) urls become links.
+"""
 
 from __future__ import annotations
 
 import html
 import re
+import urllib.parse
 
 from paperchat import Hit
 from paperchat.chat import Answer, describe_searched
+from paperchat.index.papers import web_url
 
 _MARKED = re.compile(r"\*\*(.+?)\*\*")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~&])")
+
+
+def escape_markdown(text: str) -> str:
+    """Text that Markdown shows literally: no emphasis, link, image or HTML can come out of it."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def markdown_link(title: str, url: str) -> str:
+    """A Markdown link to an http(s) url, or the escaped title alone when the url is not one."""
+    target = web_url(url)
+    if target is None:
+        return escape_markdown(title)
+    return f"[{escape_markdown(title)}](<{urllib.parse.quote(target, safe=':/?#@!$&*+,;=%~')}>)"
+
+
+def html_link(text_html: str, url: str) -> str:
+    """`text_html` linked to an http(s) url, or left as plain text when the url is not one."""
+    target = web_url(url)
+    return f"<a href='{html.escape(target)}' target='_blank' rel='noopener noreferrer'>{text_html}</a>" if target else text_html
 
 
 def highlight(snippet: str) -> str:
@@ -23,7 +49,7 @@ def _pages(hit: Hit) -> str:
 
 def source_card(hit: Hit) -> str:
     code = hit.metadata.get("code_links") or []
-    code_html = " · ".join(f'<a href="{html.escape(link)}" target="_blank" rel="noopener">code</a>' for link in code)
+    code_html = " · ".join(html_link("code", link) for link in code if web_url(link))
     why = (
         f"<details class='why'><summary>why #{hit.rank}</summary>"
         f"<table><tr><th></th><th>rank</th><th>score</th></tr>"
@@ -33,7 +59,7 @@ def source_card(hit: Hit) -> str:
     )
     return (
         f"<div class='source'><div class='source-title'>[{hit.rank}] "
-        f"<a href='{html.escape(hit.citation.url)}' target='_blank' rel='noopener'>{html.escape(hit.title)}</a></div>"
+        f"{html_link(html.escape(hit.title), hit.citation.url)}</div>"
         f"<div class='snippet'>{highlight(hit.snippet)}</div>"
         f"<div class='meta'>{_pages(hit)}{' · ' + code_html if code_html else ''}</div>{why}</div>"
     )
@@ -49,10 +75,10 @@ def reply_markdown(answer: Answer) -> str:
     """The chat bubble: what was searched (for follow-ups), the cited answer, and numbered source links."""
     parts = []
     if answer.rewritten:
-        parts.append(f"*Searched:* {html.escape(describe_searched(answer.searched))}")
-    parts.append(answer.text)
+        parts.append(f"*Searched:* {escape_markdown(describe_searched(answer.searched))}")
+    parts.append(escape_markdown(answer.text))
     if answer.hits:
-        parts.append("\n".join(f"[{h.rank}] [{h.title}]({h.citation.url})" for h in answer.hits))
+        parts.append("  \n".join(f"\\[{h.rank}\\] {markdown_link(h.title, h.citation.url)}" for h in answer.hits))
     return "\n\n".join(parts)
 
 
