@@ -61,7 +61,7 @@ def test_relevance_gate_answers_answerable_and_declines_off_topic(assistant):
     totals = {}
     for group, cell in table.items():
         kind = group.split(":")[1]
-        kind = kind if kind in ("near", "far", "control", "off-topic") else "judged"
+        kind = kind if kind in ("near", "far", "control") else "judged"
         done, asked = totals.get(kind, (0, 0))
         totals[kind] = (done + cell["correct"], asked + cell["questions"])
     rate = {kind: done / asked for kind, (done, asked) in totals.items()}
