@@ -97,6 +97,8 @@ class Embedder:
         try:
             return SentenceTransformer(source, device=device, local_files_only=True)
         except Exception as local_error:  # not on disk: one attempt through the hub, then a clear error
+            if Path(source).exists():  # a local folder that does not load: its own error, never a hub model of a similar name
+                raise PaperchatError(f"cannot load the embedding model folder {source} ({type(local_error).__name__}: {local_error})") from None
             try:
                 return SentenceTransformer(source, device=device)
             except Exception:
@@ -230,7 +232,7 @@ class OnnxQueryEncoder:
             folder = (cache_dir or default_cache_dir()) / "onnx"
             path = folder / f"{_weights_key(model)}.onnx"
         except Exception as exc:
-            log.info("query embedding stays on torch: %s: %s", type(exc).__name__, exc)
+            log.warning("query embedding stays on torch (slower): %s: %s", type(exc).__name__, exc)
             return None
 
         def features(text: str) -> dict[str, np.ndarray]:
@@ -247,12 +249,12 @@ class OnnxQueryEncoder:
                     if source:
                         _record_torch_free(model, names, source, folder, path)
                     return encoder
-                log.info("the ONNX copy of the model agrees with torch only to cosine %.6f", agreement)
+                log.warning("the ONNX copy of the model agrees with torch only to cosine %.6f", agreement)
             except Exception as exc:  # any failure leaves the torch path in charge
-                log.info("ONNX export or load failed (%s: %s)", type(exc).__name__, exc)
+                log.warning("ONNX export or load failed (%s: %s)", type(exc).__name__, exc)
             if fresh:
                 break
-        log.info("query embedding stays on torch")
+        log.warning("query embedding stays on torch (slower)")
         return None
 
     @classmethod
@@ -268,7 +270,7 @@ class OnnxQueryEncoder:
             if float(_unit(encoder.encode(_PROBES[0])) @ np.asarray(record["probe_vector"], dtype=np.float32)) >= ONNX_MIN_COSINE:
                 return encoder
         except Exception as exc:  # a damaged record or file, onnxruntime's own errors: torch takes over
-            log.info("no torch-free query embedding (%s: %s)", type(exc).__name__, exc)
+            log.warning("no torch-free query embedding, loading torch instead (%s: %s)", type(exc).__name__, exc)
         return None
 
     def encode(self, text: str) -> np.ndarray:

@@ -9,8 +9,10 @@ from its last snapshot and takes the new one once the writer is done.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -44,6 +46,17 @@ class IngestReport:
     def summary(self) -> str:
         return (f"{self.added} added, {self.updated} updated, {self.updated_metadata} updated (metadata), "
                 f"{self.unchanged} unchanged; {self.total} papers in the index")
+
+
+HOLD_AFTER_BATCH = "PAPERCHAT_TEST_HOLD_AFTER_BATCH"
+
+
+def _hold_after(batch: int) -> None:
+    """Crash tests' hook: with PAPERCHAT_TEST_HOLD_AFTER_BATCH=N the ingest says when write batch N is
+    in Chroma, then waits to be killed, so a test kills it at a known point, not at a guessed one."""
+    if os.environ.get(HOLD_AFTER_BATCH) == str(batch):
+        print(f"paperchat: test hook: write batch {batch} is written; holding", file=sys.stderr, flush=True)
+        time.sleep(3600)
 
 
 class Store:
@@ -153,12 +166,13 @@ class Store:
                     self.repository.update_metadata([doc_id for doc_id, _ in batch], [metadata for _, metadata in batch])
                 # The bar counts texts: abstracts, plus the passages of each write batch once it is split.
                 with tqdm(total=len(plan.embed), desc="embedding abstracts + passages", unit="text", disable=not progress, file=sys.stderr) as bar:
-                    for start in range(0, len(plan.embed), self.write_batch):
+                    for number, start in enumerate(range(0, len(plan.embed), self.write_batch), start=1):
                         batch = plan.embed[start : start + self.write_batch]
                         passages = self.passages(batch)
                         bar.total += sum(map(len, passages))
                         bar.refresh()
                         self._write_batch(batch, passages, bar.update)
+                        _hold_after(number)
                 self.repository.stamp()
             else:
                 self.repository.papers(create=True)

@@ -45,6 +45,7 @@ def test_the_export_is_cached_and_a_damaged_copy_is_exported_again(embedder, tmp
     assert float(raw @ torch_forward(embedder.model, TEXTS[0])) / float(np.linalg.norm(raw)) > 0.9999
 
 
+@pytest.mark.slow
 def test_torch_query_backend_is_honoured(tmp_path):
     embedder = Embedder(query_backend="torch", cache_dir=tmp_path)
     vector = embedder.encode_query(TEXTS[0])
@@ -76,6 +77,7 @@ def _embed_in_fresh_process(cache: Path, text: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_later_processes_embed_queries_without_importing_torch(tmp_path):
     first = Embedder(cache_dir=tmp_path)
     assert first.active_query_backend == "onnxruntime"  # exports, checks, and leaves the torch-free record
@@ -91,3 +93,21 @@ def test_later_processes_embed_queries_without_importing_torch(tmp_path):
     assert fallback["torch_imported"] and fallback["backend"] == "onnxruntime"
     assert float(np.asarray(fallback["vector"]) @ torch_forward(first.model, TEXTS[0])) > 0.9999
     assert not _embed_in_fresh_process(tmp_path, TEXTS[0])["torch_imported"]  # the fallback rewrote the record
+
+
+@pytest.mark.slow
+def test_a_failing_onnx_query_path_is_a_warning_visible_by_default(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("the cache cannot live here")
+    script = "import sys; from pathlib import Path; from paperchat.index.embeddings import Embedder; print(Embedder(cache_dir=Path(sys.argv[1])).active_query_backend)"
+    result = subprocess.run([sys.executable, "-c", script, str(blocker)], capture_output=True, text=True, timeout=300)
+    assert result.stdout.strip() == "torch"
+    assert "ONNX export or load failed" in result.stderr and "query embedding stays on torch" in result.stderr
+
+
+def test_a_local_model_folder_that_does_not_load_is_its_own_error_not_a_hub_lookup(tmp_path):
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{ not json")
+    with pytest.raises(PaperchatError, match=f"cannot load the embedding model folder {folder}"):
+        Embedder(str(folder), cache_dir=tmp_path).encode(["a"])

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from paperchat.ui.app import build_app, launch
+from paperchat.ui.app import launch
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -19,11 +19,16 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(assistant):
+def launched(assistant):
     port = free_port()
     app = launch(assistant, host="127.0.0.1", port=port, block=False)
-    yield f"http://127.0.0.1:{port}/"
+    yield app, f"http://127.0.0.1:{port}/"
     app.close()
+
+
+@pytest.fixture(scope="module")
+def server(launched):
+    return launched[1]
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +66,10 @@ def test_only_the_two_named_endpoints_are_public(client):
     assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {"/search", "/chat"}
 
 
-def test_build_app_has_no_file_access(assistant):
-    app = build_app(assistant)
-    assert not getattr(app, "allowed_paths", None)
+def test_the_served_app_allows_no_file_paths_and_blocks_the_index(launched, assistant):
+    app, _ = launched
+    assert app.allowed_paths == [] and not app.share
+    assert str(assistant.settings.index) in app.blocked_paths and str(assistant.settings.cache_dir) in app.blocked_paths
 
 
 @pytest.mark.skipif(not CHROMIUM and not os.environ.get("PAPERCHAT_REQUIRE_BROWSER"), reason="needs Chromium: apt-get install -y chromium")
@@ -97,3 +103,51 @@ def test_real_browser_asks_a_question_and_clicks_an_example(server, tmp_path):
         expect(chat).to_contain_text("Searched:", timeout=60_000)
         expect(chat).to_contain_text("pruning vision transformers' x0.5", timeout=60_000)
         browser.close()
+
+
+HOSTILE = {
+    "id": "hostile",
+    "title": "Prompt injection ](javascript:window.__pwned=1) <script>window.__pwned=2</script> <img src=x onerror='window.__pwned=3'>",
+    "abstract": "We study prompt injection against retrieval assistants. ![tracker]({tracker}/pixel.png) <script>window.__pwned=4</script> "
+                "<img src={tracker}/img.png onerror='window.__pwned=5'> [click](javascript:window.__pwned=6). Prompt injection hides instructions in data.",
+    "url": "javascript:window.__pwned=7",
+    "code_links": ["javascript:window.__pwned=8"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHROMIUM and not os.environ.get("PAPERCHAT_REQUIRE_BROWSER"), reason="needs Chromium: apt-get install -y chromium")
+def test_a_hostile_record_runs_no_script_loads_nothing_and_links_nowhere(tmp_path, embedder):
+    from playwright.sync_api import expect, sync_playwright
+
+    from paperchat import Assistant
+
+    assert CHROMIUM, "PAPERCHAT_REQUIRE_BROWSER is set but Chromium is not installed"
+    tracker = f"http://127.0.0.1:{free_port()}"  # nothing listens: any request to it is recorded below, never answered
+    record = {key: value.format(tracker=tracker) if isinstance(value, str) else value for key, value in HOSTILE.items()}
+    corpus = tmp_path / "hostile.jsonl"
+    corpus.write_text(json.dumps(record) + "\n" + json.dumps({"id": "plain", "title": "Plain paper", "abstract": "About graph rewiring."}) + "\n")
+    assistant = Assistant.open(tmp_path / "index", bootstrap=False, load_model=False, notify=lambda m: None, min_relevance=0.0)
+    assistant.store.embedder = embedder
+    assistant.ingest([corpus], progress=False)
+    port = free_port()
+    app = launch(assistant, port=port, block=False)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            page = browser.new_page()
+            requests = []
+            page.on("request", lambda request: requests.append(request.url))
+            page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
+            page.locator("#question textarea").fill("prompt injection against retrieval assistants")
+            page.locator("#ask").click()
+            expect(page.locator("#sources")).to_contain_text("Prompt injection", timeout=60_000)
+            expect(page.locator("#chat")).to_contain_text("[1]", timeout=60_000)
+            page.wait_for_timeout(1000)
+            assert page.evaluate("window.__pwned") is None
+            assert page.locator("a[href^='javascript:' i]").count() == 0 and page.locator("[onerror]").count() == 0
+            assert not [url for url in requests if url.startswith(tracker)], requests
+            assert page.locator("#sources").inner_text().count("<script>") >= 1  # shown as text, not run
+            browser.close()
+    finally:
+        app.close()

@@ -8,7 +8,7 @@ import gradio as gr
 
 from paperchat import Assistant, PaperchatError
 from paperchat.settings import MODES
-from paperchat.ui.render import CSS, reply_markdown, sources_panel
+from paperchat.ui.render import CSS, escape_markdown, reply_markdown, sources_panel
 
 EXAMPLES = [
     "Is there a training-free way to detect LLM-generated text?",
@@ -47,7 +47,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             answer = assistant.ask(message, _user_messages(history), int(k), mode)
             reply, panel = reply_markdown(answer), sources_panel(answer.hits)
         except PaperchatError as exc:
-            reply, panel = f"⚠️ {exc}", gr.update()
+            reply, panel = f"⚠️ {escape_markdown(str(exc))}", gr.update()
         history += [{"role": "user", "content": message}, {"role": "assistant", "content": reply}]
         return "", history, panel
 
@@ -116,6 +116,7 @@ def launch(assistant: Assistant, host: str = "127.0.0.1", port: int = 7860, shar
     app = build_app(assistant)
     app.queue(default_concurrency_limit=8)
     app.launch(
+        blocked_paths=[str(assistant.settings.index), str(assistant.settings.cache_dir)],  # never served, whatever Gradio allows by default
         server_name=host,
         server_port=port,
         share=share,
