@@ -16,6 +16,7 @@ from ranx import Qrels, Run, evaluate
 
 from paperchat.api import Assistant
 from paperchat.eval.datasets import Dataset, Query
+from paperchat.index.errors import PaperchatError
 
 METRICS = ["ndcg@10", "recall@5", "recall@10", "recall@100", "mrr@10", "map@100"]
 RUN_DEPTH = 100
@@ -59,6 +60,8 @@ class VariantResult:
 
 def score_run(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
     """Mean metrics and per-query nDCG@10; a query with no results counts as zero, not as missing."""
+    if not any(qrels.values()):
+        raise PaperchatError("the relevance judgments hold no relevant document (no line with a positive grade): nothing to score")
     complete = {qid: (run.get(qid) or {"__no_result__": 0.0}) for qid in qrels}
     ranx_qrels, ranx_run = Qrels.from_dict(qrels), Run.from_dict(complete)
     means = evaluate(ranx_qrels, ranx_run, METRICS, make_comparable=True)
