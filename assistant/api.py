@@ -13,7 +13,7 @@ from paperchat.hits import Hit
 from paperchat.index.bm25 import BM25Params
 from paperchat.index.embeddings import Embedder
 from paperchat.index.errors import PaperchatError
-from paperchat.index.loaders import LoadReport, load_bundled, load_paths
+from paperchat.index.loaders import LoadReport, ingest_filter, load_bundled, load_paths
 from paperchat.index.store import IngestReport, Store
 from paperchat.search import Retrieval, Searcher
 from paperchat.settings import Settings
@@ -82,9 +82,15 @@ class Assistant:
     def location(self) -> str:
         return self.settings.chroma_url or str(self.settings.index)
 
-    def ingest(self, paths: Iterable[str | Path] | None = None, progress: bool = True) -> tuple[LoadReport, IngestReport]:
-        """Load files (none: the bundled corpus) and add new or changed papers to the index."""
-        papers, report = load_paths(list(paths)) if paths else load_bundled()
+    def ingest(self, paths: Iterable[str | Path] | None = None, progress: bool = True, fmt: str | None = None,
+               categories: Iterable[str] = (), since: str | None = None, until: str | None = None) -> tuple[LoadReport, IngestReport]:
+        """Load files (none: the bundled corpus) and add new or changed papers to the index.
+
+        `fmt` forces a format (else it is recognised from the content); `categories`, `since` and
+        `until` keep only matching papers while the files are read (a slice of an arXiv snapshot).
+        """
+        keep = ingest_filter(categories, since, until)
+        papers, report = load_paths(list(paths), fmt, keep) if paths else load_bundled()
         return report, self.store.ingest(papers, progress=progress)
 
     def remove(self, ids: Iterable[str]) -> list[str]:

@@ -22,6 +22,7 @@ from paperchat.chat import describe_searched, nothing_relevant
 from paperchat.hits import Hit
 from paperchat.index.bm25 import ENGINES
 from paperchat.index.errors import PaperchatError
+from paperchat.index.loaders import FORMATS, ingest_filter
 from paperchat.index.papers import web_url
 from paperchat.search import CONTROL_CHARACTERS, Retrieval
 from paperchat.settings import FUSIONS, MODES
@@ -80,10 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     ingest = _command(commands, "ingest", cmd_ingest, "add papers to the index (no path: the bundled Daily Papers corpus)",
-                      "Load Daily Papers pages (.txt), JSONL, CSV/TSV or BEIR corpus.jsonl files and add new or changed papers. "
-                      "Running it twice changes nothing; a paper seen again in a new source gains that source.",
-                      "paperchat ingest my_papers.jsonl\npaperchat ingest beir/scifact --index ~/scifact-index")
+                      "Load Daily Papers pages (.txt), JSONL, CSV/TSV, BEIR corpus.jsonl, the arXiv metadata snapshot, OpenAlex works, "
+                      "Daily Papers API JSON, BibTeX or RIS files and add new or changed papers. Running it twice changes nothing; "
+                      "a paper seen again in a new source (matched by arXiv id, DOI or title) gains that source.",
+                      "paperchat ingest my_papers.jsonl library.bib\npaperchat ingest arxiv-metadata-oai-snapshot.json --category cs.CL --since 2024-01-01\n"
+                      "paperchat ingest beir/scifact --index ~/scifact-index")
     ingest.add_argument("paths", nargs="*", metavar="PATH", help="files or folders; none means the bundled corpus")
+    ingest.add_argument("--format", choices=FORMATS, help="read every file as this format (default: recognised from the content)")
+    ingest.add_argument("--category", action="append", default=[], metavar="CAT", help="keep only papers in this category, e.g. cs.CL (repeatable)")
+    ingest.add_argument("--since", metavar="DATE", help="keep only papers dated on or after DATE (2024, 2024-06 or 2024-06-01)")
+    ingest.add_argument("--until", metavar="DATE", help="keep only papers dated on or before DATE")
     _common(ingest)
 
     search = _command(commands, "search", cmd_search, "ranked papers for a query, with snippets and why each ranked",
@@ -281,8 +288,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     for path in args.paths:
         if not Path(path).expanduser().exists():
             raise PaperchatError(f"{path}: no such file or folder")
+    ingest_filter(args.category, args.since, args.until)  # a bad date is reported before any model loads
+    if not args.paths and (args.format or args.category or args.since or args.until):
+        raise PaperchatError("--format, --category, --since and --until apply to the files you ingest; name them")
     assistant = _open(args, bootstrap=False)
-    load_report, ingest_report = assistant.ingest(args.paths or None, progress=not args.quiet)
+    load_report, ingest_report = assistant.ingest(args.paths or None, progress=not args.quiet, fmt=args.format, categories=args.category,
+                                                  since=args.since, until=args.until)
     for problem in load_report.problems:
         print(f"paperchat: skipped {problem}", file=sys.stderr)
     print(f"{load_report.summary()}\n{ingest_report.summary()} ({assistant.location})")

@@ -7,12 +7,20 @@ from dataclasses import asdict, dataclass, field
 
 @dataclass
 class Citation:
-    """How to cite and find the paper: title, link, and the listing pages (with date labels) it appeared on."""
+    """How to cite and find the paper: title, link, the sources (with date labels) it appeared in,
+    and what the sources said of it (fields a source did not give are empty, never invented)."""
 
     title: str
     url: str
     pages: list[str] = field(default_factory=list)
     dates: list[str] = field(default_factory=list)
+    authors: list[str] = field(default_factory=list)
+    date: str = ""
+    year: int | None = None
+    arxiv_id: str = ""
+    doi: str = ""
+    venue: str = ""
+    categories: list[str] = field(default_factory=list)
 
 
 @dataclass

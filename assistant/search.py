@@ -279,7 +279,8 @@ def _hit(rank: int, paper: Paper, snippet: str, score: float, sides: Sides, i: i
         vector=None if sides.vector is None else round(float(sides.vector[i]), 4),
         bm25_rank=sides.bm25_rank.get(paper.id),
         vector_rank=sides.vector_rank.get(paper.id),
-        citation=Citation(paper.title, paper.url, paper.pages, paper.dates),
+        citation=Citation(paper.title, paper.url, paper.pages, paper.dates, paper.authors, paper.date, paper.year, paper.arxiv_id, paper.doi,
+                          paper.venue, paper.categories),
         abstract=paper.abstract,
         metadata={"code_links": paper.code_links},
     )

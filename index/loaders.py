@@ -1,8 +1,12 @@
 """Parse corpora into `Paper` records plus a `LoadReport` of what was skipped and where.
 
-Formats: Hugging Face Daily Papers page dumps (.txt), JSONL / BEIR corpus.jsonl, CSV / TSV,
-and folders of those. Loaders never raise for a bad entry: they report it with file and
-line and keep every good entry. A path that cannot be read at all is a `PaperchatError`.
+Formats: Hugging Face Daily Papers page dumps (.txt), JSONL / BEIR corpus.jsonl, CSV / TSV, the
+arXiv metadata snapshot, OpenAlex works, the Hugging Face Daily Papers API JSON, BibTeX and RIS,
+and folders of those. The format is recognised from the content (the extension only breaks
+ties); `format=` forces one. JSON-lines files are streamed line by line, and a `keep` filter
+drops papers as they are read, so a slice of a multi-GB arXiv snapshot costs the slice's memory.
+Loaders never raise for a bad entry: they report it with file and line and keep every good entry.
+A path that cannot be read at all is a `PaperchatError`.
 """
 
 from __future__ import annotations
@@ -12,20 +16,25 @@ import io
 import json
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from paperchat.index.errors import PaperchatError
-from paperchat.index.papers import Paper, normalise_title, title_id
+from paperchat.index.formats import from_arxiv, from_bibtex, from_daily_papers, from_openalex, from_ris
+from paperchat.index.papers import Paper, iso_date, normalise_title, title_id
 
 _DATE_LINE = re.compile(
     r"^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? \d{1,2}(, \d{4})?$"
 )
 HEADER_SEARCH_LINES = 40
 MAX_TITLE_CHARS = 400
-SUPPORTED_SUFFIXES = {".txt": "pages", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "csv"}
+SUPPORTED_SUFFIXES = {".txt": "pages", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "csv", ".bib": "bibtex",
+                      ".bibtex": "bibtex", ".ris": "ris"}
+FORMATS = ("pages", "jsonl", "csv", "arxiv", "openalex", "daily-papers", "bibtex", "ris")
+LINE_FORMATS = {"jsonl": None, "arxiv": from_arxiv, "openalex": from_openalex}
+SNIFF_BYTES = 1 << 16
 TEXT_FIELDS = ("abstract", "text", "body", "content")
 ID_FIELDS = ("_id", "id", "doc_id", "docid")
 
@@ -49,12 +58,15 @@ class LoadReport:
     entries: int = 0
     papers: int = 0
     duplicates: int = 0
+    filtered: int = 0
     problems: list[Problem] = field(default_factory=list)
 
     def summary(self) -> str:
         text = f"read {self.entries} entries -> {self.papers} unique papers"
         if self.duplicates:
             text += f" ({self.duplicates} duplicates merged)"
+        if self.filtered:
+            text += f"; {self.filtered} left out by the filters"
         if self.problems:
             text += f"; skipped {len(self.problems)} problem(s)"
         return text
@@ -139,11 +151,18 @@ def _record_to_entry(record: dict, source: str, line: int, problems: list[Proble
     return _Entry(paper, explicit_id=bool(given_id))
 
 
-def parse_jsonl(text: str, source: str, problems: list[Problem]) -> Iterator[_Entry]:
-    """One JSON object per line (JSONL, BEIR corpus.jsonl); blank lines are ignored."""
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+def parse_json_lines(lines: Iterable[bytes], source: str, kind: str, problems: list[Problem]) -> Iterator[_Entry]:
+    """One JSON object per line (JSONL, BEIR corpus.jsonl, arXiv snapshot, OpenAlex), read as it streams."""
+    mapper = LINE_FORMATS[kind]
+    name = Path(source).name
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
             continue
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            problems.append(Problem(source, number, "invalid UTF-8; undecodable bytes were replaced"))
+            line = raw.decode("utf-8", errors="replace")
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
@@ -152,9 +171,93 @@ def parse_jsonl(text: str, source: str, problems: list[Problem]) -> Iterator[_En
         if not isinstance(record, dict):
             problems.append(Problem(source, number, "expected a JSON object with title and abstract"))
             continue
-        entry = _record_to_entry(record, source, number, problems)
+        if mapper is None:
+            entry = _record_to_entry(record, source, number, problems)
+        else:
+            entry = _mapped(mapper, record, name, source, number, problems)
         if entry:
             yield entry
+
+
+def _mapped(mapper, record, name: str, source: str, line: int, problems: list[Problem]) -> _Entry | None:
+    """A record of a known layout as an entry (its id derived from arXiv id, DOI or title), or a reported problem."""
+    try:
+        return _Entry(mapper(record, name), explicit_id=False)
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        problems.append(Problem(source, line, f"skipped: {exc}"))
+        return None
+
+
+def parse_daily_papers(text: str, source: str, problems: list[Problem]) -> Iterator[_Entry]:
+    """The Hugging Face Daily Papers API: a JSON list of entries, each with a `paper`."""
+    try:
+        entries = json.loads(text)
+    except json.JSONDecodeError as exc:
+        problems.append(Problem(source, exc.lineno, f"not valid JSON ({exc.msg})"))
+        return
+    if not isinstance(entries, list):
+        problems.append(Problem(source, 1, "expected a JSON list of Daily Papers entries"))
+        return
+    for number, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict):
+            problems.append(Problem(source, 0, f"entry {number}: expected a JSON object"))
+            continue
+        found = _mapped(from_daily_papers, entry, Path(source).name, source, 0, problems)
+        if found:
+            yield found
+
+
+def parse_bibtex(text: str, source: str, problems: list[Problem]) -> Iterator[_Entry]:
+    """BibTeX through bibtexparser; a block it cannot parse is reported with its line."""
+    import bibtexparser
+
+    library = bibtexparser.parse_string(text)
+    for block in library.failed_blocks:
+        problems.append(Problem(source, block.start_line + 1, "unreadable BibTeX entry"))
+    for entry in library.entries:
+        fields = {key.lower(): str(field.value) for key, field in entry.fields_dict.items()}
+        found = _mapped(from_bibtex, fields, Path(source).name, source, entry.start_line + 1, problems)
+        if found:
+            yield found
+
+
+def parse_ris(text: str, source: str, problems: list[Problem]) -> Iterator[_Entry]:
+    """RIS through rispy (what EndNote, Zotero and Mendeley export)."""
+    import rispy
+
+    try:
+        records = rispy.loads(text)
+    except Exception as exc:  # rispy raises plain exceptions for malformed files
+        problems.append(Problem(source, 0, f"unreadable RIS ({type(exc).__name__}: {str(exc)[:120]})"))
+        return
+    for record in records:
+        found = _mapped(from_ris, record, Path(source).name, source, 0, problems)
+        if found:
+            yield found
+
+
+def detect_format(path: Path, head: bytes) -> str | None:
+    """The format of a file from its first bytes; the extension decides only what the content leaves open."""
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
+    suffix = SUPPORTED_SUFFIXES.get(path.suffix.lower())
+    if re.match(r"@\w+\s*[{(]", text) or (suffix == "bibtex" and "@" in text):
+        return "bibtex"
+    if re.match(r"TY  - ", text) or suffix == "ris":
+        return "ris"
+    if text.startswith("["):
+        return "daily-papers"
+    if text.startswith("{"):
+        first = text.split("\n", 1)[0]
+        if '"abstract_inverted_index"' in first or '"authorships"' in first:
+            return "openalex"
+        if '"authors_parsed"' in first or ('"versions"' in first and '"categories"' in first):
+            return "arxiv"
+        return "jsonl"
+    if suffix in ("pages", "csv"):
+        return suffix
+    if any(_DATE_LINE.match(line.strip()) for line in text.splitlines()[:HEADER_SEARCH_LINES]):
+        return "pages"
+    return suffix
 
 
 def parse_csv(text: str, source: str, problems: list[Problem]) -> Iterator[_Entry]:
@@ -192,54 +295,98 @@ def _files_in(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
 
 
-def _parse_file(path: Path, problems: list[Problem]) -> Iterator[_Entry]:
-    kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
+def _parse_file(path: Path, fmt: str | None, problems: list[Problem]) -> Iterator[_Entry]:
     source = str(path)
-    if kind is None:
-        problems.append(Problem(source, 0, f"unsupported file type {path.suffix!r}; use .txt pages, .jsonl, .csv or .tsv"))
-        return
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+            kind = fmt or detect_format(path, head)
+            if not head.strip():
+                problems.append(Problem(source, 0, "empty file"))
+                return
+            if kind is None:
+                problems.append(Problem(source, 0, f"unrecognised file {path.suffix!r}; use Daily Papers pages, JSONL, CSV/TSV, the arXiv "
+                                                   "snapshot, OpenAlex, Daily Papers API JSON, BibTeX or RIS (or name one with --format)"))
+                return
+            if kind in LINE_FORMATS:  # streamed: the file is never read whole
+                handle.seek(0)
+                yield from parse_json_lines(handle, source, kind, problems)
+                return
+            raw = head + handle.read()
     except OSError as exc:
         problems.append(Problem(source, 0, f"cannot read file ({exc.strerror or exc})"))
-        return
-    if not raw.strip():
-        problems.append(Problem(source, 0, "empty file"))
         return
     text = _decode(raw, source, problems)
     if kind == "pages":
         for paper in parse_pages(text, source, problems):
             yield _Entry(paper, explicit_id=False)
-    elif kind == "jsonl":
-        yield from parse_jsonl(text, source, problems)
-    else:
+    elif kind == "csv":
         yield from parse_csv(text, source, problems)
+    elif kind == "daily-papers":
+        yield from parse_daily_papers(text, source, problems)
+    elif kind == "bibtex":
+        yield from parse_bibtex(text, source, problems)
+    else:
+        yield from parse_ris(text, source, problems)
 
 
-def merge_entries(entries: Iterable[_Entry], report: LoadReport) -> list[Paper]:
-    """De-duplicate: by the source's own id when it gives one, else by normalised title."""
+def merge_entries(entries: Iterable[_Entry], report: LoadReport, keep: Callable[[Paper], bool] | None = None) -> list[Paper]:
+    """De-duplicate: by arXiv id or DOI first, then by the id a file gives (JSONL, CSV, BEIR), else by
+    normalised title. Papers `keep` refuses are dropped as they come (and counted)."""
     by_key: dict[str, Paper] = {}
     by_id: dict[str, Paper] = {}
     for entry in entries:
         report.entries += 1
         paper = entry.paper
-        key = "id:" + paper.id if entry.explicit_id else "title:" + normalise_title(paper.title)
+        if keep is not None and not keep(paper):
+            report.filtered += 1
+            continue
+        keys = [f"arxiv:{paper.arxiv_id}" if paper.arxiv_id else "", f"doi:{paper.doi}" if paper.doi else "",
+                "id:" + paper.id if entry.explicit_id else "title:" + normalise_title(paper.title)]
+        keys = [k for k in keys if k]
+        key = next((k for k in keys if k in by_key), keys[0])
         same = by_key.get(key) or by_id.get(paper.id)
         if same is not None and (key in by_key or normalise_title(same.title) == normalise_title(paper.title)):
             same.merge_source(paper)
+            for extra in keys:
+                by_key.setdefault(extra, same)
             report.duplicates += 1
         elif same is not None:  # one id, two different papers: an explicit id equal to another entry's title-derived id
             report.problems.append(Problem(paper.pages[0] if paper.pages else "?", 0, f"id {paper.id!r} already names another paper "
                                            f"({same.title[:60]!r}); {paper.title[:60]!r} was skipped"))
         else:
-            by_key[key] = by_id[paper.id] = paper
-    papers = list(by_key.values())
+            for extra in keys:
+                by_key.setdefault(extra, paper)
+            by_id[paper.id] = paper
+    papers = list(by_id.values())
     report.papers = len(papers)
     return papers
 
 
-def load_paths(paths: Iterable[str | Path]) -> tuple[list[Paper], LoadReport]:
-    """Load every file (or folder of files) given; raise only when a path does not exist."""
+def date_in(date: str, since: str | None, until: str | None) -> bool:
+    """Whether an ISO date of any precision can lie in [since, until] (compared at the coarser precision); unknown dates cannot."""
+    if not date:
+        return not since and not until
+    after = not since or date >= since[: len(date)]
+    before = not until or date[: len(until)] <= until
+    return after and before
+
+
+def ingest_filter(categories: Iterable[str] = (), since: str | None = None, until: str | None = None) -> Callable[[Paper], bool] | None:
+    """What `paperchat ingest --category --since --until` keeps while loading: None when nothing is asked."""
+    wanted = {c.lower() for c in categories}
+    for name, value in (("since", since), ("until", until)):
+        if value and iso_date(value) != value:
+            raise PaperchatError(f"--{name} {value!r} is not an ISO date (2024, 2024-06 or 2024-06-01)")
+    if not wanted and not since and not until:
+        return None
+    return lambda paper: (not wanted or bool(wanted & {c.lower() for c in paper.categories})) and date_in(paper.date, since, until)
+
+
+def load_paths(paths: Iterable[str | Path], fmt: str | None = None, keep: Callable[[Paper], bool] | None = None) -> tuple[list[Paper], LoadReport]:
+    """Load every file (or folder of files) given; raise only when a path does not exist or `fmt` is unknown."""
+    if fmt is not None and fmt not in FORMATS:
+        raise PaperchatError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     report = LoadReport()
     files: list[Path] = []
     for raw in paths:
@@ -253,9 +400,9 @@ def load_paths(paths: Iterable[str | Path]) -> tuple[list[Paper], LoadReport]:
 
     def entries() -> Iterator[_Entry]:
         for file in files:
-            yield from _parse_file(file, report.problems)
+            yield from _parse_file(file, fmt, report.problems)
 
-    papers = merge_entries(entries(), report)
+    papers = merge_entries(entries(), report, keep)
     return papers, report
 
 

@@ -56,6 +56,38 @@ def web_url(url: str) -> str | None:
     return urllib.parse.urlunsplit(parsed._replace(scheme=parsed.scheme.lower()))
 
 
+_ARXIV_ID = re.compile(r"^(?:arxiv:)?((?:\d{4}\.\d{4,5})|(?:[a-z\-]+(?:\.[A-Z]{2})?/\d{7}))(?:v\d+)?$", re.I)
+_DOI = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:)?(10\.\d{4,9}/\S+)$", re.I)
+_ISO_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+
+
+def arxiv_id(text: str) -> str:
+    """The arXiv identifier in `text` ("arXiv:2406.01234v2", "hep-th/9901001"), without version; "" if none."""
+    match = _ARXIV_ID.match(text.strip()) if text else None
+    return match.group(1) if match else ""
+
+
+def doi(text: str) -> str:
+    """The DOI in `text` (bare, "doi:..." or a doi.org link), lower-cased; "" if none."""
+    match = _DOI.match(text.strip()) if text else None
+    return match.group(1).rstrip(".").lower() if match else ""
+
+
+def iso_date(text: str) -> str:
+    """The leading ISO date of `text` at the precision it has: "2024", "2024-06" or "2024-06-06"; "" if none."""
+    match = _ISO_DATE.match(text.strip()) if text else None
+    return "-".join(part for part in match.groups() if part) if match else ""
+
+
+def canonical_url(arxiv: str, digital_object: str, title: str) -> str:
+    """The link a citation should carry: the arXiv abstract page, else the DOI resolver, else an arXiv title search."""
+    if arxiv:
+        return f"https://arxiv.org/abs/{arxiv}"
+    if digital_object:
+        return "https://doi.org/" + urllib.parse.quote(digital_object, safe="/:;()._-")
+    return arxiv_search_url(title)
+
+
 def arxiv_search_url(title: str) -> str:
     """A citation link that works before an arXiv id is known: an arXiv title search."""
     return "https://arxiv.org/search/?searchtype=title&query=" + urllib.parse.quote_plus(title)
@@ -66,7 +98,8 @@ class Paper:
     """One paper: what a loader produces and what the store indexes.
 
     `pages` lists every source (page file or input file) the paper was seen in and
-    `dates` the date label of each of those sources, in the same order.
+    `dates` the date label of each of those sources, in the same order. `date` is the paper's own
+    date in ISO form at the precision known ("2024", "2024-06", "2024-06-06"), "" if unknown.
     """
 
     id: str
@@ -76,12 +109,22 @@ class Paper:
     pages: list[str] = field(default_factory=list)
     dates: list[str] = field(default_factory=list)
     code_links: list[str] | None = None  # None: found in the abstract
+    authors: list[str] = field(default_factory=list)
+    date: str = ""
+    arxiv_id: str = ""
+    doi: str = ""
+    venue: str = ""
+    categories: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.url:
-            self.url = arxiv_search_url(self.title)
+            self.url = canonical_url(self.arxiv_id, self.doi, self.title)
         if self.code_links is None:
             self.code_links = code_links(self.abstract)
+
+    @property
+    def year(self) -> int | None:
+        return int(self.date[:4]) if self.date[:4].isdigit() else None
 
     @property
     def text(self) -> str:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from paperchat.index.papers import Paper, arxiv_search_url
+from paperchat.index.papers import Paper, arxiv_search_url, normalise_title, title_id
 
 
 def content_hash(paper: Paper) -> str:
@@ -35,7 +35,15 @@ def paper_to_record(paper: Paper, passages: int | None = None) -> tuple[str, dic
         "dates": json.dumps(paper.dates),
         "code_links": json.dumps(paper.code_links),
         "content_hash": content_hash(paper),
+        "authors": json.dumps(paper.authors),
+        "date": paper.date,
+        "arxiv_id": paper.arxiv_id,
+        "doi": paper.doi,
+        "venue": paper.venue,
+        "categories": json.dumps(paper.categories),
     }
+    if paper.year is not None:
+        metadata["year"] = paper.year
     if passages is not None:
         metadata["passages"] = passages
     return paper.text, metadata
@@ -52,6 +60,12 @@ def record_to_paper(doc_id: str, document: str, metadata: Mapping) -> Paper:
         pages=json.loads(metadata.get("pages") or "[]"),
         dates=json.loads(metadata.get("dates") or "[]"),
         code_links=json.loads(metadata.get("code_links") or "[]"),
+        authors=json.loads(metadata.get("authors") or "[]"),
+        date=str(metadata.get("date", "")),
+        arxiv_id=str(metadata.get("arxiv_id", "")),
+        doi=str(metadata.get("doi", "")),
+        venue=str(metadata.get("venue", "")),
+        categories=json.loads(metadata.get("categories") or "[]"),
     )
 
 
@@ -75,6 +89,12 @@ def merge_provenance(stored: Paper, incoming: Paper) -> Paper:
         pages=pages,
         dates=dates,
         code_links=incoming.code_links or stored.code_links,
+        authors=incoming.authors or stored.authors,
+        date=incoming.date or stored.date,
+        arxiv_id=incoming.arxiv_id or stored.arxiv_id,
+        doi=incoming.doi or stored.doi,
+        venue=incoming.venue or stored.venue,
+        categories=incoming.categories or stored.categories,
     )
 
 
@@ -94,10 +114,35 @@ class IngestPlan:
         return len(self.metadata)
 
 
+def same_paper_ids(existing: Mapping[str, Mapping]) -> dict[str, str]:
+    """Keys under which a stored paper can be met again from another source: its arXiv id, its DOI,
+    and its normalised title when its id was made from the title (not one a file gave)."""
+    keys: dict[str, str] = {}
+    for doc_id, metadata in existing.items():
+        for key in (f"arxiv:{metadata.get('arxiv_id')}" if metadata.get("arxiv_id") else "", f"doi:{metadata.get('doi')}" if metadata.get("doi") else ""):
+            if key:
+                keys.setdefault(key, doc_id)
+        title = str(metadata.get("title", ""))
+        if title and doc_id == title_id(title):
+            keys.setdefault("title:" + normalise_title(title), doc_id)
+    return keys
+
+
+def stored_id(paper: Paper, keys: Mapping[str, str]) -> str | None:
+    """The id under which `paper` is already stored with another id, if it is (see `same_paper_ids`)."""
+    candidates = [f"arxiv:{paper.arxiv_id}" if paper.arxiv_id else "", f"doi:{paper.doi}" if paper.doi else "", "title:" + normalise_title(paper.title)]
+    return next((keys[key] for key in candidates if key in keys), None)
+
+
 def plan_ingest(existing: Mapping[str, Mapping], incoming: Sequence[Paper]) -> IngestPlan:
-    """Decide, for each incoming paper, from the metadata Chroma holds by id (`existing`)."""
+    """Decide, for each incoming paper, from the metadata Chroma holds by id (`existing`). A paper
+    stored from another source under another id (same arXiv id, DOI or title) is updated there."""
     plan = IngestPlan()
+    keys = same_paper_ids(existing) if any(paper.id not in existing for paper in incoming) else {}
     for paper in incoming:
+        if paper.id not in existing:
+            known = stored_id(paper, keys)
+            paper = replace(paper, id=known) if known else paper
         old = existing.get(paper.id)
         if old is None:
             plan.added += 1
