@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from paperchat.chat import Answer, Formulation, compose_answer, formulations, nothing_relevant, rewrite_follow_up, search_terms
+from paperchat.filters import Filter
 from paperchat.hits import Hit
 from paperchat.index.bm25 import BM25Params
 from paperchat.index.embeddings import Embedder
@@ -106,20 +107,23 @@ class Assistant:
             self.store.refresh()  # a store that fails here is tried again at the next call
             self._checked_at = now
 
-    def retrieve(self, query: str, k: int = 10, mode: str | None = None, gate: bool = True, history: Sequence[str] = (), **overrides) -> Retrieval:
+    def retrieve(self, query: str, k: int = 10, mode: str | None = None, gate: bool = True, history: Sequence[str] = (),
+                 where: Filter | Mapping | None = None, **overrides) -> Retrieval:
         """Ranked hits plus the relevance evidence. With `gate` (the default) `hits` is empty when
         nothing is relevant, as on every surface. After a conversation (`history`: earlier user
         messages, oldest first) the query is searched as weighted formulations with its context
-        (`paperchat.chat.formulations`; `Retrieval.formulations` lists them). `overrides` change
-        retrieval settings for this call."""
+        (`paperchat.chat.formulations`; `Retrieval.formulations` lists them). `where` (a `Filter` or a
+        dict of its fields) keeps only matching papers, on both sides before fusion. `overrides`
+        change retrieval settings for this call."""
         self.refresh()
         settings = self.settings.for_retrieval(**overrides) if overrides else None
         searched = formulations(query, self.resolve_history(history)) if history else query
-        return self.searcher.retrieve(searched, k, mode, settings, gate)
+        return self.searcher.retrieve(searched, k, mode, settings, gate, Filter.of(where))
 
-    def search(self, query: str, k: int = 10, mode: str | None = None, history: Sequence[str] = (), **overrides) -> list[Hit]:
+    def search(self, query: str, k: int = 10, mode: str | None = None, history: Sequence[str] = (), where: Filter | Mapping | None = None,
+               **overrides) -> list[Hit]:
         """The top `k` papers for `query` (mode: hybrid, bm25 or vector), best first, whatever the relevance gate says."""
-        return self.retrieve(query, k, mode, gate=False, history=history, **overrides).hits
+        return self.retrieve(query, k, mode, gate=False, history=history, where=where, **overrides).hits
 
     def info(self) -> dict:
         repository = self.store.repository
@@ -135,14 +139,14 @@ class Assistant:
             "fusion": self.settings.fusion,
         }
 
-    def ask(self, message: str, history: Sequence[str] = (), k: int = 5, mode: str | None = None) -> Answer:
+    def ask(self, message: str, history: Sequence[str] = (), k: int = 5, mode: str | None = None, where: Filter | Mapping | None = None) -> Answer:
         """Answer a chat message: resolve a follow-up against `history` (earlier user messages),
         search, and either compose an extractive, cited answer or say that nothing is relevant."""
         history = [turn for turn in history if turn and turn.strip()]
         similar_to = _more_like(message)
         if similar_to is not None and history:
             return self._more_like(message, history, similar_to, k, mode)
-        retrieval = self.retrieve(message, k, mode, history=history)
+        retrieval = self.retrieve(message, k, mode, history=history, where=where)
         hits = retrieval.hits
         snapshot = self.store.snapshot()
         terms = search_terms(" ".join(f.text for f in retrieval.formulations), snapshot.tokenizer)

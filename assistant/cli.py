@@ -19,6 +19,7 @@ from pathlib import Path
 
 from paperchat.api import Assistant
 from paperchat.chat import describe_searched, nothing_relevant
+from paperchat.filters import Filter
 from paperchat.hits import Hit
 from paperchat.index.bm25 import ENGINES
 from paperchat.index.errors import PaperchatError
@@ -61,6 +62,21 @@ def _common(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--quiet", "-q", action="store_true", help="no progress bars or notices on stderr")
 
 
+def _filters(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("filters (applied to both sides before fusion)")
+    group.add_argument("--since", metavar="DATE", help="papers dated on or after DATE (2024, 2024-06 or 2024-06-01)")
+    group.add_argument("--until", metavar="DATE", help="papers dated on or before DATE")
+    group.add_argument("--author", metavar="NAME", help="an author's name contains NAME (case and accents ignored)")
+    group.add_argument("--category", metavar="CAT", help="papers in this category, e.g. cs.CL")
+    group.add_argument("--venue", metavar="TEXT", help="the venue contains TEXT")
+    group.add_argument("--source", metavar="TEXT", help="a source (listing page or input file) contains TEXT, e.g. 'Jun 6'")
+    group.add_argument("--has-code", action="store_true", default=None, help="papers with a code link")
+
+
+def _where(args: argparse.Namespace) -> dict:
+    return {name: getattr(args, name) for name in ("since", "until", "author", "category", "venue", "source", "has_code")}
+
+
 def _command(commands, name: str, handler, help: str, description: str, examples: str) -> argparse.ArgumentParser:
     parser = commands.add_parser(name, help=help, description=description, epilog="examples:\n" + textwrap.indent(examples.strip(), "  "),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -97,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "Search the index. One QUERY prints ranked hits; --queries FILE runs a batch (JSONL lines with _id/id and "
                       "text/question, optionally history or turns). When nothing is relevant enough, nothing is listed (see --no-gate).",
                       'paperchat search "speculative decoding" -k 5\npaperchat search "LoRA" --mode bm25 --json\n'
+                      'paperchat search "code generation" --since 2024 --has-code\n'
                       "paperchat search --queries q.jsonl --format trec -o run.trec")
     search.add_argument("query", nargs="?", help="the question or keywords")
     search.add_argument("-k", type=int, default=10, help="number of results, 1-1000 (default 10)")
@@ -108,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "(the ranking of every query, for scoring tools: a run has no way to say 'nothing relevant')")
     search.add_argument("--output", "-o", metavar="FILE", help="batch output file (default: stdout)")
     search.add_argument("--no-gate", action="store_true", help="list hits even when nothing is relevant enough")
+    _filters(search)
     _common(search)
 
     ask = _command(commands, "ask", cmd_ask, "a short cited answer built from the abstracts (follow-ups via --history)",
@@ -120,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("-k", type=int, default=5, help="number of sources (default 5)")
     ask.add_argument("--mode", choices=MODES, help="hybrid (default), bm25 or vector")
     ask.add_argument("--json", action="store_true", help="print the answer, what was searched and the sources as JSON")
+    _filters(ask)
     _common(ask)
 
     info = _command(commands, "info", cmd_info, "where the index is, its model, BM25 engine and size",
@@ -173,10 +192,15 @@ def _open(args: argparse.Namespace, bootstrap: bool = True, load_model: bool = T
     )
 
 
+def _authors(names: list[str]) -> str:
+    return ", ".join(names) if len(names) <= 3 else f"{names[0]} et al."
+
+
 def format_hit(hit: Hit, width: int = 100) -> str:
     """A hit as terminal text: corpus text with control characters removed, only http(s) urls shown as links."""
-    pages = ", ".join(f"{p} ({d})" if d else p for p, d in zip(hit.citation.pages, hit.citation.dates or [""] * len(hit.citation.pages)))
-    lines = [f"{hit.rank:>2}. {hit.title}", f"    id: {hit.id}"]
+    pages = "; ".join(f"{p} ({d})" if d and d not in p else p for p, d in zip(hit.citation.pages, hit.citation.dates or [""] * len(hit.citation.pages)))
+    byline = ", ".join(part for part in (_authors(hit.citation.authors), hit.citation.venue, hit.citation.date) if part)
+    lines = [f"{hit.rank:>2}. {hit.title}"] + ([f"    {byline}"] if byline else []) + [f"    id: {hit.id}"]
     lines += textwrap.wrap(hit.snippet, width, initial_indent="    ", subsequent_indent="    ")
     lines.append(f"    why: {hit.why()}")
     lines.append(f"    cite: {web_url(hit.citation.url) or '(no web link)'}" + (f"  [pages: {pages}]" if pages else ""))
@@ -233,6 +257,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise PaperchatError("give either a QUERY or --queries FILE (see paperchat search --help)")
     if args.queries:
         queries = read_queries(args.queries)
+        Filter.of(_where(args))  # a bad filter is reported before any model loads
         out = _output(args.output)
         try:
             _search_batch(_open(args), queries, args, out)
@@ -240,7 +265,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             if out is not sys.stdout:
                 out.close()
         return 0
-    result = _open(args).retrieve(args.query, args.k, args.mode, gate=not args.no_gate)
+    where = Filter.of(_where(args))
+    result = _open(args).retrieve(args.query, args.k, args.mode, gate=not args.no_gate, where=where)
     for notice in result.notices:
         print(f"paperchat: {notice}", file=sys.stderr)
     _print_retrieval(result, args.json)
@@ -261,7 +287,8 @@ def _search_batch(assistant: Assistant, queries: list[dict], args: argparse.Name
     from tqdm.auto import tqdm
 
     for query in tqdm(queries, desc="searching", unit="query", disable=args.quiet, file=sys.stderr):
-        result = assistant.retrieve(query["text"], args.k, args.mode, gate=not args.no_gate and args.format != "trec", history=query["history"])
+        result = assistant.retrieve(query["text"], args.k, args.mode, gate=not args.no_gate and args.format != "trec", history=query["history"],
+                                    where=_where(args))
         if args.format == "trec":
             for hit in result.hits:
                 out.write(f"{query['id']} Q0 {hit.id} {hit.rank} {hit.score:.6f} paperchat\n")
@@ -272,7 +299,8 @@ def _search_batch(assistant: Assistant, queries: list[dict], args: argparse.Name
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    answer = _open(args).ask(args.message, args.history, args.k, args.mode)
+    where = Filter.of(_where(args))
+    answer = _open(args).ask(args.message, args.history, args.k, args.mode, where=where)
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return 0

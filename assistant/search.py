@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from paperchat.chat import Formulation
+from paperchat.filters import Filter
 from paperchat.fusion import adaptive_bm25_weight, expansion_terms, feedback_weights, rocchio, rrf, smooth, zscore
 from paperchat.gate import CONCEPT_DOCUMENTS, Evidence, evidence, key_concepts, relevance
 from paperchat.hits import Citation, Hit
@@ -79,9 +80,11 @@ class Retrieval:
     covered: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     evidence: dict[str, float] = field(default_factory=dict)
+    where: Filter | None = None
 
     def to_dict(self) -> dict:
         return {"query": self.query, "mode": self.mode, "took_ms": self.took_ms, "relevant": self.relevant, "relevance": self.relevance,
+                "filter": asdict(self.where) if self.where else None,
                 "covered": self.covered, "missing": self.missing, "evidence": self.evidence,
                 "searched": [asdict(f) for f in self.formulations], "hits": [h.to_dict() for h in self.hits]}
 
@@ -108,10 +111,11 @@ class Searcher:
         self.store = store
         self.settings = settings
 
-    def retrieve(self, query: str | Sequence[Formulation], k: int = 10, mode: str | None = None, settings: Settings | None = None, gate: bool = True) -> Retrieval:
+    def retrieve(self, query: str | Sequence[Formulation], k: int = 10, mode: str | None = None, settings: Settings | None = None, gate: bool = True,
+                 where: Filter | None = None) -> Retrieval:
         """Ranked hits for `query` (a text, or weighted formulations of one question), judged by the
         relevance gate (the one place that decides "nothing relevant"); with `gate` off the hits
-        are listed whatever the judgement."""
+        are listed whatever the judgement. `where` keeps only matching papers, on both sides, before fusion."""
         started = time.perf_counter()
         settings = settings or self.settings
         mode = mode or settings.mode
@@ -122,7 +126,8 @@ class Searcher:
         tokenizer = snapshot.tokenizer
         weighted = [(tokenizer.tokens(f.text), f.weight) for f in formulations]
         terms = list(dict.fromkeys(t for group, _ in weighted for t in group))
-        sides = self.score_sides(snapshot, formulations, weighted, max(settings.depth, k), embed=mode != "bm25")
+        rows = np.flatnonzero(where.mask(snapshot.columns)) if where is not None else None
+        sides = self.score_sides(snapshot, formulations, weighted, max(settings.depth, k), embed=mode != "bm25", rows=rows)
         fused = self.fuse(sides, mode, settings, terms)
         ranked_positions = sorted((i for i in range(len(sides.ids)) if np.isfinite(fused[i])), key=lambda i: (-fused[i], sides.ids[i]))
         weights = snapshot.bm25.idf(sorted(set(terms)))
@@ -147,6 +152,7 @@ class Searcher:
             covered=list(found.covered),
             missing=list(found.uncovered),
             evidence={name: round(value, 4) for name, value in found.features().items()},
+            where=where,
         )
 
     def judge(self, snapshot: Snapshot, formulations: Sequence[Formulation], sides: Sides, hits: list[Hit]) -> Evidence:
@@ -160,16 +166,23 @@ class Searcher:
         asked = sorted({t for c in question for t in c.terms})
         return evidence(similarity, question, context, idf, documents, snapshot.bm25.known(asked), snapshot.bm25.idf(["\x00never-a-term"])["\x00never-a-term"])
 
-    def score_sides(self, snapshot: Snapshot, formulations: Sequence[Formulation], weighted: list[tuple[list[str], float]], depth: int, embed: bool = True) -> Sides:
+    def score_sides(self, snapshot: Snapshot, formulations: Sequence[Formulation], weighted: list[tuple[list[str], float]], depth: int, embed: bool = True,
+                    rows: np.ndarray | None = None) -> Sides:
         """Top `depth` of each side, then exact scores of both sides on their union (BM25 alone without `embed`).
 
         Several formulations make one query: BM25 scores add up weighted, and the query vector is
-        the normalised weighted sum of the formulations' vectors.
+        the normalised weighted sum of the formulations' vectors. With `rows` (a filter's matching
+        papers) both sides only ever see those rows.
         """
-        pending = _BM25_WORKER.submit(_bm25_side, snapshot, weighted, depth)  # on another core while the query embeds
+        pending = _BM25_WORKER.submit(_bm25_side, snapshot, weighted, depth, rows)  # on another core while the query embeds
         query_vector = self._query_vector(formulations) if embed else None
         all_bm25, bm25_top = pending.result()
-        vector_top = self.nearest(snapshot, query_vector, depth) if embed else np.zeros(0, dtype=np.int64)
+        if not embed:
+            vector_top = np.zeros(0, dtype=np.int64)
+        elif rows is not None:
+            vector_top = snapshot.nearest(query_vector, depth, rows)[0] if len(rows) else np.zeros(0, dtype=np.int64)
+        else:
+            vector_top = self.nearest(snapshot, query_vector, depth)
         positions = np.fromiter(dict.fromkeys(np.concatenate([bm25_top, vector_top]).tolist()), dtype=np.int64)
         ids = [snapshot.ids[i] for i in positions]
         vectors = np.asarray(snapshot.vectors[positions]) if len(positions) else np.zeros((0, self.store.embedder.dimension), dtype=np.float32)
@@ -261,9 +274,13 @@ def _clean_formulations(query: str | Sequence[Formulation]) -> tuple[list[Formul
     return cleaned, notices
 
 
-def _bm25_side(snapshot: Snapshot, weighted: list[tuple[list[str], float]], depth: int) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted BM25 scores of every document and the positions of the top `depth`."""
+def _bm25_side(snapshot: Snapshot, weighted: list[tuple[list[str], float]], depth: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted BM25 scores of every document and the positions of the top `depth` (among `rows` only, when given)."""
     scores = sum(weight * snapshot.bm25.scores(terms) for terms, weight in weighted) if len(weighted) > 1 else snapshot.bm25.scores(weighted[0][0])
+    if rows is not None:
+        kept = np.zeros_like(scores)
+        kept[rows] = scores[rows]
+        scores = kept
     return scores, top_positions(scores, depth)
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from paperchat.index.errors import PaperchatError
 from paperchat.index.formats import from_arxiv, from_bibtex, from_daily_papers, from_openalex, from_ris
-from paperchat.index.papers import Paper, iso_date, normalise_title, title_id
+from paperchat.index.papers import Paper, arxiv_id, doi, iso_date, normalise_title, title_id
 
 _DATE_LINE = re.compile(
     r"^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? \d{1,2}(, \d{4})?$"
@@ -100,7 +100,7 @@ def parse_pages(text: str, source: str, problems: list[Problem]) -> Iterator[Pap
         problems.append(Problem(source, 0, f"not a Daily Papers page: no date line such as 'Jun 6' in the first {HEADER_SEARCH_LINES} lines"))
         return
     date = lines[date_at].strip()
-    page = Path(source).stem
+    page = f"HF Daily Papers, {date}"  # how a reader knows the listing, not the scraper's file name
     body = [(number, line.strip()) for number, line in enumerate(lines[date_at + 1 :], start=date_at + 2) if line.strip()]
     i = 0
     while i < len(body):
@@ -140,15 +140,31 @@ def _record_to_entry(record: dict, source: str, line: int, problems: list[Proble
     if not given_id and not title:
         problems.append(Problem(source, line, "neither an id nor a title to identify the entry"))
         return None
+    date = _first(record, ("date", "published", "year"))
     paper = Paper(
         id=given_id or title_id(title),
         title=title,
         abstract=abstract,
         url=_first(record, ("url", "link")),
         pages=[Path(source).name],
-        dates=[_first(record, ("date", "published"))],
+        dates=[date],
+        authors=_names(record.get("authors") or record.get("author")),
+        date=iso_date(date),
+        arxiv_id=arxiv_id(_first(record, ("arxiv_id", "arxiv"))),
+        doi=doi(_first(record, ("doi",))),
+        venue=_first(record, ("venue", "journal")),
+        categories=_names(record.get("categories") or record.get("keywords"), separators=r"[;,]\s*|\s+"),
     )
     return _Entry(paper, explicit_id=bool(given_id))
+
+
+def _names(value, separators: str = r"\s*;\s*|\s+and\s+") -> list[str]:
+    """A list field as JSON gives it, or as one string (authors "A; B" or "A and B"; categories "cs.CL cs.LG")."""
+    if isinstance(value, list):
+        return [" ".join(str(v).split()) for v in value if str(v).strip()]
+    if isinstance(value, str):
+        return [part.strip() for part in re.split(separators, value) if part.strip()]
+    return []
 
 
 def parse_json_lines(lines: Iterable[bytes], source: str, kind: str, problems: list[Problem]) -> Iterator[_Entry]:

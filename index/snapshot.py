@@ -1,8 +1,8 @@
 """The derived snapshot: everything search reads besides Chroma, built from Chroma as one unit.
 
 A snapshot holds, row-aligned over the same document ids: the BM25 arrays, a copy of the
-document vectors, the documents and metadata (`Records`) and the passage vectors of long
-abstracts (`Passages`). It is immutable: a search takes one snapshot and reads only it, so a
+document vectors, the documents and metadata (`Records`), the passage vectors of long
+abstracts (`Passages`) and the metadata columns filters test (`Columns`). It is immutable: a search takes one snapshot and reads only it, so a
 refresh in the middle of a query cannot mix rows of two builds.
 
 On disk a snapshot is a build folder plus a manifest (`CURRENT.json`) naming it, written last
@@ -25,13 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from paperchat.index.bm25 import BM25Index, BM25Params, top_positions
+from paperchat.index.columns import Columns
 from paperchat.index.papers import Paper
 from paperchat.index.passages import Passages
 from paperchat.index.plan import record_to_paper
 from paperchat.index.records import Records
 from paperchat.index.tokenize import Tokenizer
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MANIFEST = "CURRENT.json"
 IDS_FILE = "ids.json"
 VECTORS_FILE = "vectors.npy"
@@ -58,12 +59,13 @@ def file_digest(path: Path) -> dict:
 class Snapshot:
     """One immutable, row-aligned view of an index: BM25, vectors, records and passages."""
 
-    def __init__(self, ids: list[str], bm25: BM25Index, vectors: np.ndarray, records: Records, passages: Passages) -> None:
+    def __init__(self, ids: list[str], bm25: BM25Index, vectors: np.ndarray, records: Records, passages: Passages, columns: Columns) -> None:
         self.ids = ids
         self.bm25 = bm25
         self.vectors = vectors
         self.records = records
         self.passages = passages
+        self.columns = columns
         self._positions = {doc_id: i for i, doc_id in enumerate(ids)}
 
     @classmethod
@@ -79,7 +81,7 @@ class Snapshot:
         params: BM25Params | None = None,
     ) -> Snapshot:
         bm25 = BM25Index.build(documents, engine, tokenizer, params)
-        return cls(ids, bm25, vectors, Records.from_lists(documents, metadatas), passages)
+        return cls(ids, bm25, vectors, Records.from_lists(documents, metadatas), passages, Columns.from_metadatas(metadatas))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -107,8 +109,13 @@ class Snapshot:
         """MaxP: each document's best cosine among its own vector (`similarities`) and its passages'."""
         return self.passages.best(vector, similarities, positions)
 
-    def nearest(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Rows and MaxP cosines of the `k` nearest documents by an exact scan of the local copies."""
+    def nearest(self, vector: np.ndarray, k: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and MaxP cosines of the `k` nearest documents by an exact scan of the local copies
+        (only of `rows` when given: a filter's matching papers)."""
+        if rows is not None:
+            similarities = self.best_passage(vector, rows, np.asarray(self.vectors[rows]) @ vector)
+            top = top_positions(similarities, min(k, len(rows)), positive_only=False)
+            return rows[top], similarities[top].astype(np.float32)
         similarities = self.passages.scan(vector, np.asarray(self.vectors) @ vector)
         top = top_positions(similarities, min(k, len(self)), positive_only=False)
         return top, similarities[top].astype(np.float32)
@@ -127,6 +134,7 @@ class Snapshot:
         np.save(build / VECTORS_FILE, np.ascontiguousarray(self.vectors, dtype=np.float32))
         self.records.save(build)
         self.passages.save(build)
+        self.columns.save(build)
         (build / IDS_FILE).write_text(json.dumps(self.ids), encoding="utf-8")
         files = {p.name: file_digest(p) for p in sorted(build.iterdir())}
         manifest = {"fingerprint": fingerprint, "build": build.name, "documents": len(self.ids), "files": files, **self.settings()}
@@ -158,12 +166,13 @@ class Snapshot:
             vectors = np.load(build / VECTORS_FILE, mmap_mode="r")
             records = Records.load(build)
             passages = Passages.load(build)
-            if not len(ids) == len(vectors) == len(records) == len(passages) == manifest["documents"]:
+            columns = Columns.load(build)
+            if not len(ids) == len(vectors) == len(records) == len(passages) == len(columns) == manifest["documents"]:
                 return None, "the derived snapshot's parts do not line up"
             bm25 = BM25Index.load(build, len(ids), engine, tokenizer, params)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             return None, f"the derived snapshot is unreadable ({type(exc).__name__})"
-        return cls(ids, bm25, vectors, records, passages), "loaded"
+        return cls(ids, bm25, vectors, records, passages, columns), "loaded"
 
 
 def _remove_old_builds(folder: Path, keep: str) -> None:

@@ -31,7 +31,7 @@ def test_every_title_on_every_page_is_present():
 def test_a_paper_on_several_pages_keeps_every_page_and_date():
     papers, _ = load_bundled()
     lastde = next(p for p in papers if p.title.startswith("Training-free LLM-generated Text Detection"))
-    assert lastde.pages == ["000_1df396135f0ff155", "004_090419c229cf8d4f"]
+    assert lastde.pages == ["HF Daily Papers, Jun 6", "HF Daily Papers, May 8"]  # how a reader knows the listings, not file names
     assert lastde.dates == ["Jun 6", "May 8"]
     assert lastde.id == "training-free-llm-generated-text-detection-by-mining-token-probability-sequences"
     assert "arxiv.org" in lastde.url

@@ -146,7 +146,7 @@ def test_a_paper_seen_on_a_second_page_gains_that_page_and_date_everywhere(tmp_p
     _, second = assistant.ingest([write(tmp_path / "day2.txt", PAGE.format(date="Jun 7"))], progress=False)
     assert first.added == 1 and (second.added, second.updated, second.updated_metadata, second.unchanged) == (0, 0, 1, 0)
     hit = assistant.search("low-rank adaptation", k=1)[0]
-    assert (hit.citation.pages, hit.citation.dates) == (["day1", "day2"], ["Jun 6", "Jun 7"])
+    assert (hit.citation.pages, hit.citation.dates) == (["HF Daily Papers, Jun 6", "HF Daily Papers, Jun 7"], ["Jun 6", "Jun 7"])
     reopened = Assistant.open(tmp_path / "index", bootstrap=False, load_model=False, notify=lambda m: None)
     assert reopened.search("low-rank adaptation", k=1, mode="bm25")[0].citation.dates == ["Jun 6", "Jun 7"]
 

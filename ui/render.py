@@ -44,7 +44,10 @@ def highlight(snippet: str) -> str:
 
 def _pages(hit: Hit) -> str:
     dates = hit.citation.dates or [""] * len(hit.citation.pages)
-    return ", ".join(f"{html.escape(p)} ({html.escape(d)})" if d else html.escape(p) for p, d in zip(hit.citation.pages, dates))
+    sources = "; ".join(f"{html.escape(p)} ({html.escape(d)})" if d and d not in p else html.escape(p) for p, d in zip(hit.citation.pages, dates))
+    citation = hit.citation
+    byline = ", ".join(part for part in (", ".join(citation.authors[:3]) + (" et al." if len(citation.authors) > 3 else ""), citation.venue, citation.date) if part)
+    return (html.escape(byline) + " · " if byline else "") + sources
 
 
 def source_card(hit: Hit) -> str:

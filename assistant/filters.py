@@ -1,0 +1,102 @@
+"""Metadata filters, applied to both sides of the hybrid before fusion. Pure: a `Filter` and the
+snapshot's metadata columns in, a row mask out.
+
+A filtered-out paper never reaches the candidate pool, whatever its scores: BM25 scores and the
+vector scan only see matching rows, so the ranks and scores a hit explains itself with are the
+ones within the filtered set, and `k` hits come back whenever `k` papers match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from paperchat.index.columns import Columns, folded
+from paperchat.index.errors import PaperchatError
+from paperchat.index.papers import iso_date
+
+PRECISIONS = (4, 7, 10)  # year, year-month, full ISO date
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which papers a search may return. Dates are ISO at any precision ("2024", "2024-06",
+    "2024-06-01"); `author`, `venue` and `source` match a case- and accent-insensitive substring;
+    `category` matches one category exactly (case-insensitive); `has_code` asks for a code link."""
+
+    since: str | None = None
+    until: str | None = None
+    author: str | None = None
+    category: str | None = None
+    venue: str | None = None
+    source: str | None = None
+    has_code: bool | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value is not None and iso_date(str(value)) != value:
+                raise PaperchatError(f"filter {name}={value!r} is not an ISO date (2024, 2024-06 or 2024-06-01)")
+        for name in ("author", "category", "venue", "source"):
+            value = getattr(self, name)
+            if value is not None and not str(value).strip():
+                raise PaperchatError(f"filter {name} is empty")
+        if self.since and self.until and self.since[: len(self.until)] > self.until[: len(self.since)]:
+            raise PaperchatError(f"filter since={self.since} is after until={self.until}")
+
+    @classmethod
+    def of(cls, where: Filter | Mapping | None) -> Filter | None:
+        """A `Filter` from a Filter, a dict of its fields (unknown keys are an error), or None; None when nothing is asked."""
+        if where is None or isinstance(where, Filter):
+            return where if where is None or where.active else None
+        if not isinstance(where, Mapping):
+            raise PaperchatError("where must be a Filter or a dict of filter fields")
+        unknown = set(where) - {f.name for f in fields(cls)}
+        if unknown:
+            raise PaperchatError(f"unknown filter field(s): {', '.join(sorted(unknown))}; use {', '.join(f.name for f in fields(cls))}")
+        found = cls(**{key: value for key, value in where.items() if value is not None})
+        return found if found.active else None
+
+    @property
+    def active(self) -> bool:
+        return any(value is not None for value in asdict(self).values())
+
+    def describe(self) -> str:
+        return ", ".join(f"{key}={value}" for key, value in asdict(self).items() if value is not None)
+
+    def mask(self, columns: Columns) -> np.ndarray:
+        """Which rows match (all of the given conditions)."""
+        keep = np.ones(len(columns), dtype=bool)
+        if self.since or self.until:
+            keep &= date_mask(columns.date, self.since, self.until)
+        if self.author:
+            keep &= np.char.find(columns.authors, folded(self.author)) >= 0
+        if self.category:
+            keep &= np.char.find(columns.categories, f"|{folded(self.category)}|") >= 0
+        if self.venue:
+            keep &= np.char.find(columns.venue, folded(self.venue)) >= 0
+        if self.source:
+            keep &= np.char.find(columns.sources, folded(self.source)) >= 0
+        if self.has_code is not None:
+            keep &= columns.has_code == self.has_code
+        return keep
+
+
+def date_mask(dates: np.ndarray, since: str | None, until: str | None) -> np.ndarray:
+    """Rows whose date can lie in [since, until], each compared at its own precision; unknown dates never match."""
+    lengths = np.char.str_len(dates) if len(dates) else np.zeros(0, dtype=int)
+    keep = np.zeros(len(dates), dtype=bool)
+    for precision in PRECISIONS:
+        rows = lengths == precision
+        if not rows.any():
+            continue
+        match = np.ones(int(rows.sum()), dtype=bool)
+        if since:
+            match &= dates[rows] >= since[:precision]
+        if until:
+            at = min(len(until), precision)
+            match &= dates[rows].astype(f"U{at}") <= until[:at]  # casting to a shorter string type truncates
+        keep[rows] = match
+    return keep
