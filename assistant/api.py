@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from paperchat.chat import Answer, Formulation, compose_answer, formulations, nothing_relevant, rewrite_follow_up, search_terms
+from paperchat.export import export
 from paperchat.filters import Filter
 from paperchat.hits import Hit
 from paperchat.index.bm25 import BM25Params
@@ -124,6 +125,10 @@ class Assistant:
                **overrides) -> list[Hit]:
         """The top `k` papers for `query` (mode: hybrid, bm25 or vector), best first, whatever the relevance gate says."""
         return self.retrieve(query, k, mode, gate=False, history=history, where=where, **overrides).hits
+
+    def export(self, hits: Sequence[Hit], fmt: str = "bibtex") -> str:
+        """The hits as a BibTeX, RIS or CSL-JSON document for a reference manager."""
+        return export(hits, fmt)
 
     def info(self) -> dict:
         repository = self.store.repository

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from paperchat.api import Assistant
 from paperchat.chat import describe_searched, nothing_relevant
+from paperchat.export import EXPORT_FORMATS, export
 from paperchat.filters import Filter
 from paperchat.hits import Hit
 from paperchat.index.bm25 import ENGINES
@@ -114,15 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
                       "text/question, optionally history or turns). When nothing is relevant enough, nothing is listed (see --no-gate).",
                       'paperchat search "speculative decoding" -k 5\npaperchat search "LoRA" --mode bm25 --json\n'
                       'paperchat search "code generation" --since 2024 --has-code\n'
+                      'paperchat search "model merging" -k 20 --format bibtex > merging.bib\n'
                       "paperchat search --queries q.jsonl --format trec -o run.trec")
     search.add_argument("query", nargs="?", help="the question or keywords")
     search.add_argument("-k", type=int, default=10, help="number of results, 1-1000 (default 10)")
     search.add_argument("--mode", choices=MODES, help="hybrid (default), bm25 or vector")
     search.add_argument("--json", action="store_true", help="print {query, mode, took_ms, relevant, relevance, hits} as JSON")
     search.add_argument("--queries", metavar="FILE", help="batch: a JSONL file of queries")
-    search.add_argument("--format", choices=("jsonl", "trec"), default="jsonl",
-                        help="batch output: jsonl (default: hits as every surface shows them, with the gate's decision) or a six-column TREC run "
-                             "(the ranking of every query, for scoring tools: a run has no way to say 'nothing relevant')")
+    search.add_argument("--format", choices=("jsonl", "trec", *EXPORT_FORMATS),
+                        help="bibtex, ris or csljson: the hits for a reference manager; batch output: jsonl (default: hits as every surface "
+                             "shows them, with the gate's decision) or a six-column TREC run (the ranking of every query, for scoring tools)"),
     search.add_argument("--output", "-o", metavar="FILE", help="batch output file (default: stdout)")
     search.add_argument("--no-gate", action="store_true", help="list hits even when nothing is relevant enough")
     _filters(search)
@@ -256,6 +258,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     if (args.query is None) == (args.queries is None):
         raise PaperchatError("give either a QUERY or --queries FILE (see paperchat search --help)")
     if args.queries:
+        if args.format in EXPORT_FORMATS:
+            raise PaperchatError(f"--format {args.format} exports the hits of one query; a batch writes jsonl or trec")
+        args.format = args.format or "jsonl"
         queries = read_queries(args.queries)
         Filter.of(_where(args))  # a bad filter is reported before any model loads
         out = _output(args.output)
@@ -269,7 +274,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     result = _open(args).retrieve(args.query, args.k, args.mode, gate=not args.no_gate, where=where)
     for notice in result.notices:
         print(f"paperchat: {notice}", file=sys.stderr)
-    _print_retrieval(result, args.json)
+    if args.format in EXPORT_FORMATS:
+        print(export(result.hits, args.format), end="")
+    elif args.format:
+        raise PaperchatError(f"--format {args.format} is for a batch (--queries FILE)")
+    else:
+        _print_retrieval(result, args.json)
     return 0
 
 
