@@ -151,3 +151,33 @@ def test_a_hostile_record_runs_no_script_loads_nothing_and_links_nowhere(tmp_pat
             browser.close()
     finally:
         app.close()
+
+
+@pytest.mark.skipif(not CHROMIUM and not os.environ.get("PAPERCHAT_REQUIRE_BROWSER"), reason="needs Chromium: apt-get install -y chromium")
+def test_real_browser_sets_a_filter_and_downloads_the_sources_as_bibtex(server, tmp_path):
+    import bibtexparser
+    from playwright.sync_api import expect, sync_playwright
+
+    assert CHROMIUM, "PAPERCHAT_REQUIRE_BROWSER is set but Chromium is not installed"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        page.goto(server, wait_until="domcontentloaded")
+        page.locator("#question textarea").wait_for(timeout=60_000)
+        page.locator("#filters").get_by_text("Filters").click()
+        page.locator("#filter-source textarea, #filter-source input").first.fill("May 8")
+        page.locator("#question textarea").fill("detecting LLM-generated text")
+        page.locator("#ask").click()
+        expect(page.locator("#active-filter")).to_contain_text("source=May 8", timeout=60_000)
+        expect(page.locator("#sources")).to_contain_text("Training-free LLM-generated Text Detection", timeout=60_000)
+        cards = page.locator("#sources .source .meta").all_inner_texts()
+        assert cards and all("May 8" in card for card in cards)
+        with page.expect_download(timeout=60_000) as download:
+            page.locator("#download-bibtex").click()
+        path = tmp_path / "sources.bib"
+        download.value.save_as(path)
+        library = bibtexparser.parse_string(path.read_text())
+        assert library.entries and library.entries[0].fields_dict["title"].value.startswith("Training-free LLM-generated Text Detection")
+        page.locator("#clear-filters").click()
+        expect(page.locator("#filter-source textarea, #filter-source input").first).to_have_value("", timeout=10_000)
+        browser.close()

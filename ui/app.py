@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import tempfile
 
 import gradio as gr
 
 from paperchat import Assistant, PaperchatError
+from paperchat.export import export
+from paperchat.filters import Filter
 from paperchat.settings import MODES
 from paperchat.ui.render import CSS, escape_markdown, reply_markdown, sources_panel
 
@@ -35,21 +38,46 @@ def _user_messages(history: list[dict]) -> list[str]:
     return [_text(m.get("content")) for m in history or [] if isinstance(m, dict) and m.get("role") == "user"]
 
 
+FILTER_FIELDS = ("since", "until", "author", "category", "venue", "source", "has_code")
+
+
+def _filter_value(value):
+    """A filter box's value: blank text and an unticked box mean "no condition"."""
+    if isinstance(value, str):
+        return value.strip() or None
+    return True if value else None
+
+
+def _download(hits, fmt: str) -> str | None:
+    """The answer's sources as a file for the download button, None when there are none."""
+    if not hits:
+        return None
+    handle = tempfile.NamedTemporaryFile("w", suffix=".bib" if fmt == "bibtex" else ".ris", prefix="paperchat-sources-", delete=False, encoding="utf-8")
+    with handle:
+        handle.write(export(hits, fmt))
+    return handle.name
+
+
 def build_app(assistant: Assistant) -> gr.Blocks:
     """The chat page plus two named API endpoints: `/search` (hits as JSON) and `/chat` (a cited answer as JSON)."""
 
-    def respond(message: str, history: list[dict], k: int, mode: str):
+    def respond(message: str, history: list[dict], k: int, mode: str, *filter_values):
         history = list(history or [])
+        unchanged = (gr.update(), gr.update(), gr.update(), gr.update())
         if not message or not message.strip():
             history.append({"role": "assistant", "content": EMPTY_PROMPT})
-            return "", history, gr.update()
+            return "", history, *unchanged
         try:
-            answer = assistant.ask(message, _user_messages(history), int(k), mode)
+            where = Filter.of(dict(zip(FILTER_FIELDS, (_filter_value(v) for v in filter_values))))
+            answer = assistant.ask(message, _user_messages(history), int(k), mode, where=where)
             reply, panel = reply_markdown(answer), sources_panel(answer.hits)
+            downloads = [_download(answer.hits, fmt) for fmt in ("bibtex", "ris")]
+            active = f"Filter: {escape_markdown(where.describe())}" if where else ""
+            updates = (panel, *downloads, active)
         except PaperchatError as exc:
-            reply, panel = f"⚠️ {escape_markdown(str(exc))}", gr.update()
+            reply, updates = f"⚠️ {escape_markdown(str(exc))}", unchanged
         history += [{"role": "user", "content": message}, {"role": "assistant", "content": reply}]
-        return "", history, panel
+        return "", history, *updates
 
     def search_api(query: str, k: int = 10, mode: str = "hybrid") -> dict:
         """Ranked hits for a query: {query, mode, took_ms, relevant, relevance, hits: [Hit...]}; no hits when nothing is relevant."""
@@ -80,13 +108,31 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                 with gr.Row():
                     k = gr.Slider(1, 20, value=5, step=1, label="results")
                     mode = gr.Radio(list(MODES), value="hybrid", label="mode")
+                with gr.Accordion("Filters (kept for the whole chat)", open=False, elem_id="filters"):
+                    with gr.Row():
+                        since = gr.Textbox(label="since", placeholder="2024 or 2024-06-01", elem_id="filter-since")
+                        until = gr.Textbox(label="until", placeholder="2024-12", elem_id="filter-until")
+                        author = gr.Textbox(label="author", elem_id="filter-author")
+                    with gr.Row():
+                        category = gr.Textbox(label="category", placeholder="cs.CL", elem_id="filter-category")
+                        venue = gr.Textbox(label="venue", elem_id="filter-venue")
+                        source = gr.Textbox(label="source", placeholder="Jun 6", elem_id="filter-source")
+                        has_code = gr.Checkbox(label="has code", elem_id="filter-has-code")
+                    reset = gr.Button("Clear filters", elem_id="clear-filters")
+                active = gr.Markdown("", elem_id="active-filter")
                 gr.Examples(EXAMPLES, inputs=question, label="Examples (click, then Ask)")
             with gr.Column(scale=2):
                 gr.Markdown("### Sources")
                 sources = gr.HTML(sources_panel([]), elem_id="sources")
-        question.submit(respond, [question, chatbot, k, mode], [question, chatbot, sources], api_visibility="private")
-        send.click(respond, [question, chatbot, k, mode], [question, chatbot, sources], api_visibility="private")
-        clear.click(lambda: ([], sources_panel([])), None, [chatbot, sources], api_visibility="private")
+                with gr.Row():
+                    bibtex = gr.DownloadButton("Download sources (BibTeX)", value=None, elem_id="download-bibtex")
+                    ris = gr.DownloadButton("Download sources (RIS)", value=None, elem_id="download-ris")
+        filter_inputs = [since, until, author, category, venue, source, has_code]
+        inputs, outputs = [question, chatbot, k, mode, *filter_inputs], [question, chatbot, sources, bibtex, ris, active]
+        question.submit(respond, inputs, outputs, api_visibility="private")
+        send.click(respond, inputs, outputs, api_visibility="private")
+        clear.click(lambda: ([], sources_panel([]), None, None), None, [chatbot, sources, bibtex, ris], api_visibility="private")
+        reset.click(lambda: ("", "", "", "", "", "", False, ""), None, [*filter_inputs, active], api_visibility="private")
         gr.api(search_api, api_name="search")
         gr.api(chat_api, api_name="chat")
     return app
