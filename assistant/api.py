@@ -6,11 +6,12 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
-from paperchat.chat import Answer, Formulation, compose_answer, formulations, nothing_relevant, rewrite_follow_up, search_terms
+from paperchat.chat import Answer, Formulation, compose_answer, content_words, formulations, nothing_relevant, rewrite_follow_up, search_terms
 from paperchat.export import export
-from paperchat.filters import Filter
+from paperchat.filters import Filter, conversation_filter, filter_requests
 from paperchat.hits import Hit
 from paperchat.index.bm25 import BM25Params
 from paperchat.index.embeddings import Embedder
@@ -146,12 +147,29 @@ class Assistant:
 
     def ask(self, message: str, history: Sequence[str] = (), k: int = 5, mode: str | None = None, where: Filter | Mapping | None = None) -> Answer:
         """Answer a chat message: resolve a follow-up against `history` (earlier user messages),
-        search, and either compose an extractive, cited answer or say that nothing is relevant."""
+        search, and either compose an extractive, cited answer or say that nothing is relevant.
+
+        Filters asked for in the chat ("only the ones since 2024", "just cs.CV", "with code", "by the
+        same authors", "clear the filters") hold for the following turns too, on top of `where`; a
+        message that only asks for a filter searches the previous question again, filtered.
+        """
         history = [turn for turn in history if turn and turn.strip()]
         similar_to = _more_like(message)
         if similar_to is not None and history:
             return self._more_like(message, history, similar_to, k, mode)
-        retrieval = self.retrieve(message, k, mode, history=history, where=where)
+        asked, rest = filter_requests(message)
+        authors = []
+        if asked.get("same_authors") and history:
+            previous = self.search(history[-1], 1, mode, history=history[:-1])
+            authors = previous[0].citation.authors if previous else []
+        given = Filter.of(where)
+        merged = {**({name: value for name, value in asdict(given).items() if value is not None} if given else {}),
+                  **conversation_filter([*history, message], authors)}
+        if content_words(rest) or not history:
+            searched, context = (rest or message), history
+        else:  # only a filter: the previous question again
+            searched, context = history[-1], history[:-1]
+        retrieval = self.retrieve(searched, k, mode, history=context, where=merged or None)
         hits = retrieval.hits
         snapshot = self.store.snapshot()
         terms = search_terms(" ".join(f.text for f in retrieval.formulations), snapshot.tokenizer)
@@ -160,13 +178,14 @@ class Assistant:
         else:
             text = nothing_relevant(retrieval.missing, retrieval.covered, retrieval.closest if retrieval.relevance >= NAME_CLOSEST else [])
         return Answer(message, retrieval.query, len(retrieval.formulations) > 1, bool(hits), text, hits, retrieval.relevance, retrieval.formulations,
-                      retrieval.covered, retrieval.missing)
+                      retrieval.covered, retrieval.missing, retrieval.where)
 
     def resolve_history(self, history: Sequence[str]) -> str:
         """The last history turn as a stand-alone question (follow-ups rewritten in turn): the context of the next message."""
         previous = ""
         for turn in history:
-            if turn and turn.strip() and _more_like(turn) is None:
+            turn = filter_requests(turn)[1] if turn else ""
+            if content_words(turn) and _more_like(turn) is None:
                 previous = rewrite_follow_up(turn, previous) if previous else turn
         return previous
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
+from paperchat.filters import Filter
 from paperchat.hits import Hit
 from paperchat.index.tokenize import STOPWORDS, Tokenizer
 from paperchat.snippets import choose_sentences, split_sentences
@@ -194,6 +195,7 @@ class Answer:
     searched: list[Formulation] = field(default_factory=list)
     covered: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    where: Filter | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -203,6 +205,7 @@ class Answer:
             "searched": [asdict(f) for f in self.searched],
             "covered": self.covered,
             "missing": self.missing,
+            "filter": asdict(self.where) if self.where else None,
             "relevant": self.relevant,
             "relevance": self.relevance,
             "answer": self.text,

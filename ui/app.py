@@ -72,7 +72,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             answer = assistant.ask(message, _user_messages(history), int(k), mode, where=where)
             reply, panel = reply_markdown(answer), sources_panel(answer.hits)
             downloads = [_download(answer.hits, fmt) for fmt in ("bibtex", "ris")]
-            active = f"Filter: {escape_markdown(where.describe())}" if where else ""
+            active = f"Filter: {escape_markdown(answer.where.describe())}" if answer.where else ""
             updates = (panel, *downloads, active)
         except PaperchatError as exc:
             reply, updates = f"⚠️ {escape_markdown(str(exc))}", unchanged
