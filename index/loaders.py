@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -227,6 +228,7 @@ def parse_bibtex(text: str, source: str, problems: list[Problem]) -> Iterator[_E
     """BibTeX through bibtexparser; a block it cannot parse is reported with its line."""
     import bibtexparser
 
+    logging.getLogger("bibtexparser").setLevel(logging.ERROR)  # its own warnings would repeat what the report says, less precisely
     library = bibtexparser.parse_string(text)
     for block in library.failed_blocks:
         problems.append(Problem(source, block.start_line + 1, "unreadable BibTeX entry"))
