@@ -14,11 +14,9 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from paperchat.index.columns import Columns, folded
+from paperchat.index.columns import Columns, date_bounds, folded
 from paperchat.index.errors import PaperchatError
 from paperchat.index.papers import iso_date
-
-PRECISIONS = (4, 7, 10)  # year, year-month, full ISO date
 
 
 @dataclass(frozen=True)
@@ -71,7 +69,7 @@ class Filter:
         """Which rows match (all of the given conditions)."""
         keep = np.ones(len(columns), dtype=bool)
         if self.since or self.until:
-            keep &= date_mask(columns.date, self.since, self.until)
+            keep &= date_mask(columns.date_from, columns.date_to, self.since, self.until)
         if self.author:
             keep &= np.char.find(columns.authors, folded(self.author)) >= 0
         if self.category:
@@ -85,21 +83,14 @@ class Filter:
         return keep
 
 
-def date_mask(dates: np.ndarray, since: str | None, until: str | None) -> np.ndarray:
-    """Rows whose date can lie in [since, until], each compared at its own precision; unknown dates never match."""
-    lengths = np.char.str_len(dates) if len(dates) else np.zeros(0, dtype=int)
-    keep = np.zeros(len(dates), dtype=bool)
-    for precision in PRECISIONS:
-        rows = lengths == precision
-        if not rows.any():
-            continue
-        match = np.ones(int(rows.sum()), dtype=bool)
-        if since:
-            match &= dates[rows] >= since[:precision]
-        if until:
-            at = min(len(until), precision)
-            match &= dates[rows].astype(f"U{at}") <= until[:at]  # casting to a shorter string type truncates
-        keep[rows] = match
+def date_mask(date_from: np.ndarray, date_to: np.ndarray, since: str | None, until: str | None) -> np.ndarray:
+    """Rows whose date can lie in [since, until] (`index.columns.date_bounds`: a year can lie in
+    any of its days); unknown dates never match."""
+    keep = date_from > 0
+    if since:
+        keep &= date_to >= date_bounds(since)[0]
+    if until:
+        keep &= date_from <= date_bounds(until)[1]
     return keep
 
 

@@ -36,9 +36,25 @@ def _list(metadata: Mapping, name: str) -> list[str]:
     return [str(v) for v in values] if isinstance(values, list) else []
 
 
+def date_bounds(date: str) -> tuple[int, int]:
+    """The first and last day an ISO date of any precision can mean, as YYYYMMDD numbers; (0, 0) when unknown.
+
+    "2024" -> (20240101, 20241231), "2024-06" -> (20240601, 20240631), "2024-06-06" -> (20240606, 20240606).
+    Day 31 of every month is a safe upper bound: only the order of the numbers matters.
+    """
+    parts = [int(part) for part in date.split("-")[:3] if part.isdigit()] if date else []
+    if not parts or not 1000 <= parts[0] <= 9999:
+        return 0, 0
+    year, month, day = (parts + [0, 0])[:3]
+    low = year * 10000 + (month or 1) * 100 + (day or 1)
+    high = year * 10000 + (month or 12) * 100 + (day or 31)
+    return low, high
+
+
 @dataclass(frozen=True)
 class Columns:
-    date: np.ndarray  # ISO date at its precision, "" unknown
+    date_from: np.ndarray  # first day the paper's date can mean, YYYYMMDD; 0 unknown
+    date_to: np.ndarray  # last day it can mean
     authors: np.ndarray  # packed, folded
     categories: np.ndarray  # packed, folded
     venue: np.ndarray  # folded
@@ -47,8 +63,10 @@ class Columns:
 
     @classmethod
     def from_metadatas(cls, metadatas: list[Mapping]) -> Columns:
+        bounds = np.array([date_bounds(str(m.get("date", ""))) for m in metadatas], dtype=np.int32).reshape(-1, 2)
         return cls(
-            date=np.array([str(m.get("date", "")) for m in metadatas], dtype=str),
+            date_from=bounds[:, 0],
+            date_to=bounds[:, 1],
             authors=np.array([packed(_list(m, "authors")) for m in metadatas], dtype=str),
             categories=np.array([packed(_list(m, "categories")) for m in metadatas], dtype=str),
             venue=np.array([folded(m.get("venue", "")) for m in metadatas], dtype=str),
@@ -57,7 +75,7 @@ class Columns:
         )
 
     def __len__(self) -> int:
-        return len(self.date)
+        return len(self.date_from)
 
     def save(self, folder: Path) -> None:
         np.savez(folder / COLUMNS_FILE, **{name: getattr(self, name) for name in self.__dataclass_fields__})

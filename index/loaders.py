@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from paperchat.index.columns import date_bounds
 from paperchat.index.errors import PaperchatError
 from paperchat.index.formats import from_arxiv, from_bibtex, from_daily_papers, from_openalex, from_ris
 from paperchat.index.papers import Paper, arxiv_id, doi, iso_date, normalise_title, title_id
@@ -382,12 +383,11 @@ def merge_entries(entries: Iterable[_Entry], report: LoadReport, keep: Callable[
 
 
 def date_in(date: str, since: str | None, until: str | None) -> bool:
-    """Whether an ISO date of any precision can lie in [since, until] (compared at the coarser precision); unknown dates cannot."""
-    if not date:
+    """Whether a date of any precision can lie in [since, until] (the rule filters use: `columns.date_bounds`); unknown dates cannot."""
+    low, high = date_bounds(date)
+    if not low:
         return not since and not until
-    after = not since or date >= since[: len(date)]
-    before = not until or date[: len(until)] <= until
-    return after and before
+    return (not since or high >= date_bounds(since)[0]) and (not until or low <= date_bounds(until)[1])
 
 
 def ingest_filter(categories: Iterable[str] = (), since: str | None = None, until: str | None = None) -> Callable[[Paper], bool] | None:

@@ -32,7 +32,7 @@ from paperchat.index.plan import record_to_paper
 from paperchat.index.records import Records
 from paperchat.index.tokenize import Tokenizer
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 MANIFEST = "CURRENT.json"
 IDS_FILE = "ids.json"
 VECTORS_FILE = "vectors.npy"

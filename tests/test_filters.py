@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from conftest import write
 from paperchat import Assistant, PaperchatError
 from paperchat.filters import Filter, conversation_filter, date_mask, filter_requests
-from paperchat.index.columns import Columns
+from paperchat.index.columns import Columns, date_bounds
 
 METADATA = [
     {"date": "2024-06-06", "authors": json.dumps(["Élodie Dupré", "Ada Lovelace"]), "categories": json.dumps(["cs.CL", "cs.LG"]), "venue": "NeurIPS",
@@ -32,9 +32,10 @@ def test_filter_masks(where, rows):
 
 
 def test_date_mask_compares_each_date_at_its_own_precision():
-    dates = np.array(["2024", "2024-06", "2024-06-06", "2023-12-31", "", "2025"])
-    assert date_mask(dates, "2024-03-01", None).tolist() == [True, True, True, False, False, True]
-    assert date_mask(dates, None, "2024-06").tolist() == [True, True, True, True, False, False]
+    columns = Columns.from_metadatas([{"date": d} for d in ("2024", "2024-06", "2024-06-06", "2023-12-31", "", "2025")])
+    assert date_mask(columns.date_from, columns.date_to, "2024-03-01", None).tolist() == [True, True, True, False, False, True]
+    assert date_mask(columns.date_from, columns.date_to, None, "2024-06").tolist() == [True, True, True, True, False, False]
+    assert date_bounds("2024") == (20240101, 20241231) and date_bounds("2024-06-06") == (20240606, 20240606) and date_bounds("") == (0, 0)
 
 
 @pytest.mark.parametrize("where, message", [({"since": "June 2024"}, "not an ISO date"), ({"since": "2024-13"}, "not an ISO date"),
