@@ -116,7 +116,7 @@ def filter_requests(message: str) -> tuple[dict, str]:
         if match:
             found[name] = match.group(1) if match.groups() else True
             rest = rest[: match.start()] + " " + rest[match.end():]
-    return found, " ".join(rest.split()).strip(" ,.;:!?-")
+    return (found, " ".join(rest.split()).strip(" ,.;:!?-")) if found else ({}, message)
 
 
 def conversation_filter(messages: Sequence[str], authors_of_previous: Sequence[str] = ()) -> dict:

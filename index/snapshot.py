@@ -57,7 +57,7 @@ def file_digest(path: Path) -> dict:
 
 
 class Snapshot:
-    """One immutable, row-aligned view of an index: BM25, vectors, records and passages."""
+    """One immutable, row-aligned view of an index: BM25, vectors, records, passages and metadata columns."""
 
     def __init__(self, ids: list[str], bm25: BM25Index, vectors: np.ndarray, records: Records, passages: Passages, columns: Columns) -> None:
         self.ids = ids
