@@ -37,6 +37,7 @@ SUPPORTED_SUFFIXES = {".txt": "pages", ".jsonl": "jsonl", ".json": "jsonl", ".nd
 FORMATS = ("pages", "jsonl", "csv", "arxiv", "openalex", "daily-papers", "bibtex", "ris")
 LINE_FORMATS = {"jsonl": None, "arxiv": from_arxiv, "openalex": from_openalex}
 SNIFF_BYTES = 1 << 16
+MAX_PROBLEMS_LISTED = 1000  # per streamed file
 TEXT_FIELDS = ("abstract", "text", "body", "content")
 ID_FIELDS = ("_id", "id", "doc_id", "docid")
 
@@ -169,10 +170,35 @@ def _names(value, separators: str = r"\s*;\s*|\s+and\s+") -> list[str]:
     return []
 
 
+class _CappedProblems(list):
+    """The first `limit` problems of a file, and a count of the rest: a broken multi-GB file must not fill the memory with reports."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.unlisted = 0
+
+    def append(self, problem: Problem) -> None:
+        if len(self) < self.limit:
+            super().append(problem)
+        else:
+            self.unlisted += 1
+
+
 def parse_json_lines(lines: Iterable[bytes], source: str, kind: str, problems: list[Problem]) -> Iterator[_Entry]:
     """One JSON object per line (JSONL, BEIR corpus.jsonl, arXiv snapshot, OpenAlex), read as it streams."""
     mapper = LINE_FORMATS[kind]
     name = Path(source).name
+    found = _CappedProblems(MAX_PROBLEMS_LISTED)
+    try:
+        yield from _json_lines(lines, source, name, mapper, found)
+    finally:
+        problems.extend(found)
+        if found.unlisted:
+            problems.append(Problem(source, 0, f"{found.unlisted} more problem(s) in this file not listed"))
+
+
+def _json_lines(lines: Iterable[bytes], source: str, name: str, mapper, problems: list[Problem]) -> Iterator[_Entry]:
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue

@@ -118,3 +118,11 @@ def test_random_json_records_are_kept_or_reported_never_a_crash(tmp_path, lines,
     path.write_text(json.dumps(lines) if kind == "daily-papers" else "\n".join(json.dumps(line) for line in lines))
     papers, report = load_paths([path], fmt=kind)
     assert len(papers) + len(report.problems) >= min(1, len(lines)) or not lines
+
+
+def test_a_broken_big_file_lists_its_first_problems_and_counts_the_rest(tmp_path):
+    path = tmp_path / "broken.jsonl"
+    path.write_text("{not json\n" * 1500 + json.dumps({"id": "ok", "title": "Kept", "abstract": "The one good line."}) + "\n")
+    papers, report = load_paths([path])
+    assert [p.id for p in papers] == ["ok"] and len(report.problems) == 1001
+    assert report.problems[-1].message == "500 more problem(s) in this file not listed" and "skipped 1001 problem(s)" in report.summary()
