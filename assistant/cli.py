@@ -262,10 +262,10 @@ def cmd_search(args: argparse.Namespace) -> int:
             raise PaperchatError(f"--format {args.format} exports the hits of one query; a batch writes jsonl or trec")
         args.format = args.format or "jsonl"
         queries = read_queries(args.queries)
-        Filter.of(_where(args))  # a bad filter is reported before any model loads
+        where = Filter.of(_where(args))  # a bad filter is reported before any model loads
         out = _output(args.output)
         try:
-            _search_batch(_open(args), queries, args, out)
+            _search_batch(_open(args), queries, args, out, where)
         finally:
             if out is not sys.stdout:
                 out.close()
@@ -293,12 +293,12 @@ def _output(path: str | None):
         raise PaperchatError(f"cannot write {path} ({exc.strerror or exc})") from None
 
 
-def _search_batch(assistant: Assistant, queries: list[dict], args: argparse.Namespace, out) -> None:
+def _search_batch(assistant: Assistant, queries: list[dict], args: argparse.Namespace, out, where: Filter | None) -> None:
     from tqdm.auto import tqdm
 
     for query in tqdm(queries, desc="searching", unit="query", disable=args.quiet, file=sys.stderr):
         result = assistant.retrieve(query["text"], args.k, args.mode, gate=not args.no_gate and args.format != "trec", history=query["history"],
-                                    where=_where(args))
+                                    where=where)
         if args.format == "trec":
             for hit in result.hits:
                 out.write(f"{query['id']} Q0 {hit.id} {hit.rank} {hit.score:.6f} paperchat\n")

@@ -164,7 +164,7 @@ class Searcher:
         documents = [set(tokenizer.tokens(h.title + " " + h.abstract)) for h in hits[:CONCEPT_DOCUMENTS]]
         similarity = None if sides.vector is None else float(sides.vector.max()) if sides.vector.size else 0.0
         asked = sorted({t for c in question for t in c.terms})
-        return evidence(similarity, question, context, idf, documents, snapshot.bm25.known(asked), snapshot.bm25.idf(["\x00never-a-term"])["\x00never-a-term"])
+        return evidence(similarity, question, context, idf, documents, snapshot.bm25.known(asked), snapshot.bm25.max_idf)
 
     def score_sides(self, snapshot: Snapshot, formulations: Sequence[Formulation], weighted: list[tuple[list[str], float]], depth: int, embed: bool = True,
                     rows: np.ndarray | None = None) -> Sides:

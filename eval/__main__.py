@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from paperchat.eval.datasets import BUNDLED_SETS, HALVES, half, load_beir, load_bundled_set, read_trec_qrels, read_trec_run
+from paperchat.eval.runner import DEFAULT_VARIANTS, VariantResult, evaluate_dataset, score_run
 from paperchat.index.errors import PaperchatError
 
 
@@ -37,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `paperchat eval` (also used by the `paperchat` command's own parser)."""
     parser.add_argument("--sets", default=",".join(BUNDLED_SETS), help=f"bundled judged sets to run, comma-separated, or 'none' (default: {','.join(BUNDLED_SETS)})")
     parser.add_argument("--beir", action="append", default=[], metavar="DIR", help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv); repeatable")
-    parser.add_argument("--variants", help="comma-separated subset of: bm25, vector, hybrid, rrf-k60, hybrid-gated (default: all)")
+    parser.add_argument("--variants", help=f"comma-separated subset of: {', '.join(v.name for v in DEFAULT_VARIANTS)} (default: all)")
     parser.add_argument("--index-root", metavar="DIR", help="where evaluation indexes are kept between runs (default: the user cache dir)")
     parser.add_argument("--out", metavar="DIR", default="eval-out", help="report folder (default: eval-out)")
     parser.add_argument("--qrels", metavar="FILE", help="score TREC runs given with --run against these qrels instead of running paperchat")
@@ -58,11 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Imported here: ranx (with scipy) takes 2 s to import, which `paperchat search` must not pay for its parser.
+    # Imported here: the report's matplotlib and the gate's scikit-learn are slow to import, which `paperchat search` must not pay for its parser.
     from paperchat.api import Assistant
     from paperchat.eval.gate import accuracy, accuracy_text, decisions, fit_gate, labelled_questions
     from paperchat.eval.report import text_table, write_outputs
-    from paperchat.eval.runner import DEFAULT_VARIANTS, VariantResult, score_run
 
     out = Path(args.out)
     root = Path(args.index_root) if args.index_root else default_index_root()
@@ -131,7 +131,6 @@ def _half(dataset, which: str | None):
 
 def _evaluate(assistant, dataset, variants, out: Path, quiet: bool) -> dict:
     from paperchat.eval.report import kind_table, text_table, write_outputs
-    from paperchat.eval.runner import evaluate_dataset
 
     results = evaluate_dataset(assistant, dataset, variants, progress=not quiet)
     print(text_table(dataset.name, results, len(dataset.queries)))

@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from ranx import Qrels, Run, evaluate
 
 from paperchat.api import Assistant
 from paperchat.eval.datasets import Dataset, Query
@@ -60,6 +59,8 @@ class VariantResult:
 
 def score_run(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
     """Mean metrics and per-query nDCG@10; a query with no results counts as zero, not as missing."""
+    from ranx import Qrels, Run, evaluate  # here: with scipy it takes 2 s to import, which `paperchat --help` must not pay
+
     if not any(qrels.values()):
         raise PaperchatError("the relevance judgments hold no relevant document (no line with a positive grade): nothing to score")
     complete = {qid: (run.get(qid) or {"__no_result__": 0.0}) for qid in qrels}

@@ -112,13 +112,18 @@ class BM25Index:
     def idf(self, terms: list[str]) -> dict[str, float]:
         """Inverse document frequency (BM25 form) of each term; unknown terms get the maximum."""
         table = self._idf_table()
-        unknown = self._idf_from_frequency(self.size, 0)
+        unknown = self.max_idf
         if isinstance(table, dict):
             return {term: table.get(term, unknown) for term in terms}
         vocab = self._vocab or {}
         columns = np.fromiter((vocab.get(term, -1) for term in terms), dtype=np.int64, count=len(terms))
         values = np.where(columns >= 0, table[np.maximum(columns, 0)], unknown) if len(table) else np.full(len(terms), unknown)
         return dict(zip(terms, values.tolist()))
+
+    @property
+    def max_idf(self) -> float:
+        """The IDF of a term no document holds: the most specific a term can be."""
+        return self._idf_from_frequency(self.size, 0)
 
     def known(self, terms: list[str]) -> set[str]:
         """The terms that occur in at least one document."""

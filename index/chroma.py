@@ -56,6 +56,7 @@ def connect(path: Path, chroma_url: str | None, create: bool = True):
     return client
 
 
+@functools.cache
 def _store_faults() -> tuple[type[BaseException], ...]:
     """What Chroma and its HTTP client raise when the store is unreachable or refuses a request."""
     import httpx
