@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from paperchat.chat import Answer, Formulation, compose_answer, content_words, formulations, nothing_relevant, rewrite_follow_up, search_terms
+from paperchat.chat import Answer, AnswerEvent, Formulation, compose_answer, content_words, fallback, formulations, nothing_relevant, rewrite_follow_up, search_terms, written_answer
+from paperchat.citations import CitationChecker
 from paperchat.export import export
 from paperchat.filters import Filter, conversation_filter, filter_requests
 from paperchat.hits import Hit
@@ -18,6 +19,7 @@ from paperchat.index.embeddings import Embedder
 from paperchat.index.errors import PaperchatError
 from paperchat.index.loaders import LoadReport, ingest_filter, load_bundled, load_paths
 from paperchat.index.store import IngestReport, Store
+from paperchat.llm import LLM, LLMError, answer_messages, clean_rewrite, rewrite_messages
 from paperchat.search import Retrieval, Searcher
 from paperchat.settings import Settings
 from paperchat.snippets import split_sentences
@@ -38,6 +40,7 @@ class Assistant:
         self.settings = settings
         self.store = store
         self.searcher = Searcher(store, settings)
+        self.llm = _llm(settings)  # None unless llm_url is set: then no network call is ever made
         self._checked_at = time.monotonic()
         self._refresh_lock = threading.Lock()
 
@@ -79,6 +82,8 @@ class Assistant:
             store.refresh()
         if load_model:
             embedder.encode_query("warm-up")  # model load and first-call overhead happen here, not in the first search
+            if assistant.llm:
+                embedder.encode(["warm-up"])  # the citation checker embeds sentences with the full model
         return assistant
 
     @property
@@ -110,16 +115,17 @@ class Assistant:
             self._checked_at = now
 
     def retrieve(self, query: str, k: int = 10, mode: str | None = None, gate: bool = True, history: Sequence[str] = (),
-                 where: Filter | Mapping | None = None, **overrides) -> Retrieval:
+                 where: Filter | Mapping | None = None, rewritten: str | None = None, **overrides) -> Retrieval:
         """Ranked hits plus the relevance evidence. With `gate` (the default) `hits` is empty when
         nothing is relevant, as on every surface. After a conversation (`history`: earlier user
         messages, oldest first) the query is searched as weighted formulations with its context
         (`paperchat.chat.formulations`; `Retrieval.formulations` lists them). `where` (a `Filter` or a
-        dict of its fields) keeps only matching papers, on both sides before fusion. `overrides`
-        change retrieval settings for this call."""
+        dict of its fields) keeps only matching papers, on both sides before fusion. `rewritten` (an
+        LLM's stand-alone version of a follow-up) replaces the rule-based rewrite. `overrides` change
+        retrieval settings for this call."""
         self.refresh()
         settings = self.settings.for_retrieval(**overrides) if overrides else None
-        searched = formulations(query, self.resolve_history(history)) if history else query
+        searched = formulations(query, self.resolve_history(history), rewritten) if history else query
         return self.searcher.retrieve(searched, k, mode, settings, gate, Filter.of(where))
 
     def search(self, query: str, k: int = 10, mode: str | None = None, history: Sequence[str] = (), where: Filter | Mapping | None = None,
@@ -143,17 +149,54 @@ class Assistant:
             "passages": repository.passage_count(),
             "collection": self.settings.collection,
             "fusion": self.settings.fusion,
+            "llm": self.llm.describe() if self.llm else "none (extractive answers; no network calls)",
         }
 
-    def ask(self, message: str, history: Sequence[str] = (), k: int = 5, mode: str | None = None, where: Filter | Mapping | None = None) -> Answer:
+    def ask(self, message: str, history: Sequence[str] = (), k: int = 5, mode: str | None = None, where: Filter | Mapping | None = None,
+            write: bool | None = None) -> Answer:
         """Answer a chat message: resolve a follow-up against `history` (earlier user messages),
-        search, and either compose an extractive, cited answer or say that nothing is relevant.
+        search, and answer with [n] citations, or say that nothing is relevant.
 
-        Filters asked for in the chat ("only the ones since 2024", "just cs.CV", "with code", "by the
-        same authors", "clear the filters") hold for the following turns too, on top of `where`; a
-        message that only asks for a filter searches the previous question again, filtered.
+        The answer is extractive unless an LLM is configured (`llm_url`): then the model writes it
+        from the top abstracts and every citation is checked (`ask_stream` streams it; `write=False`
+        keeps the extractive answer). Filters asked for in the chat ("only the ones since 2024",
+        "just cs.CV", "with code", "by the same authors", "clear the filters") hold for the following
+        turns too, on top of `where`; a message that only asks for a filter searches the previous
+        question again, filtered.
         """
+        for event in self.ask_stream(message, history, k, mode, where, write):
+            if event.kind == "answer":
+                return event.answer
+        raise AssertionError("ask_stream ends with an answer")
+
+    def ask_stream(self, message: str, history: Sequence[str] = (), k: int = 5, mode: str | None = None,
+                   where: Filter | Mapping | None = None, write: bool | None = None) -> Iterator[AnswerEvent]:
+        """`ask`, step by step: a `sources` event once the papers are found (before any token), a
+        `token` event for each piece of a written answer, and a final `answer` event with the checked
+        answer. Any failure of the LLM ends in the extractive answer with a one-line notice."""
+        if write and self.llm is None:
+            raise PaperchatError("no LLM is configured: set llm_url (--llm-url or PAPERCHAT_LLM_URL) for written answers")
+        llm = self.llm if write is not False else None
         history = [turn for turn in history if turn and turn.strip()]
+        extractive = self._extractive(message, history, k, mode, where, llm)
+        yield AnswerEvent("sources", extractive)
+        if llm is None or not extractive.hits:
+            yield AnswerEvent("answer", extractive)
+            return
+        pieces: list[str] = []
+        try:
+            for piece in llm.stream(answer_messages(message, history, extractive.hits, self.settings.llm_abstract_chars)):
+                pieces.append(piece)
+                yield AnswerEvent("token", extractive, piece)
+        except LLMError as exc:
+            yield AnswerEvent("answer", fallback(extractive, f"No written answer: {exc}; showing the extractive answer."))
+            return
+        checker = CitationChecker(self.store.embedder.encode, self.store.snapshot().tokenizer)
+        sentences = checker.check("".join(pieces), [(hit.title, hit.abstract) for hit in extractive.hits])
+        yield AnswerEvent("answer", written_answer(extractive, sentences, llm.describe()))
+
+    def _extractive(self, message: str, history: list[str], k: int, mode: str | None, where: Filter | Mapping | None, llm: LLM | None) -> Answer:
+        """The retrieval for a chat message and its extractive answer (or the "nothing relevant" reply)."""
         similar_to = _more_like(message)
         if similar_to is not None and history:
             return self._more_like(message, history, similar_to, k, mode)
@@ -169,7 +212,9 @@ class Assistant:
             searched, context = (rest or message), history
         else:  # only a filter: the previous question again
             searched, context = history[-1], history[:-1]
-        retrieval = self.retrieve(searched, k, mode, history=context, where=merged or None)
+        notices: list[str] = []
+        rewritten = self._llm_rewrite(llm, searched, context, notices) if llm and context else None
+        retrieval = self.retrieve(searched, k, mode, history=context, where=merged or None, rewritten=rewritten)
         hits = retrieval.hits
         snapshot = self.store.snapshot()
         terms = search_terms(" ".join(f.text for f in retrieval.formulations), snapshot.tokenizer)
@@ -178,7 +223,15 @@ class Assistant:
         else:
             text = nothing_relevant(retrieval.missing, retrieval.covered, retrieval.closest if retrieval.relevance >= NAME_CLOSEST else [])
         return Answer(message, retrieval.query, len(retrieval.formulations) > 1, bool(hits), text, hits, retrieval.relevance, retrieval.formulations,
-                      retrieval.covered, retrieval.missing, retrieval.where)
+                      retrieval.covered, retrieval.missing, retrieval.where, notices=notices)
+
+    def _llm_rewrite(self, llm: LLM, message: str, history: list[str], notices: list[str]) -> str | None:
+        """The LLM's stand-alone version of a follow-up, or None (the rule-based rewrite is used) when it fails."""
+        try:
+            return clean_rewrite(llm.complete(rewrite_messages(message, history), max_tokens=64))
+        except LLMError as exc:
+            notices.append(f"The follow-up was rewritten by rule, not by the model: {exc}.")
+            return None
 
     def resolve_history(self, history: Sequence[str]) -> str:
         """The last history turn as a stand-alone question (follow-ups rewritten in turn): the context of the next message."""
@@ -211,6 +264,13 @@ class Assistant:
         terms = snapshot.tokenizer.tokens(source.title)
         text = compose_answer(hits, terms, snapshot.tokenizer, snapshot.bm25.idf(terms))
         return Answer(message, f"more like: {source.title}", True, bool(hits), text, hits, 1.0, [Formulation(source.title, 1.0, "more like")])
+
+
+def _llm(settings: Settings) -> LLM | None:
+    if not settings.llm_url:
+        return None
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    return LLM(settings.llm_url, settings.llm_model, key, settings.llm_timeout, settings.llm_max_tokens)
 
 
 def _more_like(message: str) -> int | None:

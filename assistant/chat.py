@@ -1,6 +1,7 @@
-"""Chat logic, all pure: how a follow-up is searched, the relevance gate and extractive answers.
+"""Chat logic, all pure: how a follow-up is searched, the relevance gate, extractive answers, and
+how a written (LLM) answer is judged once its citations are checked.
 
-No LLM is involved. A message after earlier turns is searched as several weighted
+Nothing here calls a model. A message after earlier turns is searched as several weighted
 formulations at once (`formulations`): the message itself counts most, the previous question
 is there as down-weighted context (so "what goes wrong with those methods?" still knows which
 methods), and a rule-based rewrite adds the grammar's reading (`rewrite_follow_up`:
@@ -13,9 +14,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 
+from paperchat.citations import CheckedSentence
 from paperchat.filters import Filter
 from paperchat.hits import Hit
 from paperchat.index.tokenize import STOPWORDS, Tokenizer
@@ -143,13 +145,14 @@ def rewrite_follow_up(message: str, previous_query: str) -> str:
     return " ".join(kept + [new_text])
 
 
-def formulations(message: str, previous: str) -> list[Formulation]:
+def formulations(message: str, previous: str, rewritten: str | None = None) -> list[Formulation]:
     """How `message` is searched after a conversation whose last searched question was `previous`.
 
     The message (without what it rules out: "instead of the weights") at weight 1; the previous
-    question as context at CONTEXT_WEIGHT; the rule-based rewrite, when it says something new,
-    at REWRITE_WEIGHT. A message that announces a new subject ("Unrelated: ...") is searched alone.
-    Weights were chosen on the dev half of the judged chats (eval/README.md).
+    question as context at CONTEXT_WEIGHT; a rewrite, when it says something new, at
+    REWRITE_WEIGHT: `rewritten` (an LLM's stand-alone query) when given, else the rule-based one.
+    A message that announces a new subject ("Unrelated: ...") is searched alone. Weights were
+    chosen on the dev half of the judged chats (eval/README.md).
     """
     switched = _SWITCH.sub("", message).strip()
     if not previous or switched != message.strip():
@@ -157,9 +160,11 @@ def formulations(message: str, previous: str) -> list[Formulation]:
     own = " ".join(_EXCLUDED.sub(" ", message).split()) or message
     found = [Formulation(own), Formulation(previous, CONTEXT_WEIGHT, "context")]
     excluded = {w.lower() for phrase in _EXCLUDED.findall(message) for w in content_words(phrase)}
-    rewritten = " ".join(w for w in rewrite_follow_up(message, previous).split() if w.lower() not in excluded)
+    role = "llm rewrite" if rewritten else "rewrite"
+    if not rewritten:
+        rewritten = " ".join(w for w in rewrite_follow_up(message, previous).split() if w.lower() not in excluded)
     if rewritten and rewritten not in (message, previous):
-        found.append(Formulation(rewritten, REWRITE_WEIGHT, "rewrite"))
+        found.append(Formulation(rewritten, REWRITE_WEIGHT, role))
     return found
 
 
@@ -196,6 +201,9 @@ class Answer:
     covered: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     where: Filter | None = None
+    written_by: str | None = None  # the model that wrote `text`; None for the extractive answer
+    sentences: list[CheckedSentence] = field(default_factory=list)  # a written answer's sentences, each citation checked
+    notices: list[str] = field(default_factory=list)  # one line each: a fallback, unsupported sentences, removed citations
 
     def to_dict(self) -> dict:
         return {
@@ -209,8 +217,42 @@ class Answer:
             "relevant": self.relevant,
             "relevance": self.relevance,
             "answer": self.text,
+            "written_by": self.written_by,
+            "sentences": [s.to_dict() for s in self.sentences],
+            "notices": self.notices,
             "hits": [h.to_dict() for h in self.hits],
         }
+
+
+@dataclass(frozen=True)
+class AnswerEvent:
+    """One step of a streamed answer: `sources` (retrieval done, before any token), `token` (a piece
+    of the written answer as the model sends it) and, last, `answer` (the final, checked answer)."""
+
+    kind: str
+    answer: Answer
+    token: str = ""
+
+
+def fallback(extractive: Answer, notice: str) -> Answer:
+    """The extractive answer shown instead of a written one, with the one-line reason."""
+    return replace(extractive, notices=[*extractive.notices, notice])
+
+
+def written_answer(extractive: Answer, sentences: list[CheckedSentence], model: str) -> Answer:
+    """The answer once a written reply's citations are checked: the written text with citations to
+    sources it was not given removed and notices for what the check found, or the extractive
+    answer when not one sentence is supported by what it cites."""
+    removed = sorted({n for s in sentences for n in s.removed})
+    notices = [f"Removed citations to sources the model was not given: {', '.join(f'[{n}]' for n in removed)}."] if removed else []
+    if not any(s.supported for s in sentences):
+        return replace(extractive, sentences=sentences, notices=[*extractive.notices, *notices,
+                       f"None of the sentences {model} wrote is supported by the abstracts it cites; showing the extractive answer instead."])
+    unsupported = sum(not s.supported for s in sentences)
+    if unsupported:
+        notices.append(f"{unsupported} of {len(sentences)} sentences are not supported by the sources they cite (marked).")
+    text = " ".join(f"{s.text} {s.markers()}".strip() for s in sentences)
+    return replace(extractive, text=text, written_by=model, sentences=sentences, notices=[*extractive.notices, *notices])
 
 
 NOTHING_RELEVANT = "Nothing relevant: no paper in the index is close enough to this question. Try other words, or ask about a topic the corpus covers."

@@ -63,6 +63,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--quiet", "-q", action="store_true", help="no progress bars or notices on stderr")
 
 
+def _llm_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("written answers (optional; also PAPERCHAT_LLM_* environment variables)")
+    group.add_argument("--llm-url", metavar="URL", help="an OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1 (Ollama) or "
+                       "http://127.0.0.1:8080/v1 (llama.cpp); the key comes from PAPERCHAT_LLM_API_KEY. Unset: extractive answers, no network")
+    group.add_argument("--llm-model", metavar="NAME", help="model name at that endpoint (default: the first it lists)")
+
+
 def _filters(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("filters (applied to both sides before fusion)")
     group.add_argument("--since", metavar="DATE", help="papers dated on or after DATE (2024, 2024-06 or 2024-06-01)")
@@ -130,16 +137,21 @@ def build_parser() -> argparse.ArgumentParser:
     _filters(search)
     _common(search)
 
-    ask = _command(commands, "ask", cmd_ask, "a short cited answer built from the abstracts (follow-ups via --history)",
-                   "Answer a question extractively from the top abstracts, with [n] citations, or say that nothing is relevant. "
-                   "A follow-up ('what about vision?') is resolved against --history.",
+    ask = _command(commands, "ask", cmd_ask, "a short cited answer from the abstracts (follow-ups via --history)",
+                   "Answer a question from the top abstracts, with [n] citations, or say that nothing is relevant. The answer is "
+                   "extractive (sentences of the abstracts) unless an LLM endpoint is given: then the model writes it, it streams to the "
+                   "terminal, and every citation is checked against its abstract afterwards. A follow-up ('what about vision?') is "
+                   "resolved against --history.",
                    'paperchat ask "how do people detect LLM-generated text?"\n'
-                   'paperchat ask "any that need no training?" --history "how do people detect LLM-generated text?" --json')
+                   'paperchat ask "any that need no training?" --history "how do people detect LLM-generated text?" --json\n'
+                   'paperchat ask "how is LoRA made cheaper?" --llm-url http://127.0.0.1:11434/v1 --llm-model llama3.2')
     ask.add_argument("message", help="your question")
     ask.add_argument("--history", action="append", default=[], metavar="MESSAGE", help="an earlier question in the conversation (repeatable, oldest first)")
     ask.add_argument("-k", type=int, default=5, help="number of sources (default 5)")
     ask.add_argument("--mode", choices=MODES, help="hybrid (default), bm25 or vector")
-    ask.add_argument("--json", action="store_true", help="print the answer, what was searched and the sources as JSON")
+    ask.add_argument("--json", action="store_true", help="print the answer, what was searched, the citation check and the sources as JSON")
+    ask.add_argument("--no-llm", action="store_true", help="the extractive answer even when an LLM endpoint is configured")
+    _llm_options(ask)
     _filters(ask)
     _common(ask)
 
@@ -147,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "Describe an index: location, embedding model, BM25 engine, number of papers and passages.",
                     "paperchat info\npaperchat info --index ~/scifact-index --json")
     info.add_argument("--json", action="store_true", help="print the description as JSON")
+    _llm_options(info)
     _common(info)
 
     remove = _command(commands, "remove", cmd_remove, "delete papers by id from the index",
@@ -163,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--share", action="store_true", help="also create a public Gradio share link (needs --auth)")
     chat.add_argument("--share-without-auth", action="store_true", help="allow --share without a login: anyone with the link can read the index")
     chat.add_argument("--auth", metavar="USER:PASSWORD", help="require a login (or env PAPERCHAT_AUTH)")
+    _llm_options(chat)
     _common(chat)
 
     evaluate = commands.add_parser("eval", help="retrieval-quality evaluation on judged sets and BEIR folders", description=evaluation.DESCRIPTION,
@@ -191,6 +205,8 @@ def _open(args: argparse.Namespace, bootstrap: bool = True, load_model: bool = T
         collection=args.collection,
         engine=args.engine,
         fusion=args.fusion,
+        llm_url=getattr(args, "llm_url", None),
+        llm_model=getattr(args, "llm_model", None),
     )
 
 
@@ -310,16 +326,53 @@ def _search_batch(assistant: Assistant, queries: list[dict], args: argparse.Name
 
 def cmd_ask(args: argparse.Namespace) -> int:
     where = Filter.of(_where(args))
-    answer = _open(args).ask(args.message, args.history, args.k, args.mode, where=where)
+    assistant = _open(args)
+    events = assistant.ask_stream(args.message, args.history, args.k, args.mode, where=where, write=False if args.no_llm else None)
     if args.json:
-        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        print(json.dumps(_last(events).to_dict(), ensure_ascii=False, indent=2))
         return 0
-    if answer.rewritten:
-        print(f"(searched: {describe_searched(answer.searched)})\n")
-    print(textwrap.fill(answer.text, 100) + "\n")
+    streamed = False
+    for event in events:
+        if event.kind == "sources":
+            if event.answer.rewritten:
+                print(f"(searched: {describe_searched(event.answer.searched)})\n")
+            if assistant.llm and event.answer.hits and not args.no_llm:  # the sources come before the first token
+                print("Sources: " + "; ".join(f"[{h.rank}] {CONTROL_CHARACTERS.sub(' ', h.title)}" for h in event.answer.hits) + "\n")
+        elif event.kind == "token":
+            print(CONTROL_CHARACTERS.sub(" ", event.token), end="", flush=True)
+            streamed = True
+        else:
+            answer = event.answer
+    if streamed:
+        print("\n")
+    for notice in answer.notices:
+        print(f"paperchat: {notice}", file=sys.stderr)
+    if answer.written_by:
+        print(citation_check(answer.sentences) + "\n")
+    else:
+        print(("Extractive answer instead:\n" if streamed else "") + textwrap.fill(answer.text, 100) + "\n")
     for hit in answer.hits:
         print(format_hit(hit) + "\n")
     return 0
+
+
+def _last(events):
+    for event in events:
+        if event.kind == "answer":
+            return event.answer
+    raise AssertionError("an answer stream ends with an answer")
+
+
+def citation_check(sentences) -> str:
+    """The citation check of a streamed answer as terminal lines: the count, then each unsupported sentence."""
+    supported = sum(s.supported for s in sentences)
+    lines = [f"Citation check: {supported} of {len(sentences)} sentences supported by the abstracts they cite."]
+    for sentence in sentences:
+        if not sentence.supported:
+            cited = sentence.markers() or "no citation"
+            hint = f"; [{sentence.best}] supports it" if sentence.best else ""
+            lines.append(f"  not supported ({cited}{hint}): {textwrap.shorten(sentence.text, 90)}")
+    return "\n".join(CONTROL_CHARACTERS.sub(" ", line) for line in lines)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:

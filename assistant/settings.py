@@ -9,10 +9,11 @@ only the others.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from paperchat.index.bm25 import ENGINES
@@ -64,6 +65,22 @@ class Settings(BaseSettings):
     smoothing: float = Field(1.0, ge=0)
     smoothing_docs: int = Field(10, ge=0, le=1000)
     min_relevance: float = Field(0.6, ge=0, le=1, description="relevance gate: the probability (paperchat.gate) a question must reach to be answered")
+    llm_url: str | None = Field(None, description="an OpenAI-compatible endpoint (http://127.0.0.1:11434/v1 for Ollama) for written answers; unset: extractive answers, no network")
+    llm_model: str | None = Field(None, min_length=1, description="the model name the endpoint expects (default: the first it lists)")
+    llm_api_key: SecretStr | None = Field(None, description="sent as a Bearer token to llm_url only; read it from PAPERCHAT_LLM_API_KEY")
+    llm_timeout: float = Field(60.0, gt=0, le=3600, description="seconds to wait for the endpoint to send anything before falling back")
+    llm_max_tokens: int = Field(400, ge=16, le=32_768, description="longest written answer, in tokens")
+    llm_abstract_chars: int = Field(1500, ge=200, le=20_000, description="characters of each abstract put in the prompt")
+
+    @field_validator("llm_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is None or not url.strip():
+            return None
+        url = url.strip().rstrip("/")
+        if not re.fullmatch(r"https?://[^\s/?#]+(?:/[^\s]*)?", url):
+            raise ValueError("must be an http:// or https:// url, such as http://127.0.0.1:11434/v1")
+        return url
 
     @classmethod
     def load(cls, **overrides) -> Settings:
@@ -101,5 +118,6 @@ def _describe(error: ValidationError, keywords: dict) -> str:
     for item in error.errors():
         name = str(item["loc"][0]) if item["loc"] else "?"
         origin = "" if name in keywords else f" (from {ENV_PREFIX + name.upper()})"
-        problems.append(f"{name}{origin} = {item.get('input')!r}: {item['msg'][0].lower()}{item['msg'][1:]}")
+        shown = "(hidden)" if name.endswith("api_key") else repr(item.get("input"))  # a secret never reaches an error message
+        problems.append(f"{name}{origin} = {shown}: {item['msg'][0].lower()}{item['msg'][1:]}")
     return "invalid setting " + "; ".join(problems)

@@ -25,6 +25,7 @@ EXAMPLES = """examples:
   paperchat eval --out eval-out
   paperchat eval --beir ../shared/benchmarks/cranfield --sets none
   paperchat eval --half dev --beir ../shared/benchmarks/cisi
+  paperchat eval --claims --half test
   paperchat eval --qrels qrels.tsv --run other_system.trec --run paperchat.trec"""
 
 
@@ -45,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", action="append", default=[], metavar="FILE", help="a six-column TREC run to score (with --qrels); repeatable")
     parser.add_argument("--half", choices=HALVES, help="only the dev or the test half of every dataset's queries (the split the fusion study chose defaults on; see eval/README.md)")
     parser.add_argument("--fit-gate", metavar="FILE", help="fit the relevance gate's models on the dev half and write them to FILE (the format of assistant/gate.json)")
+    parser.add_argument("--claims", action="store_true", help="measure the citation checker of written answers on the judged claims "
+                        "(eval/claims.jsonl): false alarms on supported claims, recall of swapped citations and altered claims")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     return parser
 
@@ -70,6 +73,15 @@ def run(args: argparse.Namespace) -> int:
         others = [(_benchmark_index(root, Path(folder), args.quiet), load_beir(Path(folder))) for folder in args.beir]
         print(fit_gate(Assistant.open(root / "bundled", progress=not args.quiet), Path(args.fit_gate), others, progress=not args.quiet))
         print(f"gate models written to {args.fit_gate}; copy them to assistant/gate.json to ship them")
+        return 0
+    if args.claims:
+        from paperchat.eval.citations import build_cases, figures, figures_text, load_claims
+
+        assistant = Assistant.open(root / "bundled", progress=not args.quiet)
+        table = figures(build_cases(assistant, load_claims(args.half), progress=not args.quiet))
+        print(f"== citation checker{f' ({args.half} half)' if args.half else ''}: claims flagged as unsupported\n{figures_text(table)}")
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "claims.json").write_text(json.dumps(table, indent=2), encoding="utf-8")
         return 0
     if args.qrels:
         if not args.run:

@@ -11,7 +11,7 @@ from paperchat import Assistant, PaperchatError
 from paperchat.export import export
 from paperchat.filters import Filter
 from paperchat.settings import MODES
-from paperchat.ui.render import CSS, escape_markdown, reply_markdown, sources_panel
+from paperchat.ui.render import CSS, escape_markdown, reply_markdown, searched_markdown, sources_panel
 
 EXAMPLES = [
     "Is there a training-free way to detect LLM-generated text?",
@@ -20,6 +20,7 @@ EXAMPLES = [
     "knowledge distillation for code models",
     "more like [1]",
 ]
+WRITING = "…"  # the bubble's content until the first token (or the extractive answer) arrives
 EMPTY_PROMPT = "Ask me about the papers: a research question, a method name such as LoRA, or a topic like 'machine unlearning'."
 
 
@@ -62,22 +63,37 @@ def build_app(assistant: Assistant) -> gr.Blocks:
     """The chat page plus two named API endpoints: `/search` (hits as JSON) and `/chat` (a cited answer as JSON)."""
 
     def respond(message: str, history: list[dict], k: int, mode: str, *filter_values):
+        """A generator: the sources panel first, then a written answer token by token (each update
+        carries only the new text: Gradio sends a streamed output as a diff), then the checked answer."""
         history = list(history or [])
         unchanged = (gr.update(), gr.update(), gr.update(), gr.update())
         if not message or not message.strip():
             history.append({"role": "assistant", "content": EMPTY_PROMPT})
-            return "", history, *unchanged
+            yield "", history, *unchanged
+            return
+        earlier = _user_messages(history)
+        history.append({"role": "user", "content": message})
         try:
             where = Filter.of(dict(zip(FILTER_FIELDS, (_filter_value(v) for v in filter_values))))
-            answer = assistant.ask(message, _user_messages(history), int(k), mode, where=where)
-            reply, panel = reply_markdown(answer), sources_panel(answer.hits)
-            downloads = [_download(answer.hits, fmt) for fmt in ("bibtex", "ris")]
-            active = f"Filter: {escape_markdown(answer.where.describe())}" if answer.where else ""
-            updates = (panel, *downloads, active)
+            events = assistant.ask_stream(message, earlier, int(k), mode, where=where)
+            found = next(events).answer
+            downloads = [_download(found.hits, fmt) for fmt in ("bibtex", "ris")]
+            active = f"Filter: {escape_markdown(found.where.describe())}" if found.where else ""
+            lead = searched_markdown(found)
+            history.append({"role": "assistant", "content": lead + WRITING})
+            yield "", history, sources_panel(found.hits), *downloads, active
+            streamed = ""
+            for event in events:
+                if event.kind == "token":
+                    streamed += event.token
+                    history[-1] = {"role": "assistant", "content": lead + escape_markdown(streamed)}
+                else:
+                    history[-1] = {"role": "assistant", "content": reply_markdown(event.answer)}
+                yield "", history, *unchanged
         except PaperchatError as exc:
-            reply, updates = f"⚠️ {escape_markdown(str(exc))}", unchanged
-        history += [{"role": "user", "content": message}, {"role": "assistant", "content": reply}]
-        return "", history, *updates
+            reply = {"role": "assistant", "content": f"⚠️ {escape_markdown(str(exc))}"}
+            history[-1:] = [history[-1], reply] if history[-1]["role"] == "user" else [reply]
+            yield "", history, *unchanged
 
     def search_api(query: str, k: int = 10, mode: str = "hybrid") -> dict:
         """Ranked hits for a query: {query, mode, took_ms, relevant, relevance, hits: [Hit...]}; no hits when nothing is relevant."""
@@ -97,7 +113,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             return {"error": str(exc)}
 
     with gr.Blocks(title="paperchat") as app:
-        gr.Markdown(f"## paperchat\nCited answers from {assistant.info()['documents']} paper abstracts · hybrid BM25 + vector search, no LLM needed.")
+        writer = f"written by {assistant.llm.describe()}, every citation checked" if assistant.llm else "no LLM needed"
+        gr.Markdown(f"## paperchat\nCited answers from {assistant.info()['documents']} paper abstracts · hybrid BM25 + vector search, {escape_markdown(writer)}.")
         with gr.Row():
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(label="Chat", height=520, elem_id="chat")

