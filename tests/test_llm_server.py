@@ -160,9 +160,9 @@ def test_an_llm_rewrites_follow_ups_and_the_rule_rewrite_remains_the_fallback(as
         assert "pruning large language models" in rewrite["messages"][1]["content"]
     finally:
         endpoint.close()
-    answer = with_llm(assistant, refused_url(), llm_timeout=2).ask("what about for vision models?", ["pruning large language models"], k=3, write=False)
+    answer = with_llm(assistant, refused_url(), llm_timeout=2).ask("what about for vision models?", ["pruning large language models"], k=3)
     assert {"text": "pruning vision models", "weight": 0.5, "role": "rewrite"} in [vars(f) for f in answer.searched]
-    assert answer.notices and answer.notices[0].startswith("The follow-up was rewritten by rule")
+    assert answer.notices[0].startswith("The follow-up was rewritten by rule") and answer.notices[1].startswith("No written answer")
 
 
 def test_without_an_llm_nothing_connects_anywhere(assistant, monkeypatch):
@@ -222,7 +222,7 @@ def test_the_browser_shows_the_sources_first_then_streams_the_answer_as_diffs(as
             shown = [entry for entry in log if entry["bot"] not in ("", "…")]
             assert shown and shown[0]["sources"] >= 1, log[:5]  # the sources panel was there before the first token
             assert len({entry["bot"] for entry in shown}) >= 4, log  # the answer grew piece by piece
-            events = [json.loads(line[5:]) for response in streams for line in response.text().splitlines() if line.startswith("data:")]
+            events = [json.loads(line[5:]) for body in map(_body, streams) for line in body.splitlines() if line.startswith("data:")]
             updates = [event["output"]["data"] for event in events if event.get("msg") == "process_generating"][1:]
             assert len(updates) >= 3, events
             for update in updates:  # after the first, each update carries edits to the chat, never the whole history again
@@ -232,3 +232,13 @@ def test_the_browser_shows_the_sources_first_then_streams_the_answer_as_diffs(as
             browser.close()
     finally:
         app.close()
+
+
+def _body(response) -> str:
+    """A finished event stream's text ('' for one the browser no longer holds, such as a stream of the page load)."""
+    from playwright.sync_api import Error
+
+    try:
+        return response.text()
+    except Error:
+        return ""
