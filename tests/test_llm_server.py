@@ -55,11 +55,19 @@ def start_server(api_key: str | None = None) -> tuple[subprocess.Popen, str]:
             raise RuntimeError(f"llama_cpp.server exited with {process.returncode}")
         try:
             if httpx.get(url + "/models", headers=headers, timeout=2).status_code == 200:
-                return process, url
+                break
         except httpx.HTTPError:
             time.sleep(0.5)
-    process.kill()
-    raise RuntimeError("llama_cpp.server did not start within 120 s")
+    else:
+        stop(process)
+        raise RuntimeError("llama_cpp.server did not start within 120 s")
+    try:  # one token first: a native build of llama.cpp crashed here on an AVX-512/AMX CPU
+        httpx.post(url + "/chat/completions", headers=headers, timeout=120, json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1})
+    except httpx.HTTPError:
+        stop(process)
+        raise RuntimeError(f"llama_cpp.server died on its first token (exit {process.returncode}); reinstall it portable: "
+                           'CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --force-reinstall --no-cache-dir llama-cpp-python') from None
+    return process, url
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -202,8 +210,7 @@ def test_the_browser_shows_the_sources_first_then_streams_the_answer_as_diffs(as
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            streams = []
-            page.on("response", lambda response: streams.append(response) if "/queue/data" in response.url else None)
+            page.add_init_script(TEE_EVENT_STREAMS)
             page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
             page.locator("#question textarea").wait_for(timeout=60_000)
             expect(page.locator("body")).to_contain_text("every citation checked", timeout=60_000)
@@ -222,7 +229,9 @@ def test_the_browser_shows_the_sources_first_then_streams_the_answer_as_diffs(as
             shown = [entry for entry in log if entry["bot"] not in ("", "…")]
             assert shown and shown[0]["sources"] >= 1, log[:5]  # the sources panel was there before the first token
             assert len({entry["bot"] for entry in shown}) >= 4, log  # the answer grew piece by piece
-            events = [json.loads(line[5:]) for body in map(_body, streams) for line in body.splitlines() if line.startswith("data:")]
+            page.wait_for_function("window.__streamed.join('').includes('process_completed')", timeout=30_000)
+            received = "".join(page.evaluate("window.__streamed"))
+            events = [json.loads(line[5:]) for line in received.splitlines() if line.startswith("data:")]
             updates = [event["output"]["data"] for event in events if event.get("msg") == "process_generating"][1:]
             assert len(updates) >= 3, events
             for update in updates:  # after the first, each update carries edits to the chat, never the whole history again
@@ -234,11 +243,20 @@ def test_the_browser_shows_the_sources_first_then_streams_the_answer_as_diffs(as
         app.close()
 
 
-def _body(response) -> str:
-    """A finished event stream's text ('' for one the browser no longer holds, such as a stream of the page load)."""
-    from playwright.sync_api import Error
 
-    try:
-        return response.text()
-    except Error:
-        return ""
+# What the browser receives on Gradio's event stream, copied as it arrives (the page reads the same bytes).
+TEE_EVENT_STREAMS = """
+window.__streamed = [];
+const originalFetch = window.fetch;
+window.fetch = async (...args) => {
+    const response = await originalFetch(...args);
+    const url = String((args[0] && args[0].url) || args[0]);
+    if (!url.includes('/queue/data') || !response.body) return response;
+    const [page, copy] = response.body.tee();
+    (async () => {
+        const reader = copy.getReader(), decoder = new TextDecoder();
+        for (;;) { const {done, value} = await reader.read(); if (done) break; window.__streamed.push(decoder.decode(value, {stream: true})); }
+    })();
+    return new Response(page, {status: response.status, statusText: response.statusText, headers: response.headers});
+};
+"""

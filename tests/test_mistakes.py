@@ -45,7 +45,7 @@ def files(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["output folder", "index under a file", "missing run", "run score", "beir query", "bench sizes",
-                                  "share without auth", "info on a mistyped index", "remove on a mistyped index"])
+                                  "share without auth", "info on a mistyped index", "remove on a mistyped index", "llm url"])
 def test_mistakes_are_one_line_errors_with_status_2(capsys, files, case):
     tmp = files["tmp"]
     argv, message = {
@@ -58,6 +58,7 @@ def test_mistakes_are_one_line_errors_with_status_2(capsys, files, case):
         "share without auth": (["chat", "--share", "--index", tmp / "idx"], "add --auth USER:PASSWORD"),
         "info on a mistyped index": (["info", "--index", tmp / "mistyped"], "there is no index at"),
         "remove on a mistyped index": (["remove", "x", "--index", tmp / "mistyped"], "there is no index at"),
+        "llm url": (["ask", "lora", "--llm-url", "localhost:11434", "--index", tmp / "mistyped"], "must be an http:// or https:// url"),
     }[case]
     code, _, err = run(capsys, *argv)
     one_line_error(code, err, message)

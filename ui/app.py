@@ -63,13 +63,15 @@ def build_app(assistant: Assistant) -> gr.Blocks:
     """The chat page plus two named API endpoints: `/search` (hits as JSON) and `/chat` (a cited answer as JSON)."""
 
     def respond(message: str, history: list[dict], k: int, mode: str, *filter_values):
-        """A generator: the sources panel first, then a written answer token by token (each update
-        carries only the new text: Gradio sends a streamed output as a diff), then the checked answer."""
+        """A generator: the sources panel first, then a written answer token by token, then the
+        checked answer. Gradio sends each streamed update as a diff against the previous one, so
+        a token travels as an append to the last message; the side outputs (sources, downloads,
+        filter) are yielded unchanged, which sends nothing for them."""
         history = list(history or [])
-        unchanged = (gr.update(), gr.update(), gr.update(), gr.update())
+        side = (gr.update(), gr.update(), gr.update(), gr.update())  # sources, two downloads, active filter: kept until a search is done
         if not message or not message.strip():
             history.append({"role": "assistant", "content": EMPTY_PROMPT})
-            yield "", history, *unchanged
+            yield "", history, *side
             return
         earlier = _user_messages(history)
         history.append({"role": "user", "content": message})
@@ -77,11 +79,11 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             where = Filter.of(dict(zip(FILTER_FIELDS, (_filter_value(v) for v in filter_values))))
             events = assistant.ask_stream(message, earlier, int(k), mode, where=where)
             found = next(events).answer
-            downloads = [_download(found.hits, fmt) for fmt in ("bibtex", "ris")]
             active = f"Filter: {escape_markdown(found.where.describe())}" if found.where else ""
+            side = (sources_panel(found.hits), *(_download(found.hits, fmt) for fmt in ("bibtex", "ris")), active)
             lead = searched_markdown(found)
             history.append({"role": "assistant", "content": lead + WRITING})
-            yield "", history, sources_panel(found.hits), *downloads, active
+            yield "", history, *side
             streamed = ""
             for event in events:
                 if event.kind == "token":
@@ -89,11 +91,11 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     history[-1] = {"role": "assistant", "content": lead + escape_markdown(streamed)}
                 else:
                     history[-1] = {"role": "assistant", "content": reply_markdown(event.answer)}
-                yield "", history, *unchanged
+                yield "", history, *side
         except PaperchatError as exc:
             reply = {"role": "assistant", "content": f"⚠️ {escape_markdown(str(exc))}"}
             history[-1:] = [history[-1], reply] if history[-1]["role"] == "user" else [reply]
-            yield "", history, *unchanged
+            yield "", history, *side
 
     def search_api(query: str, k: int = 10, mode: str = "hybrid") -> dict:
         """Ranked hits for a query: {query, mode, took_ms, relevant, relevance, hits: [Hit...]}; no hits when nothing is relevant."""
