@@ -3,7 +3,8 @@
 Pure functions over sentence embeddings and words, so that every verdict can be explained and
 measured (`paperchat eval --claims`, eval/README.md). A sentence is *supported* by a source when
 it is close in meaning to one of the source's sentences (or its title), shares its content words
-with the source, and states no number the source does not contain. Every given source is scored,
+with the source, and states no number or name (dataset, model, method) the source does not
+contain. Every given source is scored,
 so a sentence whose citation fails can name the source that does support it (a swapped citation).
 """
 
@@ -32,7 +33,7 @@ _NUMBER_WORD = re.compile(r"\b(" + "|".join(NUMBER_WORDS) + r")\b", re.I)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[\[\"'(A-Z0-9])")
 
 # The support score is logistic in similarity and coverage, and 0 when the sentence states a
-# number the source lacks. Weights and threshold chosen on the dev half of eval/claims.jsonl
+# number or a name the source lacks. Weights and threshold chosen on the dev half of eval/claims.jsonl
 # (`paperchat eval --claims --half dev`); similarity weighs more than words so that a paraphrase passes.
 WEIGHTS = {"bias": -9.0, "similarity": 9.0, "coverage": 6.0}
 SUPPORTED = 0.5  # a cited source supports a sentence when its score reaches this
@@ -59,6 +60,7 @@ class CheckedSentence:
     supported: bool = False
     support: float = 0.0  # the best score among its cited sources
     best: int | None = None  # another given source that supports it, when its own citation does not
+    unmatched: list[str] = field(default_factory=list)  # numbers and names it states that its best cited source lacks
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -115,15 +117,16 @@ def _worded(text: str) -> set[str]:
 _WORDISH = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*")
 
 
-def stated_names(sentence: str) -> set[str]:
-    """The names of datasets, models and methods a sentence states, normalised (case, hyphens, dots, a plural s)."""
-    names = set()
+def stated_names(sentence: str) -> dict[str, str]:
+    """The names of datasets, models and methods a sentence states: normalised form (case, hyphens,
+    dots and a plural s dropped) -> the name as written."""
+    names = {}
     for word in _WORDISH.findall(sentence):
         word = re.sub(r"(?:-[a-z]+)+$", "", word)  # "GPT-annotated", "BERT-based": the name is the first part
         letters = re.sub(r"[^A-Za-z]", "", word)
         capitals = sum(c.isupper() for c in letters)
         if capitals >= 2 or (capitals and not word[0].isupper()) or (capitals and re.search(r"\d", word)) or re.search(r"[A-Za-z]-?\d", word):
-            names.add(_normal(re.sub(r"(?<=[A-Z])s$", "", word)))
+            names[_normal(re.sub(r"(?<=[A-Z])s$", "", word))] = word
     return names
 
 
@@ -131,11 +134,12 @@ def _normal(text: str) -> str:
     return re.sub(r"[-.\s]", "", text.lower())
 
 
-def missing_names(names: set[str], source: str) -> set[str]:
-    """The names the source does not contain; an acronym spelled out in the source (LLM: large language model) counts as present."""
+def missing_names(names: dict[str, str], source: str) -> set[str]:
+    """The names (as written) the source does not contain; an acronym spelled out in the source
+    (LLM: large language model) counts as present."""
     flat = _normal(source)
     initials = {"".join(w[0] for w in words) for words in _word_runs(source.lower())}
-    return {name for name in names if name not in flat and not (name.isalpha() and name in initials)}
+    return {written for name, written in names.items() if name not in flat and not (name.isalpha() and name in initials)}
 
 
 def _word_runs(text: str, longest: int = 6) -> list[list[str]]:
@@ -206,5 +210,7 @@ class CitationChecker:
         for (sentence, numbers), supports in zip(parsed, tables):
             cited = [n for n in numbers if n in given]
             supported, own, best = verdict(cited, supports)
-            checked.append(CheckedSentence(sentence, cited, [n for n in numbers if n not in given], supported, round(own, 4), best))
+            closest = max((supports[n - 1] for n in cited), key=lambda s: s.score, default=None)
+            lacking = list(closest.unmatched) if closest and not supported else []
+            checked.append(CheckedSentence(sentence, cited, [n for n in numbers if n not in given], supported, round(own, 4), best, lacking))
         return checked

@@ -370,7 +370,8 @@ def citation_check(sentences) -> str:
     for sentence in sentences:
         if not sentence.supported:
             cited = sentence.markers() or "no citation"
-            hint = f"; [{sentence.best}] supports it" if sentence.best else ""
+            hint = f"; it lacks {', '.join(sentence.unmatched[:3])}" if sentence.unmatched else ""
+            hint += f"; [{sentence.best}] supports it" if sentence.best else ""
             lines.append(f"  not supported ({cited}{hint}): {textwrap.shorten(sentence.text, 90)}")
     return "\n".join(CONTROL_CHARACTERS.sub(" ", line) for line in lines)
 

@@ -127,6 +127,8 @@ def test_the_checker_drops_a_citation_to_a_source_not_given_and_flags_a_swapped_
     assert [c.cited for c in checked] == [[1], [1], []] and checked[2].removed == [7]
     assert checked[0].supported and not checked[1].supported and checked[1].best == 2
     assert not checked[2].supported and checked[2].best == 1
+    altered = checker.check(f"{first.rstrip('.')} on ImageNet in 1997 [1].", sources)[0]
+    assert not altered.supported and set(altered.unmatched) == {"ImageNet", "1997"}
 
 
 def test_killing_the_server_mid_answer_falls_back_cleanly(assistant):

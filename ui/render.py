@@ -86,6 +86,8 @@ def sentence_markdown(sentence: CheckedSentence) -> str:
     if sentence.supported:
         return text
     what = "not supported by its citation" if sentence.cited else "no citation"
+    if sentence.unmatched:
+        what += f", which does not mention {escape_markdown(', '.join(sentence.unmatched[:3]))}"
     hint = f"see \\[{sentence.best}\\]" if sentence.best else "no source here supports it"
     return f"{text} ⚠️ *({what}; {hint})*"
 
