@@ -50,7 +50,13 @@ def test_info_json(bundled_index, capsys):
     code, out, _ = run(capsys, "info", "--json", "--index", str(bundled_index))
     info = json.loads(out)
     assert code == 0 and info["documents"] == 380 and info["index"] == str(bundled_index) and info["engine"] == "bm25s"
-    assert info["model"] == "all-MiniLM-L6-v2"
+    assert info["model"] == "all-MiniLM-L6-v2" and info["llm"].startswith("none")
+
+
+def test_info_shows_the_llm_endpoint_and_never_the_key(bundled_index, capsys, monkeypatch):
+    monkeypatch.setenv("PAPERCHAT_LLM_API_KEY", "sk-never-shown")
+    code, out, err = run(capsys, "info", "--index", str(bundled_index), "--llm-url", "http://127.0.0.1:11434/v1", "--llm-model", "llama3.2")
+    assert code == 0 and "llm: llama3.2 at http://127.0.0.1:11434/v1" in out and "sk-never-shown" not in out + err
 
 
 @pytest.mark.parametrize(
