@@ -180,12 +180,14 @@ class Assistant:
         history = [turn for turn in history if turn and turn.strip()]
         extractive = self._extractive(message, history, k, mode, where, llm)
         yield AnswerEvent("sources", extractive)
-        if llm is None or not extractive.hits:
-            yield AnswerEvent("answer", extractive)
+        if llm is None or not extractive.hits or extractive.searched[:1] and extractive.searched[0].role == "more like":
+            yield AnswerEvent("answer", extractive)  # nothing to write from, or a list of similar papers is the answer
             return
+        # A message that only sets a filter ("only the ones since 2024") asks the previous question again.
+        question = message if content_words(filter_requests(message)[1]) else extractive.query
         pieces: list[str] = []
         try:
-            for piece in llm.stream(answer_messages(message, history, extractive.hits, self.settings.llm_abstract_chars)):
+            for piece in llm.stream(answer_messages(question, history, extractive.hits, self.settings.llm_abstract_chars)):
                 pieces.append(piece)
                 yield AnswerEvent("token", extractive, piece)
         except LLMError as exc:

@@ -262,3 +262,16 @@ window.fetch = async (...args) => {
     return new Response(page, {status: response.status, statusText: response.statusText, headers: response.headers});
 };
 """
+
+
+def test_a_filter_only_message_asks_the_model_the_previous_question_and_more_like_asks_nothing(assistant):
+    endpoint = Endpoint("ok")
+    try:
+        writer = with_llm(assistant, endpoint.url)
+        writer.ask("only the ones with code", ["detecting LLM-generated text"], k=3)
+        streamed = [body for path, _, body in endpoint.requests if path.endswith("/chat/completions") and body["stream"]]
+        assert streamed[-1]["messages"][1]["content"].endswith("Question: detecting LLM-generated text")
+        answer = writer.ask("more like [1]", ["detecting LLM-generated text"], k=3)
+        assert answer.hits and len([b for p, _, b in endpoint.requests if p.endswith("/chat/completions") and b["stream"]]) == len(streamed)
+    finally:
+        endpoint.close()
