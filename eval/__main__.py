@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--half", choices=HALVES, help="only the dev or the test half of every dataset's queries (the split the fusion study chose defaults on; see eval/README.md)")
     parser.add_argument("--fit-gate", metavar="FILE", help="fit the relevance gate's models on the dev half and write them to FILE (the format of assistant/gate.json)")
     parser.add_argument("--claims", action="store_true", help="measure the citation checker of written answers on the judged claims "
-                        "(eval/claims.jsonl): false alarms on supported claims, recall of swapped citations and altered claims")
+                        "(eval/claims*.jsonl): false alarms on supported claims, recall of swapped citations and altered claims")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     return parser
 
@@ -75,13 +75,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"gate models written to {args.fit_gate}; copy them to assistant/gate.json to ship them")
         return 0
     if args.claims:
-        from paperchat.eval.citations import build_cases, figures, figures_text, load_claims
+        from paperchat.eval.citations import CLAIM_SETS, build_cases, figures, figures_text, load_claims
 
         assistant = Assistant.open(root / "bundled", progress=not args.quiet)
-        table = figures(build_cases(assistant, load_claims(args.half), progress=not args.quiet))
-        print(f"== citation checker{f' ({args.half} half)' if args.half else ''}: claims flagged as unsupported\n{figures_text(table)}")
+        tables = {}
+        for name in CLAIM_SETS:
+            tables[name] = figures(build_cases(assistant, load_claims(name, args.half), progress=not args.quiet))
+            print(f"== citation checker, {name}{f' ({args.half} half)' if args.half else ''}: claims flagged as unsupported\n{figures_text(tables[name])}\n")
         out.mkdir(parents=True, exist_ok=True)
-        (out / "claims.json").write_text(json.dumps(table, indent=2), encoding="utf-8")
+        (out / "claims.json").write_text(json.dumps(tables, indent=2), encoding="utf-8")
         return 0
     if args.qrels:
         if not args.run:

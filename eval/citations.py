@@ -24,6 +24,7 @@ from paperchat.api import Assistant
 from paperchat.citations import CitationChecker, Support, verdict
 from paperchat.eval.datasets import bundled_file, in_dev_half, read_jsonl
 
+CLAIM_SETS = ("claims",)
 SOURCES = 5
 KINDS = ("supported", "swapped (near)", "swapped (random)", "altered")
 
@@ -43,8 +44,9 @@ class Case:
         return self.kind != "supported"
 
 
-def load_claims(which: str | None = None) -> list[dict]:
-    claims = read_jsonl(bundled_file("claims"))
+def load_claims(name: str = "claims", which: str | None = None) -> list[dict]:
+    """A claims set, or its dev or test half (MD5 of the id even = dev)."""
+    claims = read_jsonl(bundled_file(name))
     return [c for c in claims if which is None or in_dev_half(c["_id"]) == (which == "dev")]
 
 

@@ -95,3 +95,16 @@ def test_dev_and_test_halves_split_every_set_once():
     assert in_dev_half("q1") == (int(hashlib.md5(b"q1").hexdigest(), 16) % 2 == 0)
     with pytest.raises(PaperchatError, match="choose dev or test"):
         half(dataset, "train")
+
+
+def test_the_citation_checker_keeps_its_held_out_figures(assistant):
+    """The test half of the judged claims (eval/README.md#citation-checker): few false alarms, every swap caught."""
+    from paperchat.eval.citations import CLAIM_SETS, build_cases, figures, load_claims
+
+    for name in CLAIM_SETS:
+        table = figures(build_cases(assistant, load_claims(name, "test"), progress=False))
+        rate = {kind: cell["flagged"] / cell["cases"] for kind, cell in table.items() if isinstance(cell, dict)}
+        floors = BASELINE["claims"][name]
+        assert rate["supported"] <= floors["false_alarms"], table
+        assert rate["swapped (near)"] >= floors["swapped"] and rate["swapped (random)"] >= floors["swapped"], table
+        assert rate["altered"] >= floors["altered"], table
