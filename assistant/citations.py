@@ -31,6 +31,9 @@ NUMBER_WORDS = {word: str(value) for value, word in enumerate(
     if value >= 2} | {"thirty": "30", "forty": "40", "fifty": "50", "hundred": "100", "thousand": "1000", "twice": "2"}
 _NUMBER_WORD = re.compile(r"\b(" + "|".join(NUMBER_WORDS) + r")\b", re.I)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[\[\"'(A-Z0-9])")
+# A sentence that opens by referring back ("It also ...", "This approach ...") is read with the one before it.
+_BACK_REFERENCE = re.compile(r"^(?:it|its|they|their|them|this|these|those|such|both|the (?:method|approach|model|framework|system|paper|"
+                             r"work|authors|technique|benchmark|dataset|study|algorithm|detector|analysis))\b", re.I)
 
 # The support score is logistic in similarity and coverage, and 0 when the sentence states a
 # number or a name the source lacks. Weights and threshold chosen on the dev half of eval/claims.jsonl
@@ -131,7 +134,8 @@ def stated_names(sentence: str) -> dict[str, str]:
 
 
 def _normal(text: str) -> str:
-    return re.sub(r"[-.\s]", "", text.lower())
+    """Lower case without hyphens, dots, spaces and LaTeX marks: "L_2", "L2" and "$L_2$" are one name."""
+    return re.sub(r"[-.\s_${}\\]", "", text.lower())
 
 
 def missing_names(names: dict[str, str], source: str) -> set[str]:
@@ -178,12 +182,20 @@ class CitationChecker:
         self.encode = encode  # unit-length embeddings of a list of texts
         self.tokenizer = tokenizer
 
-    def supports(self, sentences: Sequence[str], sources: Sequence[tuple[str, str]]) -> list[list[Support]]:
-        """For each sentence, its Support from each source ((title, abstract) pairs numbered from 1)."""
+    def supports(self, sentences: Sequence[str], sources: Sequence[tuple[str, str]], previous: Sequence[str | None] = ()) -> list[list[Support]]:
+        """For each sentence, its Support from each source ((title, abstract) pairs numbered from 1).
+
+        A sentence that opens with a back-reference ("It also ...") and has a `previous` sentence
+        takes the better similarity of itself alone and of the two read together; its words,
+        numbers and names are still its own.
+        """
+        read_with = [f"{before} {sentence}" if before and _BACK_REFERENCE.match(sentence) else sentence
+                     for sentence, before in zip(sentences, [*previous, *[None] * (len(sentences) - len(previous))])]
         units = [[title, *split_sentences(abstract)] for title, abstract in sources]
         flat = [text for unit in units for text in unit]
-        vectors = self.encode([*sentences, *flat]) if sentences else np.zeros((0, 1))
-        sentence_vectors, unit_vectors = vectors[: len(sentences)], vectors[len(sentences):]
+        vectors = self.encode([*sentences, *read_with, *flat]) if sentences else np.zeros((0, 1))
+        count = len(sentences)
+        sentence_vectors, context_vectors, unit_vectors = vectors[:count], vectors[count:2 * count], vectors[2 * count:]
         source_terms = [set(self.tokenizer.tokens(f"{title} {abstract}")) for title, abstract in sources]
         texts = [f"{title}. {abstract}" for title, abstract in sources]
         source_numbers = [present_numbers(text) for text in texts]
@@ -193,7 +205,8 @@ class CitationChecker:
             stated, names = stated_numbers(sentence), stated_names(sentence)
             row, start = [], 0
             for j, unit in enumerate(units):
-                similarity = float(np.max(unit_vectors[start:start + len(unit)] @ sentence_vectors[i])) if unit else 0.0
+                block = unit_vectors[start:start + len(unit)]
+                similarity = float(max(np.max(block @ sentence_vectors[i]), np.max(block @ context_vectors[i]))) if unit else 0.0
                 start += len(unit)
                 covered = coverage(terms, source_terms[j])
                 unmatched = tuple(sorted((stated - source_numbers[j]) | missing_names(names, texts[j])))
@@ -205,7 +218,8 @@ class CitationChecker:
         """The answer's sentences with citations to sources it was not given removed and each verdict."""
         parsed = cited_sentences(text)
         given = range(1, len(sources) + 1)
-        tables = self.supports([sentence for sentence, _ in parsed], sources)
+        texts = [sentence for sentence, _ in parsed]
+        tables = self.supports(texts, sources, [None, *texts[:-1]])
         checked = []
         for (sentence, numbers), supports in zip(parsed, tables):
             cited = [n for n in numbers if n in given]

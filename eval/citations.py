@@ -11,6 +11,9 @@ missing), and these cases are built from it:
   wrong citation: a paper on the same topic;
 - swapped (random): a supported claim citing a random paper of the corpus put among the sources;
 - altered: an altered claim citing its source.
+
+eval/claims2.jsonl has shorter sentences in the style of a written answer; some lean on the one
+before them ("It also ..."), which is given as `context`.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from paperchat.api import Assistant
 from paperchat.citations import CitationChecker, Support, verdict
 from paperchat.eval.datasets import bundled_file, in_dev_half, read_jsonl
 
-CLAIM_SETS = ("claims",)
+CLAIM_SETS = ("claims", "claims2")
 SOURCES = 5
 KINDS = ("supported", "swapped (near)", "swapped (random)", "altered")
 
@@ -64,7 +67,9 @@ def build_cases(assistant: Assistant, claims: Sequence[dict], progress: bool = T
         stranger = random.Random(claim["_id"]).choice([i for i in all_ids if i not in given])
         papers = snapshot.papers([*given, stranger])
         # A source's support does not depend on the other sources: one pass over all six papers.
-        support = dict(zip([*given, stranger], checker.supports([claim["claim"]], [(papers[i].title, papers[i].abstract) for i in [*given, stranger]])[0]))
+        # A claim with a "context" is the second sentence of an answer, read as the checker reads one.
+        sources = [(papers[i].title, papers[i].abstract) for i in [*given, stranger]]
+        support = dict(zip([*given, stranger], checker.supports([claim["claim"]], sources, [claim.get("context")])[0]))
         if claim["kind"] == "altered":
             cases.append(_case(claim, "altered", support, given, claim["source"]))
             continue

@@ -131,6 +131,16 @@ def test_the_checker_drops_a_citation_to_a_source_not_given_and_flags_a_swapped_
     assert not altered.supported and set(altered.unmatched) == {"ImageNet", "1997"}
 
 
+def test_a_sentence_that_refers_back_is_read_with_the_one_before(assistant):
+    paper = assistant.store.snapshot().papers(["efficient-distillation-of-classifier-free-guidance-using-adapters"])
+    sources = [(p.title, p.abstract) for p in paper.values()]
+    checker = CitationChecker(assistant.store.embedder.encode, assistant.store.snapshot().tokenizer)
+    leaning = "It trains only about 2% extra parameters while the base diffusion model stays frozen [1]."
+    answer = f"Adapter guidance distillation uses small adapters to mimic classifier-free guidance within one forward pass [1]. {leaning}"
+    assert [s.supported for s in checker.check(answer, sources)] == [True, True]
+    assert not checker.check(leaning, sources)[0].supported  # alone, "it" says too little
+
+
 def test_killing_the_server_mid_answer_falls_back_cleanly(assistant):
     process, url = start_server()
     try:
