@@ -289,7 +289,7 @@ def detect_format(path: Path, head: bytes) -> str | None:
         return "bibtex"
     if re.match(r"TY  - ", text) or suffix == "ris":
         return "ris"
-    if text.startswith("["):
+    if text.startswith("[") and path.suffix.lower() not in (".jsonl", ".ndjson"):  # in a JSON-lines file, "[" opens one (bad) line
         return "daily-papers"
     if text.startswith("{"):
         first = text.split("\n", 1)[0]

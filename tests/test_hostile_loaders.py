@@ -2,7 +2,7 @@
 
 import json
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from paperchat.index.loaders import load_paths
@@ -23,6 +23,7 @@ def test_random_bytes_never_crash_any_loader(tmp_path, garbage, suffix):
 
 @fuzz
 @given(noise=st.lists(st.one_of(st.binary(max_size=300), st.text(max_size=300), st.just(""), st.just("x" * 200_000)), max_size=12))
+@example(noise=["[", b""])  # found by CI: a first line "[" made the file read as one JSON array
 def test_jsonl_keeps_the_good_entry_among_garbage_lines(tmp_path, noise):
     lines = [n.replace(b"\n", b" ") if isinstance(n, bytes) else n.replace("\n", " ").encode("utf-8", "replace") for n in noise]
     lines.insert(len(lines) // 2, json.dumps(GOOD).encode())
