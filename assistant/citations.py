@@ -80,10 +80,10 @@ def cited_sentences(text: str) -> list[tuple[str, list[int]]]:
     pieces = [p.strip() for p in _SENTENCE.split(" ".join(text.split())) if p.strip()]
     found: list[tuple[str, list[int]]] = []
     for piece in pieces:
-        leading = re.match(r"^((?:\[\s*\d[\d\s,;\u2013-]*\]\s*)+)(.*)$", piece)
+        leading = MARKERS.match(piece)
         if leading and found:
             found[-1][1].extend(n for n in _numbers(leading.group(1)) if n not in found[-1][1])
-            piece = leading.group(2).strip()
+            piece = piece[leading.end():].strip()
             if not re.search(r"\w", piece):  # "... text. [2]." : only the marker and its punctuation
                 continue
         numbers: list[int] = []
@@ -138,17 +138,24 @@ def _normal(text: str) -> str:
     return re.sub(r"[-.\s_${}\\]", "", text.lower())
 
 
-def missing_names(names: dict[str, str], source: str) -> set[str]:
-    """The names (as written) the source does not contain; an acronym spelled out in the source
-    (LLM: large language model) counts as present."""
-    flat = _normal(source)
-    initials = {"".join(w[0] for w in words) for words in _word_runs(source.lower())}
-    return {written for name, written in names.items() if name not in flat and not (name.isalpha() and name in initials)}
+@dataclass(frozen=True)
+class NameIndex:
+    """What a source offers for matching names: its normalised text and the initials of its runs of
+    2-6 words (so that an acronym spelled out in the source, LLM: large language model, is present)."""
+
+    flat: str
+    initials: frozenset[str]
+
+    @classmethod
+    def of(cls, source: str, longest: int = 6) -> NameIndex:
+        words = re.findall(r"[a-z]+", source.lower())
+        initials = frozenset("".join(w[0] for w in words[i:i + n]) for n in range(2, longest + 1) for i in range(len(words) - n + 1))
+        return cls(_normal(source), initials)
 
 
-def _word_runs(text: str, longest: int = 6) -> list[list[str]]:
-    words = re.findall(r"[a-z]+", text)
-    return [words[i:i + n] for n in range(2, longest + 1) for i in range(len(words) - n + 1)]
+def missing_names(names: dict[str, str], source: NameIndex) -> set[str]:
+    """The names (as written) the source does not contain."""
+    return {written for name, written in names.items() if name not in source.flat and not (name.isalpha() and name in source.initials)}
 
 
 def coverage(sentence_terms: Sequence[str], source_terms: set[str]) -> float:
@@ -189,16 +196,22 @@ class CitationChecker:
         takes the better similarity of itself alone and of the two read together; its words,
         numbers and names are still its own.
         """
-        read_with = [f"{before} {sentence}" if before and _BACK_REFERENCE.match(sentence) else sentence
-                     for sentence, before in zip(sentences, [*previous, *[None] * (len(sentences) - len(previous))])]
+        befores = [*previous, *[None] * (len(sentences) - len(previous))]
+        read_with = {i: f"{before} {sentence}" for i, (sentence, before) in enumerate(zip(sentences, befores))
+                     if before and _BACK_REFERENCE.match(sentence)}
         units = [[title, *split_sentences(abstract)] for title, abstract in sources]
         flat = [text for unit in units for text in unit]
-        vectors = self.encode([*sentences, *read_with, *flat]) if sentences else np.zeros((0, 1))
+        vectors = self.encode([*sentences, *read_with.values(), *flat]) if sentences else np.zeros((0, 1))
         count = len(sentences)
-        sentence_vectors, context_vectors, unit_vectors = vectors[:count], vectors[count:2 * count], vectors[2 * count:]
-        source_terms = [set(self.tokenizer.tokens(f"{title} {abstract}")) for title, abstract in sources]
+        sentence_vectors, unit_vectors = vectors[:count], vectors[count + len(read_with):]
+        # Each sentence is compared through its own vector and, when it refers back, the vector of it read with the one before.
+        views = [[sentence_vectors[i]] for i in range(count)]
+        for row_of_context, i in enumerate(read_with):
+            views[i].append(vectors[count + row_of_context])
         texts = [f"{title}. {abstract}" for title, abstract in sources]
+        source_terms = [set(self.tokenizer.tokens(text)) for text in texts]
         source_numbers = [present_numbers(text) for text in texts]
+        source_names = [NameIndex.of(text) for text in texts]
         found = []
         for i, sentence in enumerate(sentences):
             terms = self.tokenizer.tokens(sentence)
@@ -206,10 +219,10 @@ class CitationChecker:
             row, start = [], 0
             for j, unit in enumerate(units):
                 block = unit_vectors[start:start + len(unit)]
-                similarity = float(max(np.max(block @ sentence_vectors[i]), np.max(block @ context_vectors[i]))) if unit else 0.0
+                similarity = float(max(np.max(block @ view) for view in views[i])) if unit else 0.0
                 start += len(unit)
                 covered = coverage(terms, source_terms[j])
-                unmatched = tuple(sorted((stated - source_numbers[j]) | missing_names(names, texts[j])))
+                unmatched = tuple(sorted((stated - source_numbers[j]) | missing_names(names, source_names[j])))
                 row.append(Support(j + 1, round(similarity, 4), round(covered, 4), unmatched, round(support_score(similarity, covered, len(unmatched)), 4)))
             found.append(row)
         return found

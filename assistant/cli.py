@@ -327,12 +327,12 @@ def _search_batch(assistant: Assistant, queries: list[dict], args: argparse.Name
 def cmd_ask(args: argparse.Namespace) -> int:
     where = Filter.of(_where(args))
     assistant = _open(args)
-    events = assistant.ask_stream(args.message, args.history, args.k, args.mode, where=where, write=False if args.no_llm else None)
+    write = False if args.no_llm else None
     if args.json:
-        print(json.dumps(_last(events).to_dict(), ensure_ascii=False, indent=2))
+        print(json.dumps(assistant.ask(args.message, args.history, args.k, args.mode, where=where, write=write).to_dict(), ensure_ascii=False, indent=2))
         return 0
     streamed = False
-    for event in events:
+    for event in assistant.ask_stream(args.message, args.history, args.k, args.mode, where=where, write=write):
         if event.kind == "sources":
             if event.answer.rewritten:
                 print(f"(searched: {describe_searched(event.answer.searched)})\n")
@@ -354,13 +354,6 @@ def cmd_ask(args: argparse.Namespace) -> int:
     for hit in answer.hits:
         print(format_hit(hit) + "\n")
     return 0
-
-
-def _last(events):
-    for event in events:
-        if event.kind == "answer":
-            return event.answer
-    raise AssertionError("an answer stream ends with an answer")
 
 
 def citation_check(sentences) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import httpx
 
@@ -110,37 +111,36 @@ class LLM:
         """The reply as it is generated, piece by piece; an `LLMError` ends it when the endpoint fails."""
         body = {"model": self._model(), "messages": messages, "max_tokens": self.max_tokens, "temperature": 0, "stream": True}
         produced = finished = False
-        try:
-            with self._client.stream("POST", self.url + "/chat/completions", json=body) as response:
-                _check_status(response, self.url)
-                for line in response.iter_lines():
-                    piece, done = _sse_event(line)
-                    finished = finished or done
-                    if piece:
-                        produced = True
-                        yield piece
-                    if finished and line.strip() == "data: [DONE]":
-                        break
-        except httpx.TimeoutException:
-            raise LLMError(f"no reply from {self.url} within {self.timeout:g} s") from None
-        except httpx.HTTPError as exc:
-            raise LLMError(f"the connection to {self.url} failed mid-answer ({_reason(exc)})") from None
+        with self._failures(f"the connection to {self.url} failed mid-answer"), \
+                self._client.stream("POST", self.url + "/chat/completions", json=body) as response:
+            _check_status(response, self.url)
+            for line in response.iter_lines():
+                piece, done = _sse_event(line)
+                finished = finished or done
+                if piece:
+                    produced = True
+                    yield piece
+                if finished and line.strip() == "data: [DONE]":
+                    break
         if not produced:
             raise LLMError("the model returned an empty answer")
         if not finished:
             raise LLMError(f"the stream from {self.url} ended mid-answer")
 
-    def close(self) -> None:
-        self._client.close()
-
-    def _request(self, method: str, path: str, body: dict | None = None) -> httpx.Response:
+    @contextmanager
+    def _failures(self, failed: str) -> Iterator[None]:
+        """httpx's errors as one-line `LLMError`s: a timeout, or `failed` and the reason."""
         try:
-            response = self._client.request(method, self.url + path, json=body)
-            response.read()
+            yield
         except httpx.TimeoutException:
             raise LLMError(f"no reply from {self.url} within {self.timeout:g} s") from None
         except httpx.HTTPError as exc:
-            raise LLMError(f"cannot reach {self.url} ({_reason(exc)})") from None
+            raise LLMError(f"{failed} ({_reason(exc)})") from None
+
+    def _request(self, method: str, path: str, body: dict | None = None) -> httpx.Response:
+        with self._failures(f"cannot reach {self.url}"):
+            response = self._client.request(method, self.url + path, json=body)
+            response.read()
         _check_status(response, self.url)
         return response
 

@@ -86,7 +86,6 @@ class Endpoint:
 
 def refused_url() -> str:
     """A loopback url nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1"
+    from test_ui import free_port
+
+    return f"http://127.0.0.1:{free_port()}/v1"

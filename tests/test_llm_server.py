@@ -20,6 +20,7 @@ from endpoints import Endpoint, refused_url
 
 from paperchat import Assistant
 from paperchat.citations import CitationChecker
+from test_ui import free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 QUESTION = "Is there a training-free way to detect LLM-generated text?"
@@ -32,14 +33,6 @@ def model_file() -> Path:
     from platformdirs import user_cache_dir
 
     return assemble(Path(user_cache_dir("paperchat")) / "models" / MODEL_NAME)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_server(api_key: str | None = None) -> tuple[subprocess.Popen, str]:
