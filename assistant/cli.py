@@ -426,6 +426,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("paperchat: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`paperchat search ... | head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that the interpreter's final flush cannot fail again
+        return 141
 
 
 if __name__ == "__main__":

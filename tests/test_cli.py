@@ -90,3 +90,16 @@ def test_ingest_reports_skipped_lines_and_counts(tmp_path, capsys, bundled_index
     corpus = write(tmp_path / "mine.jsonl", json.dumps({"id": "x1", "title": "A new paper", "abstract": "About graph rewiring."}) + "\n{oops\n")
     code, out, err = run(capsys, "ingest", str(corpus), "--index", str(tmp_path / "idx"), "-q")
     assert code == 0 and "1 added" in out and "read 1 entries -> 1 unique papers; skipped 1 problem(s)" in out
+
+
+def test_output_cut_off_by_the_reader_ends_quietly(bundled_index):
+    """`paperchat search ... | head -1`: no traceback when the pipe closes early."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "paperchat.cli", "search", "model", "-k", "300", "--no-gate",
+                                "--index", str(bundled_index), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout.readline().startswith(b"300 results")
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141 and "Traceback" not in err, err
