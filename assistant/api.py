@@ -40,7 +40,7 @@ class Assistant:
         self.settings = settings
         self.store = store
         self.searcher = Searcher(store, settings)
-        self.llm = _llm(settings)  # None unless llm_url is set: then no network call is ever made
+        self.llm = LLM.from_settings(settings)  # None unless llm_url is set: then no network call is ever made
         self._checked_at = time.monotonic()
         self._refresh_lock = threading.Lock()
 
@@ -72,13 +72,12 @@ class Assistant:
             bm25=BM25Params(resolved.bm25_k1, resolved.bm25_b),
             notify=notify,
             write_batch=resolved.write_batch,
+            lock_timeout=resolved.lock_timeout,
             create=create,
         )
         assistant = cls(resolved, store)
-        if bootstrap and store.repository.count() == 0:
-            store.notify(f"the index at {assistant.location} is empty: building it from the bundled corpus (380 papers, once)")
-            assistant.ingest(progress=progress)
-        else:
+        announce = f"the index at {assistant.location} is new: building it from the bundled corpus (380 papers, once)"
+        if not (bootstrap and store.fill_new(lambda: load_bundled()[0], announce, progress)):
             store.refresh()
         if load_model:
             embedder.encode_query("warm-up")  # model load and first-call overhead happen here, not in the first search
@@ -266,13 +265,6 @@ class Assistant:
         terms = snapshot.tokenizer.tokens(source.title)
         text = compose_answer(hits, terms, snapshot.tokenizer, snapshot.bm25.idf(terms))
         return Answer(message, f"more like: {source.title}", True, bool(hits), text, hits, 1.0, [Formulation(source.title, 1.0, "more like")])
-
-
-def _llm(settings: Settings) -> LLM | None:
-    if not settings.llm_url:
-        return None
-    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
-    return LLM(settings.llm_url, settings.llm_model, key, settings.llm_timeout, settings.llm_max_tokens)
 
 
 def _more_like(message: str) -> int | None:

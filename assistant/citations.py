@@ -30,7 +30,6 @@ NUMBER_WORDS = {word: str(value) for value, word in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty".split())
     if value >= 2} | {"thirty": "30", "forty": "40", "fifty": "50", "hundred": "100", "thousand": "1000", "twice": "2"}
 _NUMBER_WORD = re.compile(r"\b(" + "|".join(NUMBER_WORDS) + r")\b", re.I)
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[\[\"'(A-Z0-9])")
 # A sentence that opens by referring back ("It also ...", "This approach ...") is read with the one before it.
 _BACK_REFERENCE = re.compile(r"^(?:it|its|they|their|them|this|these|those|such|both|the (?:method|approach|model|framework|system|paper|"
                              r"work|authors|technique|benchmark|dataset|study|algorithm|detector|analysis))\b", re.I)
@@ -77,7 +76,7 @@ def cited_sentences(text: str) -> list[tuple[str, list[int]]]:
 
     A marker that opens a sentence ("... text. [2] Next ...") belongs to the sentence before it.
     """
-    pieces = [p.strip() for p in _SENTENCE.split(" ".join(text.split())) if p.strip()]
+    pieces = split_sentences(" ".join(text.split()), bracket_opens=True)
     found: list[tuple[str, list[int]]] = []
     for piece in pieces:
         leading = MARKERS.match(piece)

@@ -49,7 +49,27 @@ class Parser(argparse.ArgumentParser):
     """argparse with its usage errors on one line: `paperchat: error: ...`, exit status 2."""
 
     def error(self, message: str):
-        self.exit(2, f"paperchat: error: {message} (see `{self.prog} --help`)\n")
+        self.exit(2, terminal_text(f"paperchat: error: {message} (see `{self.prog} --help`)") + "\n")
+
+
+def terminal_text(text: str) -> str:
+    """Text the terminal shows as text: control characters (ANSI escapes, BEL, C1, bidi and zero-width
+    controls) become spaces, newlines and tabs stay. Corpus text, endpoint replies and error messages
+    are data: none of it may recolour the terminal, retitle the window or hide what follows."""
+    return CONTROL_CHARACTERS.sub(" ", text)
+
+
+def json_text(payload, indent: int | None = None) -> str:
+    """JSON for stdout: control characters inside strings are written as \\uXXXX escapes, never raw
+    (json.dumps leaves C1 and bidi controls as they are); the value read back is unchanged."""
+    dumped = json.dumps(payload, ensure_ascii=False, indent=indent)
+    return CONTROL_CHARACTERS.sub(lambda control: f"\\u{ord(control.group()):04x}", dumped)
+
+
+def say(text: str = "", err: bool = False, end: str = "\n") -> None:
+    """Print human-readable text (on stderr with `err`) through `terminal_text`: the one way the CLI writes prose.
+    A piece without a line end (a streamed token) is flushed so that it shows at once."""
+    print(terminal_text(text), end=end, file=sys.stderr if err else sys.stdout, flush=not end)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -192,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _open(args: argparse.Namespace, bootstrap: bool = True, load_model: bool = True, create: bool = True) -> Assistant:
-    notify = (lambda message: None) if args.quiet else (lambda message: print(f"paperchat: {message}", file=sys.stderr))
+    notify = (lambda message: None) if args.quiet else (lambda message: say(f"paperchat: {message}", err=True))
     return Assistant.open(
         args.index,
         bootstrap=bootstrap,
@@ -210,14 +230,10 @@ def _open(args: argparse.Namespace, bootstrap: bool = True, load_model: bool = T
     )
 
 
-def _authors(names: list[str]) -> str:
-    return ", ".join(names) if len(names) <= 3 else f"{names[0]} et al."
-
-
 def format_hit(hit: Hit, width: int = 100) -> str:
     """A hit as terminal text: corpus text with control characters removed, only http(s) urls shown as links."""
-    pages = "; ".join(f"{p} ({d})" if d and d not in p else p for p, d in zip(hit.citation.pages, hit.citation.dates or [""] * len(hit.citation.pages)))
-    byline = ", ".join(part for part in (_authors(hit.citation.authors), hit.citation.venue, hit.citation.date) if part)
+    pages = hit.citation.sources_line()
+    byline = hit.citation.byline()
     lines = [f"{hit.rank:>2}. {hit.title}"] + ([f"    {byline}"] if byline else []) + [f"    id: {hit.id}"]
     lines += textwrap.wrap(hit.snippet, width, initial_indent="    ", subsequent_indent="    ")
     lines.append(f"    why: {hit.why()}")
@@ -225,18 +241,18 @@ def format_hit(hit: Hit, width: int = 100) -> str:
     code = [link for link in hit.metadata.get("code_links") or [] if web_url(link)]
     if code:
         lines.append(f"    code: {', '.join(code)}")
-    return "\n".join(CONTROL_CHARACTERS.sub(" ", line) for line in lines)
+    return terminal_text("\n".join(lines))
 
 
 def _print_retrieval(result: Retrieval, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        print(json_text(result.to_dict(), indent=2))
     elif not result.hits:
-        print(nothing_relevant(result.missing, result.covered, []).rstrip(".") + f" (for {result.query!r}, relevance {result.relevance:.2f}); "
-              "use --no-gate to list the closest papers anyway.")
+        nothing = nothing_relevant(result.missing, result.covered, []).rstrip(".")
+        say(f"{nothing} (for {result.query!r}, relevance {result.relevance:.2f}); use --no-gate to list the closest papers anyway.")
     else:
-        print(f"{len(result.hits)} results for {result.query!r} ({result.mode}, {result.took_ms:.0f} ms)\n")
-        print("\n\n".join(format_hit(h) for h in result.hits))
+        say(f"{len(result.hits)} results for {result.query!r} ({result.mode}, {result.took_ms:.0f} ms)\n")
+        say("\n\n".join(format_hit(h) for h in result.hits))
 
 
 def read_queries(path: str) -> list[dict]:
@@ -289,9 +305,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     where = Filter.of(_where(args))
     result = _open(args).retrieve(args.query, args.k, args.mode, gate=not args.no_gate, where=where)
     for notice in result.notices:
-        print(f"paperchat: {notice}", file=sys.stderr)
+        say(f"paperchat: {notice}", err=True)
     if args.format in EXPORT_FORMATS:
-        print(export(result.hits, args.format), end="")
+        say(export(result.hits, args.format), end="")
     elif args.format:
         raise PaperchatError(f"--format {args.format} is for a batch (--queries FILE)")
     else:
@@ -317,11 +333,11 @@ def _search_batch(assistant: Assistant, queries: list[dict], args: argparse.Name
                                     where=where)
         if args.format == "trec":
             for hit in result.hits:
-                out.write(f"{query['id']} Q0 {hit.id} {hit.rank} {hit.score:.6f} paperchat\n")
+                out.write(terminal_text(f"{query['id']} Q0 {hit.id} {hit.rank} {hit.score:.6f} paperchat") + "\n")
         else:
             record = {"query_id": query["id"], "query": query["text"], "searched": [asdict(f) for f in result.formulations], "relevant": result.relevant,
                       "relevance": result.relevance, "missing": result.missing, "took_ms": result.took_ms, "hits": [h.to_dict() for h in result.hits]}
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            out.write(json_text(record) + "\n")
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -329,30 +345,30 @@ def cmd_ask(args: argparse.Namespace) -> int:
     assistant = _open(args)
     write = False if args.no_llm else None
     if args.json:
-        print(json.dumps(assistant.ask(args.message, args.history, args.k, args.mode, where=where, write=write).to_dict(), ensure_ascii=False, indent=2))
+        print(json_text(assistant.ask(args.message, args.history, args.k, args.mode, where=where, write=write).to_dict(), indent=2))
         return 0
     streamed = False
     for event in assistant.ask_stream(args.message, args.history, args.k, args.mode, where=where, write=write):
         if event.kind == "sources":
             if event.answer.rewritten:
-                print(f"(searched: {describe_searched(event.answer.searched)})\n")
+                say(f"(searched: {describe_searched(event.answer.searched)})\n")
             if assistant.llm and event.answer.hits and not args.no_llm:  # the sources come before the first token
-                print("Sources: " + "; ".join(f"[{h.rank}] {CONTROL_CHARACTERS.sub(' ', h.title)}" for h in event.answer.hits) + "\n")
+                say("Sources: " + "; ".join(f"[{h.rank}] {h.title}" for h in event.answer.hits) + "\n")
         elif event.kind == "token":
-            print(CONTROL_CHARACTERS.sub(" ", event.token), end="", flush=True)
+            say(event.token, end="")
             streamed = True
         else:
             answer = event.answer
     if streamed:
         print("\n")
     for notice in answer.notices:
-        print(f"paperchat: {notice}", file=sys.stderr)
+        say(f"paperchat: {notice}", err=True)
     if answer.written_by:
-        print(citation_check(answer.sentences) + "\n")
+        say(citation_check(answer.sentences) + "\n")
     else:
-        print(("Extractive answer instead:\n" if streamed else "") + textwrap.fill(answer.text, 100) + "\n")
+        say(("Extractive answer instead:\n" if streamed else "") + textwrap.fill(answer.text, 100) + "\n")
     for hit in answer.hits:
-        print(format_hit(hit) + "\n")
+        say(format_hit(hit) + "\n")
     return 0
 
 
@@ -366,7 +382,7 @@ def citation_check(sentences) -> str:
             hint = f"; it lacks {', '.join(sentence.unmatched[:3])}" if sentence.unmatched else ""
             hint += f"; [{sentence.best}] supports it" if sentence.best else ""
             lines.append(f"  not supported ({cited}{hint}): {textwrap.shorten(sentence.text, 90)}")
-    return "\n".join(CONTROL_CHARACTERS.sub(" ", line) for line in lines)
+    return terminal_text("\n".join(lines))
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -380,8 +396,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     load_report, ingest_report = assistant.ingest(args.paths or None, progress=not args.quiet, fmt=args.format, categories=args.category,
                                                   since=args.since, until=args.until)
     for problem in load_report.problems:
-        print(f"paperchat: skipped {problem}", file=sys.stderr)
-    print(f"{load_report.summary()}\n{ingest_report.summary()} ({assistant.location})")
+        say(f"paperchat: skipped {problem}", err=True)
+    say(f"{load_report.summary()}\n{ingest_report.summary()} ({assistant.location})")
     return 0
 
 
@@ -390,14 +406,14 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
     else:
-        print("\n".join(f"{key:>10}: {value}" for key, value in info.items()))
+        say("\n".join(f"{key:>10}: {value}" for key, value in info.items()))
     return 0
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
     removed = _open(args, bootstrap=False, load_model=False, create=False).remove(args.ids)
     missing = sorted(set(args.ids) - set(removed))
-    print(f"removed {len(removed)} paper(s)" + (f"; not in the index: {', '.join(missing)}" if missing else ""))
+    say(f"removed {len(removed)} paper(s)" + (f"; not in the index: {', '.join(missing)}" if missing else ""))
     return 0
 
 
@@ -421,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except PaperchatError as exc:
-        print(f"paperchat: error: {exc}", file=sys.stderr)
+        say(f"paperchat: error: {exc}", err=True)
         return 2
     except KeyboardInterrupt:
         print("paperchat: interrupted", file=sys.stderr)

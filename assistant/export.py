@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from collections.abc import Sequence
 
 from paperchat.hits import Hit
 from paperchat.index.errors import PaperchatError
 from paperchat.index.papers import arxiv_search_url
+from paperchat.index.tokenize import fold
 
 EXPORT_FORMATS = ("bibtex", "ris", "csljson")
 _STOP = {"a", "an", "the", "on", "of", "for", "in", "to", "and", "with", "is", "are", "how", "what", "why", "towards", "toward"}
 
 
 def _ascii(text: str) -> str:
-    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    """`text` with accents folded and any other non-ASCII letter dropped: citation keys are plain ASCII."""
+    return fold(text).encode("ascii", "ignore").decode()
 
 
 def _family(name: str) -> str:

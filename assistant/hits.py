@@ -22,6 +22,17 @@ class Citation:
     venue: str = ""
     categories: list[str] = field(default_factory=list)
 
+    def byline(self) -> str:
+        """Authors (the first three, then "et al."), venue and date: the line under the title on every surface."""
+        authors = ", ".join(self.authors[:3]) + (" et al." if len(self.authors) > 3 else "")
+        return ", ".join(part for part in (authors, self.venue, self.date) if part)
+
+    def sources_line(self) -> str:
+        """The pages the paper appeared on, each with its date label unless the page name already holds it."""
+        dates = self.dates or [""] * len(self.pages)
+        labelled = (f"{page} ({date})" if date and date not in page else page for page, date in zip(self.pages, dates))
+        return "; ".join(labelled)
+
 
 @dataclass
 class Hit:

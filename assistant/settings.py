@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     bm25_k1: float = Field(1.2, ge=0, le=10, json_schema_extra=INDEX_TIME)
     bm25_b: float = Field(0.75, ge=0, le=1, json_schema_extra=INDEX_TIME)
     refresh_seconds: float = Field(30.0, ge=0, le=86_400, description="how often a running app checks Chroma for other writers' changes", json_schema_extra=INDEX_TIME)
+    lock_timeout: float = Field(600.0, ge=0, le=604_800, json_schema_extra=INDEX_TIME,
+                                description="seconds to wait for another process writing to the index before giving up")
     mode: Literal[MODES] = "hybrid"
     fusion: Literal[FUSIONS] = "convex"
     rrf_k: float = Field(60.0, ge=0)
@@ -69,6 +71,11 @@ class Settings(BaseSettings):
     llm_model: str | None = Field(None, min_length=1, description="the model name the endpoint expects (default: the first it lists)")
     llm_api_key: SecretStr | None = Field(None, description="sent as a Bearer token to llm_url only; read it from PAPERCHAT_LLM_API_KEY")
     llm_timeout: float = Field(60.0, gt=0, le=3600, description="seconds to wait for the endpoint to send anything before falling back")
+    llm_deadline: float = Field(
+        120.0, gt=0, le=3600,
+        description="seconds one written answer (or follow-up rewrite) may take in all, however the endpoint keeps the "
+        "connection alive; past it, the extractive answer is shown",
+    )
     llm_max_tokens: int = Field(400, ge=16, le=32_768, description="longest written answer, in tokens")
     llm_abstract_chars: int = Field(1500, ge=200, le=20_000, description="characters of each abstract put in the prompt")
 

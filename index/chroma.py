@@ -10,6 +10,7 @@ fingerprint (`id:count:generation`) moves with every write, metadata-only ones i
 from __future__ import annotations
 
 import functools
+import threading
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from paperchat.index.errors import PaperchatError
 from paperchat.index.passages import Passages
 
 READ_BATCH = 5000
+INGESTED = "ingested"  # papers-collection metadata key: an ingest finished here once (no bundled corpus again)
 
 
 def connect(path: Path, chroma_url: str | None, create: bool = True):
@@ -54,6 +56,30 @@ def connect(path: Path, chroma_url: str | None, create: bool = True):
     except Exception as exc:
         raise PaperchatError(f"cannot reach the Chroma server at {chroma_url} ({type(exc).__name__}); is `chroma run` up?") from None
     return client
+
+
+_EMBEDDED: dict[Path, object] = {}  # folder -> the one embedded client this process keeps open on it
+_EMBEDDED_LOCK = threading.Lock()
+
+
+def embedded_client(path: Path, create: bool = True, stale=None):
+    """This process's one embedded client on `path`, shared by every repository of the folder.
+
+    With `stale` (the client a repository found behind another process's writes, see
+    `ChromaRepository.reopen`), that client is closed and a new one takes its place for every
+    repository of the folder. One client per folder is what makes closing it stop Chroma's view
+    of the files: a second client on the folder would keep the old view alive and be handed it back.
+    """
+    key = path.resolve()
+    with _EMBEDDED_LOCK:
+        client = _EMBEDDED.get(key)
+        if client is not None and client is stale:
+            del _EMBEDDED[key]
+            client.close()
+            client = None
+        if client is None:
+            client = _EMBEDDED[key] = connect(path, None, create)
+        return client
 
 
 @functools.cache
@@ -91,26 +117,36 @@ class ChromaRepository:
         self.model = model
         self._dimension = dimension  # asked only when needed: it may mean loading the model
         self.where = chroma_url or str(path)  # for messages
-        self.client = connect(path, chroma_url, create)
+        self._client = connect(path, chroma_url, create) if chroma_url else embedded_client(path, create)
         self._papers = None
         self._passages = None
+
+    @property
+    def client(self):
+        """The Chroma client; for an embedded store, the folder's current one (see `_follow`)."""
+        self._follow()
+        return self._client
+
+    def _follow(self) -> None:
+        """Take up the folder's current client when another repository in this process reopened it:
+        the collections opened through the closed one are opened again."""
+        if not self.chroma_url:
+            current = embedded_client(self.path)
+            if current is not self._client:
+                self._client, self._papers, self._passages = current, None, None
 
     def reopen(self) -> None:
         """Open an embedded store afresh after another process wrote to it.
 
-        Embedded Chroma keeps a per-process view of its files (one cached `System` per folder):
-        it sees another process's counts and metadata, but reading the new records through the
-        old view fails. A new `System` reads the files as they are now. Clients of the old one
-        keep it until they reopen too. A server needs none of this.
+        Embedded Chroma keeps a per-process view of its files (one `System` per folder): it sees
+        another process's counts and metadata, but reading the new records through the old view
+        fails. Closing the folder's client (Chroma's public `close`) stops that view, its threads
+        and its memory with it, and the next client reads the files as they are now. A server
+        needs none of this.
         """
         if self.chroma_url:
             return
-        from chromadb.api.client import SharedSystemClient
-
-        identifier = self.client._identifier
-        SharedSystemClient._identifier_to_system.pop(identifier, None)
-        SharedSystemClient._identifier_to_refcount.pop(identifier, None)
-        self.client = connect(self.path, None)
+        self._client = embedded_client(self.path, stale=self._client)
         self._papers = self._passages = None
 
     @property
@@ -137,6 +173,7 @@ class ChromaRepository:
     @_clear_faults
     def papers(self, create: bool = False):
         """The papers collection, or None when it does not exist and `create` is False."""
+        self._follow()
         if self._papers is None:
             self._papers = self._open(self.name, create, {"model": self.model, "dimension": self._dimension(), "generation": uuid.uuid4().hex} if create else None)
             if self._papers is not None:
@@ -146,6 +183,7 @@ class ChromaRepository:
     @_clear_faults
     def passages(self, create: bool = False):
         """The passage collection, or None when it does not exist and `create` is False."""
+        self._follow()
         if self._passages is None:
             self._passages = self._open(self.passages_name, create)
         return self._passages
@@ -183,6 +221,19 @@ class ChromaRepository:
         if collection is None:
             return "empty"
         return f"{collection.id}:{collection.count()}:{self.metadata().get('generation', '')}"
+
+    @_clear_faults
+    def ingested(self) -> bool:
+        """Whether an ingest ever finished into this index; removing every paper later does not undo it."""
+        return bool(self.metadata().get(INGESTED))
+
+    @_clear_faults
+    def mark_ingested(self) -> None:
+        """Mark the index as ingested into (see `ingested`)."""
+        collection = self.papers(create=True)
+        metadata = self.metadata()
+        if not metadata.get(INGESTED):
+            collection.modify(metadata={**metadata, INGESTED: True})
 
     @_clear_faults
     def stamp(self) -> None:

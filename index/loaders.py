@@ -25,7 +25,16 @@ from pathlib import Path
 from paperchat.index.columns import date_bounds
 from paperchat.index.errors import PaperchatError
 from paperchat.index.formats import from_arxiv, from_bibtex, from_daily_papers, from_openalex, from_ris
-from paperchat.index.papers import Paper, arxiv_id, doi, iso_date, normalise_title, title_id
+from paperchat.index.papers import (
+    Paper,
+    arxiv_id,
+    doi,
+    identity_keys,
+    iso_date,
+    merge_papers,
+    normalise_title,
+    title_id,
+)
 
 _DATE_LINE = re.compile(
     r"^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? \d{1,2}(, \d{4})?$"
@@ -73,12 +82,6 @@ class LoadReport:
         if self.problems:
             text += f"; skipped {len(self.problems)} problem(s)"
         return text
-
-
-@dataclass
-class _Entry:
-    paper: Paper
-    explicit_id: bool
 
 
 def _decode(raw: bytes, source: str, problems: list[Problem]) -> str:
@@ -133,7 +136,7 @@ def _first(record: dict, names: Iterable[str]) -> str:
     return ""
 
 
-def _record_to_entry(record: dict, source: str, line: int, problems: list[Problem]) -> _Entry | None:
+def _record_to_paper(record: dict, source: str, line: int, problems: list[Problem]) -> Paper | None:
     title = _first(record, ("title",))
     abstract = _first(record, TEXT_FIELDS)
     if not abstract:
@@ -144,7 +147,7 @@ def _record_to_entry(record: dict, source: str, line: int, problems: list[Proble
         problems.append(Problem(source, line, "neither an id nor a title to identify the entry"))
         return None
     date = _first(record, ("date", "published", "year"))
-    paper = Paper(
+    return Paper(
         id=given_id or title_id(title),
         title=title,
         abstract=abstract,
@@ -158,7 +161,6 @@ def _record_to_entry(record: dict, source: str, line: int, problems: list[Proble
         venue=_first(record, ("venue", "journal")),
         categories=_names(record.get("categories") or record.get("keywords"), separators=r"[;,]\s*|\s+"),
     )
-    return _Entry(paper, explicit_id=bool(given_id))
 
 
 def _names(value, separators: str = r"\s*;\s*|\s+and\s+") -> list[str]:
@@ -185,7 +187,7 @@ class _CappedProblems(list):
             self.unlisted += 1
 
 
-def parse_json_lines(lines: Iterable[bytes], source: str, kind: str, problems: list[Problem]) -> Iterator[_Entry]:
+def parse_json_lines(lines: Iterable[bytes], source: str, kind: str, problems: list[Problem]) -> Iterator[Paper]:
     """One JSON object per line (JSONL, BEIR corpus.jsonl, arXiv snapshot, OpenAlex), read as it streams."""
     mapper = LINE_FORMATS[kind]
     name = Path(source).name
@@ -198,7 +200,7 @@ def parse_json_lines(lines: Iterable[bytes], source: str, kind: str, problems: l
             problems.append(Problem(source, 0, f"{found.unlisted} more problem(s) in this file not listed"))
 
 
-def _json_lines(lines: Iterable[bytes], source: str, name: str, mapper, problems: list[Problem]) -> Iterator[_Entry]:
+def _json_lines(lines: Iterable[bytes], source: str, name: str, mapper, problems: list[Problem]) -> Iterator[Paper]:
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
@@ -216,23 +218,23 @@ def _json_lines(lines: Iterable[bytes], source: str, name: str, mapper, problems
             problems.append(Problem(source, number, "expected a JSON object with title and abstract"))
             continue
         if mapper is None:
-            entry = _record_to_entry(record, source, number, problems)
+            paper = _record_to_paper(record, source, number, problems)
         else:
-            entry = _mapped(mapper, record, name, source, number, problems)
-        if entry:
-            yield entry
+            paper = _mapped(mapper, record, name, source, number, problems)
+        if paper:
+            yield paper
 
 
-def _mapped(mapper, record, name: str, source: str, line: int, problems: list[Problem]) -> _Entry | None:
-    """A record of a known layout as an entry (its id derived from arXiv id, DOI or title), or a reported problem."""
+def _mapped(mapper, record, name: str, source: str, line: int, problems: list[Problem]) -> Paper | None:
+    """A record of a known layout as a paper (its id derived from arXiv id, DOI or title), or a reported problem."""
     try:
-        return _Entry(mapper(record, name), explicit_id=False)
+        return mapper(record, name)
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
         problems.append(Problem(source, line, f"skipped: {exc}"))
         return None
 
 
-def parse_daily_papers(text: str, source: str, problems: list[Problem]) -> Iterator[_Entry]:
+def parse_daily_papers(text: str, source: str, problems: list[Problem]) -> Iterator[Paper]:
     """The Hugging Face Daily Papers API: a JSON list of entries, each with a `paper`."""
     try:
         entries = json.loads(text)
@@ -251,7 +253,7 @@ def parse_daily_papers(text: str, source: str, problems: list[Problem]) -> Itera
             yield found
 
 
-def parse_bibtex(text: str, source: str, problems: list[Problem]) -> Iterator[_Entry]:
+def parse_bibtex(text: str, source: str, problems: list[Problem]) -> Iterator[Paper]:
     """BibTeX through bibtexparser; a block it cannot parse is reported with its line."""
     import bibtexparser
 
@@ -266,7 +268,7 @@ def parse_bibtex(text: str, source: str, problems: list[Problem]) -> Iterator[_E
             yield found
 
 
-def parse_ris(text: str, source: str, problems: list[Problem]) -> Iterator[_Entry]:
+def parse_ris(text: str, source: str, problems: list[Problem]) -> Iterator[Paper]:
     """RIS through rispy (what EndNote, Zotero and Mendeley export)."""
     import rispy
 
@@ -305,7 +307,7 @@ def detect_format(path: Path, head: bytes) -> str | None:
     return suffix
 
 
-def parse_csv(text: str, source: str, problems: list[Problem]) -> Iterator[_Entry]:
+def parse_csv(text: str, source: str, problems: list[Problem]) -> Iterator[Paper]:
     """CSV or TSV with a header row naming title and abstract (or text) columns."""
     delimiter = "\t" if source.lower().endswith(".tsv") else ","
     csv.field_size_limit(sys.maxsize)
@@ -327,9 +329,9 @@ def parse_csv(text: str, source: str, problems: list[Problem]) -> Iterator[_Entr
             problems.append(Problem(source, reader.line_num, f"malformed CSV row ({exc})"))
             continue
         record = {str(k).strip().lower(): v for k, v in row.items() if k is not None and isinstance(v, str)}
-        entry = _record_to_entry(record, source, reader.line_num, problems)
-        if entry:
-            yield entry
+        paper = _record_to_paper(record, source, reader.line_num, problems)
+        if paper:
+            yield paper
 
 
 def _files_in(path: Path) -> list[Path]:
@@ -340,7 +342,7 @@ def _files_in(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
 
 
-def _parse_file(path: Path, fmt: str | None, problems: list[Problem]) -> Iterator[_Entry]:
+def _parse_file(path: Path, fmt: str | None, problems: list[Problem]) -> Iterator[Paper]:
     source = str(path)
     try:
         with path.open("rb") as handle:
@@ -363,8 +365,7 @@ def _parse_file(path: Path, fmt: str | None, problems: list[Problem]) -> Iterato
         return
     text = _decode(raw, source, problems)
     if kind == "pages":
-        for paper in parse_pages(text, source, problems):
-            yield _Entry(paper, explicit_id=False)
+        yield from parse_pages(text, source, problems)
     elif kind == "csv":
         yield from parse_csv(text, source, problems)
     elif kind == "daily-papers":
@@ -375,37 +376,41 @@ def _parse_file(path: Path, fmt: str | None, problems: list[Problem]) -> Iterato
         yield from parse_ris(text, source, problems)
 
 
-def merge_entries(entries: Iterable[_Entry], report: LoadReport, keep: Callable[[Paper], bool] | None = None) -> list[Paper]:
-    """De-duplicate: by arXiv id or DOI first, then by the id a file gives (JSONL, CSV, BEIR), else by
-    normalised title. Papers `keep` refuses are dropped as they come (and counted)."""
-    by_key: dict[str, Paper] = {}
+def merge_entries(
+    papers: Iterable[Paper], report: LoadReport, keep: Callable[[Paper], bool] | None = None
+) -> list[Paper]:
+    """De-duplicate by the rule the ingest plan uses: papers sharing an identity key (`identity_keys`: arXiv
+    id, DOI, the id a file gave, else the normalised title) are one, merged by `merge_papers`. Papers `keep`
+    refuses are dropped as they come (and counted)."""
     by_id: dict[str, Paper] = {}
-    for entry in entries:
+    owners: dict[str, str] = {}
+    for paper in papers:
         report.entries += 1
-        paper = entry.paper
         if keep is not None and not keep(paper):
             report.filtered += 1
             continue
-        keys = [f"arxiv:{paper.arxiv_id}" if paper.arxiv_id else "", f"doi:{paper.doi}" if paper.doi else "",
-                "id:" + paper.id if entry.explicit_id else "title:" + normalise_title(paper.title)]
-        keys = [k for k in keys if k]
-        key = next((k for k in keys if k in by_key), keys[0])
-        same = by_key.get(key) or by_id.get(paper.id)
-        if same is not None and (key in by_key or normalise_title(same.title) == normalise_title(paper.title)):
-            same.merge_source(paper)
-            for extra in keys:
-                by_key.setdefault(extra, same)
-            report.duplicates += 1
-        elif same is not None:  # one id, two different papers: an explicit id equal to another entry's title-derived id
-            report.problems.append(Problem(paper.pages[0] if paper.pages else "?", 0, f"id {paper.id!r} already names another paper "
-                                           f"({same.title[:60]!r}); {paper.title[:60]!r} was skipped"))
-        else:
-            for extra in keys:
-                by_key.setdefault(extra, paper)
+        keys = identity_keys(paper)
+        owner = next((owners[key] for key in keys if key in owners), None)
+        same_id = by_id.get(paper.id)
+        if owner is None and same_id is not None:  # one id, no key in common: one paper only if the titles agree
+            if normalise_title(same_id.title) != normalise_title(paper.title):
+                where = paper.pages[0] if paper.pages else "?"
+                other = same_id.title[:60]
+                message = f"id {paper.id!r} already names another paper ({other!r}); {paper.title[:60]!r} was skipped"
+                report.problems.append(Problem(where, 0, message))
+                continue
+            owner = paper.id
+        if owner is None:
             by_id[paper.id] = paper
-    papers = list(by_id.values())
-    report.papers = len(papers)
-    return papers
+            owner = paper.id
+        else:
+            by_id[owner] = merge_papers(by_id[owner], paper)
+            report.duplicates += 1
+        for key in keys:
+            owners.setdefault(key, owner)
+    merged = list(by_id.values())
+    report.papers = len(merged)
+    return merged
 
 
 def date_in(date: str, since: str | None, until: str | None) -> bool:
@@ -442,11 +447,11 @@ def load_paths(paths: Iterable[str | Path], fmt: str | None = None, keep: Callab
             report.problems.append(Problem(str(path), 0, "no .txt, .jsonl, .csv or .tsv files found"))
         files.extend(found)
 
-    def entries() -> Iterator[_Entry]:
+    def papers_read() -> Iterator[Paper]:
         for file in files:
             yield from _parse_file(file, fmt, report.problems)
 
-    papers = merge_entries(entries(), report, keep)
+    papers = merge_entries(papers_read(), report, keep)
     return papers, report
 
 

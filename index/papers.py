@@ -1,12 +1,18 @@
-"""The one record that flows into the index: `Paper`, plus the id and link rules."""
+"""The one record that flows into the index: `Paper`, plus the id, identity and link rules.
+
+`identity_keys` and `merge_papers` are the one rule for "the same paper seen again" and the one
+way its sources are combined: the loader uses them within a load, the ingest plan against what
+the index holds, so one load of many files and one ingest per file end in the same papers.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from paperchat.index.tokenize import fold
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 # github.com/owner/repo with or without scheme; trailing punctuation and ".git" are trimmed.
@@ -16,9 +22,7 @@ MAX_ID_LENGTH = 80
 
 def normalise_title(title: str) -> str:
     """Case-, accent-, punctuation- and whitespace-insensitive form used to spot the same paper twice."""
-    text = unicodedata.normalize("NFKD", title)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    return _NON_WORD.sub(" ", text.casefold()).strip()
+    return _NON_WORD.sub(" ", fold(title).casefold()).strip()
 
 
 def title_id(title: str) -> str:
@@ -131,9 +135,46 @@ class Paper:
         """What both BM25 and the embedding model see: the title together with the abstract."""
         return f"{self.title}\n{self.abstract}" if self.title else self.abstract
 
-    def merge_source(self, other: Paper) -> None:
-        """Record that the same paper was also seen in `other`'s sources."""
-        for page, date in zip(other.pages, other.dates or [""] * len(other.pages)):
-            if page not in self.pages:
-                self.pages.append(page)
-                self.dates.append(date)
+
+def identity_keys(paper: Paper) -> list[str]:
+    """The keys under which `paper` is met again from another source, strongest first: its arXiv id,
+    its DOI, then the id a file gave it or, when its id was made from these or from the title, its
+    normalised title. Two papers sharing a key are one paper."""
+    keys = [f"arxiv:{paper.arxiv_id}"] if paper.arxiv_id else []
+    if paper.doi:
+        keys.append(f"doi:{paper.doi}")
+    title = normalise_title(paper.title)
+    if paper.id not in (paper.arxiv_id, f"doi:{paper.doi}", title_id(paper.title)):
+        keys.append(f"id:{paper.id}")
+    elif title:
+        keys.append(f"title:{title}")
+    return keys
+
+
+def merge_papers(known: Paper, newer: Paper) -> Paper:
+    """One paper from `known` and `newer`, a later sighting of it: it keeps `known`'s id, takes `newer`'s
+    text, and its sources accumulate (a page seen again takes its new date). Other fields take `newer`'s
+    value when it has one; a url made up from the title never replaces a real one."""
+    pages = list(known.pages)
+    dates = list(known.dates) + [""] * (len(known.pages) - len(known.dates))
+    for page, date in zip(newer.pages, newer.dates or [""] * len(newer.pages)):
+        if page not in pages:
+            pages.append(page)
+            dates.append(date)
+        elif date:
+            dates[pages.index(page)] = date
+    newer_has_own_url = newer.url and newer.url != arxiv_search_url(newer.title)
+    return replace(
+        newer,
+        id=known.id,
+        url=newer.url if newer_has_own_url else known.url or newer.url,
+        pages=pages,
+        dates=dates,
+        code_links=newer.code_links or known.code_links,
+        authors=newer.authors or known.authors,
+        date=newer.date or known.date,
+        arxiv_id=newer.arxiv_id or known.arxiv_id,
+        doi=newer.doi or known.doi,
+        venue=newer.venue or known.venue,
+        categories=newer.categories or known.categories,
+    )

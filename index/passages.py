@@ -18,18 +18,23 @@ import numpy as np
 
 PASSAGE_VECTORS_FILE = "passage-vectors.npy"
 PASSAGE_OFFSETS_FILE = "passage-offsets.npy"
+# A sentence ends at . ! or ? before a capital or a digit, which may follow an opening quote or bracket.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+# ... or before any opening quote or bracket: a written answer's citation marker "[2]" opens a new piece.
+_SENTENCE_OR_MARKER_END = re.compile(r"(?<=[.!?])\s+(?=[\[\"'(A-Z0-9])")
 
 
-def split_sentences(text: str) -> list[str]:
-    """Sentences of an abstract (a period followed by a capital or digit ends one)."""
-    return list(_sentences(text))
+def split_sentences(text: str, bracket_opens: bool = False) -> list[str]:
+    """Sentences of an abstract (a period followed by a capital or digit ends one). With `bracket_opens`,
+    an opening bracket or quote after a period starts a new one whatever follows it (written answers)."""
+    return list(_sentences(text, bracket_opens))
 
 
 @lru_cache(maxsize=20_000)
-def _sentences(text: str) -> tuple[str, ...]:
+def _sentences(text: str, bracket_opens: bool) -> tuple[str, ...]:
     """Cached: the same abstracts come back query after query."""
-    return tuple(s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip())
+    boundary = _SENTENCE_OR_MARKER_END if bracket_opens else _SENTENCE_END
+    return tuple(s.strip() for s in boundary.split(text.strip()) if s.strip())
 
 
 def pack_passages(title: str, sentences: Sequence[str], counts: Sequence[int], window: int) -> list[str]:

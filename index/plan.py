@@ -9,12 +9,13 @@ with its provenance merged: pages and dates accumulate, newer values replace old
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from paperchat.index.papers import Paper, arxiv_search_url, normalise_title, title_id
+from paperchat.index.papers import Paper, identity_keys, merge_papers
 
 
 def content_hash(paper: Paper) -> str:
@@ -69,35 +70,6 @@ def record_to_paper(doc_id: str, document: str, metadata: Mapping) -> Paper:
     )
 
 
-def merge_provenance(stored: Paper, incoming: Paper) -> Paper:
-    """`incoming` (same id) with the stored paper's sources kept: pages accumulate (a page seen
-    again takes its new date), and the stored url and code links stand unless `incoming` has its own."""
-    pages, dates = list(stored.pages), list(stored.dates) + [""] * (len(stored.pages) - len(stored.dates))
-    for page, date in zip(incoming.pages, incoming.dates or [""] * len(incoming.pages)):
-        if page in pages:
-            if date:
-                dates[pages.index(page)] = date
-        else:
-            pages.append(page)
-            dates.append(date)
-    has_own_url = incoming.url and incoming.url != arxiv_search_url(incoming.title)
-    return Paper(
-        id=incoming.id,
-        title=incoming.title,
-        abstract=incoming.abstract,
-        url=incoming.url if has_own_url else stored.url or incoming.url,
-        pages=pages,
-        dates=dates,
-        code_links=incoming.code_links or stored.code_links,
-        authors=incoming.authors or stored.authors,
-        date=incoming.date or stored.date,
-        arxiv_id=incoming.arxiv_id or stored.arxiv_id,
-        doi=incoming.doi or stored.doi,
-        venue=incoming.venue or stored.venue,
-        categories=incoming.categories or stored.categories,
-    )
-
-
 @dataclass
 class IngestPlan:
     """What to write: `embed` (new, changed or not fully embedded papers: embed and write) and
@@ -114,42 +86,39 @@ class IngestPlan:
         return len(self.metadata)
 
 
-def same_paper_ids(existing: Mapping[str, Mapping]) -> dict[str, str]:
-    """Keys under which a stored paper can be met again from another source: its arXiv id, its DOI,
-    and its normalised title when its id was made from the title (not one a file gave)."""
-    keys: dict[str, str] = {}
-    for doc_id, metadata in existing.items():
-        for key in (f"arxiv:{metadata.get('arxiv_id')}" if metadata.get("arxiv_id") else "", f"doi:{metadata.get('doi')}" if metadata.get("doi") else ""):
-            if key:
-                keys.setdefault(key, doc_id)
-        title = str(metadata.get("title", ""))
-        if title and doc_id == title_id(title):
-            keys.setdefault("title:" + normalise_title(title), doc_id)
-    return keys
-
-
-def stored_id(paper: Paper, keys: Mapping[str, str]) -> str | None:
-    """The id under which `paper` is already stored with another id, if it is (see `same_paper_ids`)."""
-    candidates = [f"arxiv:{paper.arxiv_id}" if paper.arxiv_id else "", f"doi:{paper.doi}" if paper.doi else "", "title:" + normalise_title(paper.title)]
-    return next((keys[key] for key in candidates if key in keys), None)
+def group_by_paper(existing: Mapping[str, Mapping], incoming: Sequence[Paper]) -> dict[str, list[Paper]]:
+    """The incoming records by the id of the paper each one is: the stored paper with its id, else the
+    stored or earlier incoming paper it shares an identity key with (`identity_keys`), else itself.
+    Stored papers are known first, so that records meeting one stored paper from different sides
+    (one by its arXiv id, one by its DOI) land on that paper together."""
+    owners: dict[str, str] = {}
+    if any(paper.id not in existing for paper in incoming):
+        for doc_id, metadata in existing.items():
+            for key in identity_keys(record_to_paper(doc_id, "", metadata)):
+                owners.setdefault(key, doc_id)
+    groups: dict[str, list[Paper]] = {}
+    for paper in incoming:
+        keys = identity_keys(paper)
+        owner = paper.id if paper.id in existing else next((owners[key] for key in keys if key in owners), paper.id)
+        for key in keys:
+            owners.setdefault(key, owner)
+        groups.setdefault(owner, []).append(paper)
+    return groups
 
 
 def plan_ingest(existing: Mapping[str, Mapping], incoming: Sequence[Paper]) -> IngestPlan:
-    """Decide, for each incoming paper, from the metadata Chroma holds by id (`existing`). A paper
-    stored from another source under another id (same arXiv id, DOI or title) is updated there."""
+    """Decide, for each paper the incoming records are (`group_by_paper`), from the metadata Chroma holds
+    by id (`existing`). The records of one paper become one write: the stored paper with their sources
+    merged in (`merge_papers`)."""
     plan = IngestPlan()
-    keys = same_paper_ids(existing) if any(paper.id not in existing for paper in incoming) else {}
-    for paper in incoming:
-        if paper.id not in existing:
-            known = stored_id(paper, keys)
-            paper = replace(paper, id=known) if known else paper
-        old = existing.get(paper.id)
+    for doc_id, records in group_by_paper(existing, incoming).items():
+        old = existing.get(doc_id)
         if old is None:
             plan.added += 1
-            plan.embed.append(paper)
+            plan.embed.append(functools.reduce(merge_papers, records))
             continue
-        merged = merge_provenance(record_to_paper(paper.id, paper.text, old), paper)
-        if old.get("content_hash") != content_hash(paper) or "passages" not in old:
+        merged = functools.reduce(merge_papers, records, record_to_paper(doc_id, "", old))
+        if old.get("content_hash") != content_hash(merged) or "passages" not in old:
             plan.updated += 1
             plan.embed.append(merged)
             continue
@@ -157,5 +126,5 @@ def plan_ingest(existing: Mapping[str, Mapping], incoming: Sequence[Paper]) -> I
         if metadata == dict(old):
             plan.unchanged += 1
         else:
-            plan.metadata.append((paper.id, metadata))
+            plan.metadata.append((doc_id, metadata))
     return plan

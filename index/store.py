@@ -9,16 +9,20 @@ from its last snapshot and takes the new one once the writer is done.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
 import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import psutil
 from filelock import FileLock, Timeout
 
 from paperchat.index.bm25 import BM25Params
@@ -31,8 +35,8 @@ from paperchat.index.plan import paper_to_record, plan_ingest
 from paperchat.index.snapshot import Snapshot
 from paperchat.index.tokenize import Tokenizer
 
-WRITE_BATCH = 1024
 LOCK_FILE = "write.lock"
+HOLDER_FILE = "write.lock.holder"  # the lock holder's pid and command, for the messages of those who wait
 
 
 @dataclass
@@ -59,20 +63,97 @@ def _hold_after(batch: int) -> None:
         time.sleep(3600)
 
 
+class WriteLock:
+    """One writer per index across processes (`filelock`), with a note beside the lock of who holds it.
+
+    The holder writes its pid and command next to the lock and removes them when it lets go, so
+    that a process finding the index locked says whom it waits for instead of hanging silently,
+    and gives up after `timeout` seconds with an error that names the holder.
+    """
+
+    def __init__(self, folder: Path, timeout: float, where: str, notify: Callable[[str], None]) -> None:
+        self._lock = FileLock(str(folder / LOCK_FILE))
+        self._holder_file = folder / HOLDER_FILE
+        self.timeout = timeout
+        self.where = where
+        self.notify = notify
+
+    @contextlib.contextmanager
+    def held(self, wait: bool = True) -> Iterator[bool]:
+        """Hold the lock for the block (re-entrant in one thread). Without `wait`, yields False at
+        once when another process holds it; with it, waits up to `timeout` seconds, saying so once."""
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            if not wait:
+                yield False
+                return
+            self._wait()
+        try:
+            if self._lock.lock_counter == 1:
+                self._write_holder()
+            yield True
+        finally:
+            if self._lock.lock_counter == 1:
+                self._holder_file.unlink(missing_ok=True)
+            self._lock.release()
+
+    def _wait(self) -> None:
+        holder = self.holder()
+        waiting = f"waiting up to {self.timeout:g} s for it (lock_timeout)"
+        self.notify(f"the index at {self.where} is being written by {holder}; {waiting}")
+        try:
+            self._lock.acquire(timeout=self.timeout)
+        except Timeout:
+            raise PaperchatError(
+                f"the index at {self.where} is still being written by {self.holder()} after {self.timeout:g} s; "
+                "try again once it is done, or wait longer with lock_timeout (PAPERCHAT_LOCK_TIMEOUT)"
+            ) from None
+
+    def _write_holder(self) -> None:
+        command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else sys.executable
+        try:
+            self._holder_file.write_text(json.dumps({"pid": os.getpid(), "command": command}), encoding="utf-8")
+        except OSError:
+            pass  # the note only improves others' messages; the lock itself is what serialises writers
+
+    def holder(self) -> str:
+        """Who holds the lock, as the holder noted it: "pid 123 (paperchat ingest x.bib)", or "another process"."""
+        try:
+            note = json.loads(self._holder_file.read_text(encoding="utf-8"))
+            pid, command = int(note["pid"]), str(note["command"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return "another process"
+        if not psutil.pid_exists(pid):  # a note left by a holder that was killed; the lock died with it
+            return "another process"
+        return f"pid {pid} ({_printable(command)[:200]})"
+
+
+def _printable(text: str) -> str:
+    """Another process's command line as message text: control characters become spaces."""
+    return re.sub(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]", " ", text)
+
+
 class Store:
-    """A Chroma repository, the embedder that fills it, and the snapshot derived from it."""
+    """A Chroma repository, the embedder that fills it, and the snapshot derived from it.
+
+    The knobs come from the caller (`Assistant.open` passes `Settings`), so that each default is
+    written in one place.
+    """
 
     def __init__(
         self,
         path: Path,
         embedder: Embedder,
-        collection: str = "papers",
-        chroma_url: str | None = None,
-        engine: str = "bm25s",
+        *,
+        collection: str,
+        chroma_url: str | None,
+        engine: str,
+        bm25: BM25Params,
+        write_batch: int,
+        lock_timeout: float,
         tokenizer: Tokenizer | None = None,
-        bm25: BM25Params | None = None,
         notify: Callable[[str], None] | None = None,
-        write_batch: int = WRITE_BATCH,
         create: bool = True,
     ) -> None:
         self.path = Path(path).expanduser()
@@ -80,7 +161,7 @@ class Store:
         self.chroma_url = chroma_url
         self.engine = engine
         self.tokenizer = tokenizer or Tokenizer()
-        self.bm25_params = bm25 or BM25Params()
+        self.bm25_params = bm25
         self.notify = notify or (lambda message: print(message, file=sys.stderr))
         self.write_batch = write_batch
         self.repository = ChromaRepository(self.path, chroma_url, collection, embedder.name, lambda: self.embedder.dimension, create)
@@ -88,7 +169,7 @@ class Store:
             self.snapshot_folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise PaperchatError(f"cannot write the derived snapshot under {self.path} ({exc.strerror or exc})") from None
-        self._lock = FileLock(str(self.snapshot_folder / LOCK_FILE))
+        self._writer = WriteLock(self.snapshot_folder, lock_timeout, self.repository.where, self.notify)
         self._snapshot: Snapshot | None = None
         self._snapshot_fingerprint = ""
         self._snapshot_guard = threading.Lock()
@@ -115,11 +196,9 @@ class Store:
             fingerprint = self.repository.fingerprint()
             if self._snapshot is not None and fingerprint == self._snapshot_fingerprint:
                 return self._snapshot
-            try:
-                with self._lock.acquire(timeout=0 if self._snapshot is not None else -1):
+            with self._writer.held(wait=self._snapshot is None) as holding:
+                if holding:
                     self._install(self._load_or_build(self._current_fingerprint(), rebuild=False))
-            except Timeout:
-                pass
             return self._snapshot
 
     def _current_fingerprint(self) -> str:
@@ -147,38 +226,57 @@ class Store:
 
     # --- writes ------------------------------------------------------------------------
 
+    def fill_new(self, load: Callable[[], list[Paper]], announce: str, progress: bool = True) -> IngestReport | None:
+        """Ingest `load()` into an index nothing was ever ingested into (first use), else None.
+
+        Decided under the write lock, so two processes opening a new index fill it once; and by
+        the index's own mark of a first ingest, never by its count, so an index whose papers were
+        all removed stays empty.
+        """
+        with self._writer.held():
+            self._current_fingerprint()
+            if self.repository.ingested() or self.repository.count():
+                return None
+            self.notify(announce)
+            return self._ingest(load(), progress)
+
     def ingest(self, papers: list[Paper], progress: bool = True) -> IngestReport:
         """Add new papers, re-embed changed ones, update the metadata of re-sourced ones; then one new snapshot.
 
         Vectors are written batch by batch as they are embedded, so an interrupted ingest
         keeps what it finished and the next run only embeds the rest.
         """
+        with self._writer.held():
+            self._current_fingerprint()
+            return self._ingest(papers, progress)
+
+    def _ingest(self, papers: list[Paper], progress: bool) -> IngestReport:
+        """Call with the lock held: `ingest`'s work."""
         from tqdm.auto import tqdm
 
-        with self._lock:
-            self._current_fingerprint()
-            plan = plan_ingest(self.repository.existing_metadata(), papers)
-            report = IngestReport(plan.added, plan.updated, plan.updated_metadata, plan.unchanged)
-            if plan.embed or plan.metadata:
-                self.repository.stamp()
-                for start in range(0, len(plan.metadata), self.write_batch):
-                    batch = plan.metadata[start : start + self.write_batch]
-                    self.repository.update_metadata([doc_id for doc_id, _ in batch], [metadata for _, metadata in batch])
-                # The bar counts texts: abstracts, plus the passages of each write batch once it is split.
-                with tqdm(total=len(plan.embed), desc="embedding abstracts + passages", unit="text", disable=not progress, file=sys.stderr) as bar:
-                    for number, start in enumerate(range(0, len(plan.embed), self.write_batch), start=1):
-                        batch = plan.embed[start : start + self.write_batch]
-                        passages = self.passages(batch)
-                        bar.total += sum(map(len, passages))
-                        bar.refresh()
-                        self._write_batch(batch, passages, bar.update)
-                        _hold_after(number)
-                self.repository.stamp()
-            else:
-                self.repository.papers(create=True)
-            report.total = self.repository.count()
-            self._install(self._load_or_build(self.repository.fingerprint(), rebuild=bool(plan.embed or plan.metadata)))
-            return report
+        plan = plan_ingest(self.repository.existing_metadata(), papers)
+        report = IngestReport(plan.added, plan.updated, plan.updated_metadata, plan.unchanged)
+        if plan.embed or plan.metadata:
+            self.repository.stamp()
+            for start in range(0, len(plan.metadata), self.write_batch):
+                batch = plan.metadata[start : start + self.write_batch]
+                self.repository.update_metadata([doc_id for doc_id, _ in batch], [metadata for _, metadata in batch])
+            # The bar counts texts: abstracts, plus the passages of each write batch once it is split.
+            bar = tqdm(total=len(plan.embed), desc="embedding abstracts + passages", unit="text", disable=not progress,
+                       file=sys.stderr)
+            with bar:
+                for number, start in enumerate(range(0, len(plan.embed), self.write_batch), start=1):
+                    batch = plan.embed[start : start + self.write_batch]
+                    passages = self.passages(batch)
+                    bar.total += sum(map(len, passages))
+                    bar.refresh()
+                    self._write_batch(batch, passages, bar.update)
+                    _hold_after(number)
+            self.repository.stamp()
+        self.repository.mark_ingested()
+        report.total = self.repository.count()
+        self._install(self._load_or_build(self.repository.fingerprint(), rebuild=bool(plan.embed or plan.metadata)))
+        return report
 
     def passages(self, papers: list[Paper]) -> list[list[str]]:
         """Each paper's passages (`pack_passages`), token counts from one tokenizer call."""
@@ -212,7 +310,7 @@ class Store:
 
     def remove(self, ids: Iterable[str]) -> list[str]:
         """Delete papers from Chroma, then derive a new snapshot; returns the ids that were present."""
-        with self._lock:
+        with self._writer.held():
             self._current_fingerprint()
             if self.repository.papers() is None:
                 return []

@@ -28,7 +28,11 @@ def _stemmer() -> Stemmer.Stemmer:
 
 
 def fold(word: str) -> str:
-    """Accents removed ("schrödinger" -> "schrodinger"), so that either spelling finds the other."""
+    """Accents removed ("schrödinger" -> "schrodinger"), so that either spelling finds the other.
+
+    The one accent folding of paperchat: BM25 terms, title identity (`papers.normalise_title`),
+    filter columns (`columns.folded`) and citation keys (`export`) all go through it.
+    """
     if word.isascii():
         return word
     return "".join(ch for ch in unicodedata.normalize("NFKD", word) if not unicodedata.combining(ch))

@@ -1,22 +1,46 @@
 """Written answers without a model: prompt and citation parsing, the checker's arithmetic, settings,
 and every way an endpoint can fail (real HTTP servers on loopback, tests/endpoints.py)."""
 
+import os
 import socket
+import subprocess
+import sys
+import time
 
 import pytest
-from endpoints import Endpoint, refused_url
+from endpoints import Endpoint, parts, refused_url, with_llm
 
 from paperchat import PaperchatError, Settings
 from paperchat.chat import Answer, written_answer
-from paperchat.citations import CheckedSentence, Support, cited_sentences, present_numbers, stated_numbers, support_score, verdict
+from paperchat.citations import (
+    CheckedSentence,
+    Support,
+    cited_sentences,
+    present_numbers,
+    stated_numbers,
+    support_score,
+    verdict,
+)
 from paperchat.hits import Citation, Hit
-from paperchat.llm import LLM, LLMError, answer_messages, clean_rewrite
+from paperchat.llm import LLM, LLMError, answer_messages, clean_rewrite, content_text
+
+QUESTION = "Is there a training-free way to detect LLM-generated text?"
+FOLLOW_UP = ("what about for vision models?", ["pruning large language models"])
+HI = [{"role": "user", "content": "hi"}]
 
 
 def test_sentences_keep_their_markers_and_a_leading_marker_belongs_to_the_sentence_before():
-    text = "LoRA trains low-rank matrices [1]. QLoRA quantises to 4 bits [2][3].\nBoth save memory [1, 3]. [4] Merging is cheap.  Uncited end."
-    assert cited_sentences(text) == [("LoRA trains low-rank matrices.", [1]), ("QLoRA quantises to 4 bits.", [2, 3]),
-                                     ("Both save memory.", [1, 3, 4]), ("Merging is cheap.", []), ("Uncited end.", [])]
+    text = (
+        "LoRA trains low-rank matrices [1]. QLoRA quantises to 4 bits [2][3].\n"
+        "Both save memory [1, 3]. [4] Merging is cheap.  Uncited end."
+    )
+    assert cited_sentences(text) == [
+        ("LoRA trains low-rank matrices.", [1]),
+        ("QLoRA quantises to 4 bits.", [2, 3]),
+        ("Both save memory.", [1, 3, 4]),
+        ("Merging is cheap.", []),
+        ("Uncited end.", []),
+    ]
     assert cited_sentences("") == [] and cited_sentences("[1]") == []
     assert cited_sentences("First claim. [1]. Second claim. [2] ") == [("First claim.", [1]), ("Second claim.", [2])]
 
@@ -27,7 +51,9 @@ def test_a_number_the_source_lacks_means_no_support():
 
 def test_stated_numbers_skip_names_and_present_numbers_read_scraped_text_leniently():
     assert stated_numbers("after five iterations, twice as fast, one model") == {"5", "2"}
-    assert stated_numbers("GPT-4o and Llama-3.1-405B reach 62% vs 53.6%, ~2.6B params, 400x faster on 1,000 samples") == {"62", "53.6", "2.6", "400", "1000"}
+    assert stated_numbers(
+        "GPT-4o and Llama-3.1-405B reach 62% vs 53.6%, ~2.6B params, 400x faster on 1,000 samples"
+    ) == {"62", "53.6", "2.6", "400", "1000"}
     assert {"53.6", "2", "1000"} <= present_numbers("outperforming RFT (53. 6\\%) with (sim2%) extra and 1,000 samples")
 
 
@@ -48,7 +74,12 @@ def _hit(rank: int, title: str, abstract: str) -> Hit:
 
 
 def test_the_prompt_numbers_the_abstracts_clips_them_and_carries_the_conversation():
-    messages = answer_messages("how is it made cheaper?", ["low-rank adaptation"], [_hit(1, "LoRA", "A " * 2000), _hit(2, "QLoRA", "Four bits.")], 300)
+    messages = answer_messages(
+        "how is it made cheaper?",
+        ["low-rank adaptation"],
+        [_hit(1, "LoRA", "A " * 2000), _hit(2, "QLoRA", "Four bits.")],
+        300,
+    )
     system, user = messages[0]["content"], messages[1]["content"]
     assert "[1] or [2][3]" in system and "only the numbers you were given" in system
     assert "[1] LoRA\n" in user and "[2] QLoRA\nFour bits." in user and "- low-rank adaptation" in user
@@ -68,7 +99,11 @@ def test_an_answer_in_which_nothing_is_supported_falls_back_to_the_extractive_an
     assert written.text == "Supported. [1] Unsupported. [2]" and written.written_by == "m at u"
     assert any("[7]" in n for n in written.notices) and any("1 of 2 sentences" in n for n in written.notices)
     refused = written_answer(extractive, [bad], "m at u")
-    assert refused.text == "Extractive sentence [1]." and refused.written_by is None and "showing the extractive answer" in refused.notices[-1]
+    assert (
+        refused.text == "Extractive sentence [1]."
+        and refused.written_by is None
+        and "showing the extractive answer" in refused.notices[-1]
+    )
     assert refused.to_dict()["sentences"][0]["supported"] is False
 
 
@@ -92,19 +127,24 @@ def test_a_working_endpoint_streams_and_gets_the_key_in_the_header_only():
         paths = [path for path, _, _ in endpoint.requests]
         assert paths == ["/v1/models", "/v1/chat/completions"]  # no model named: the first one listed is used
         headers, body = endpoint.requests[1][1], endpoint.requests[1][2]
-        assert headers["Authorization"] == "Bearer sk-secret" and body["model"] == "test-model" and body["stream"] is True
+        assert (
+            headers["Authorization"] == "Bearer sk-secret" and body["model"] == "test-model" and body["stream"] is True
+        )
         assert "sk-secret" not in str(body)
     finally:
         endpoint.close()
 
 
-@pytest.mark.parametrize("behaviour, reason", [
-    ("hang", "no reply from .* within 1 s"),
-    ("unauthorized", "HTTP 401 .*PAPERCHAT_LLM_API_KEY"),
-    ("garbage", "malformed stream event"),
-    ("empty", "empty answer"),
-    ("dies", "ended mid-answer"),
-])
+@pytest.mark.parametrize(
+    "behaviour, reason",
+    [
+        ("hang", "no reply from .* within 1 s"),
+        ("unauthorized", "HTTP 401 .*PAPERCHAT_LLM_API_KEY"),
+        ("garbage", "malformed stream event"),
+        ("empty", "empty answer"),
+        ("dies", "ended mid-answer"),
+    ],
+)
 def test_every_endpoint_failure_is_one_line(behaviour, reason):
     endpoint = Endpoint(behaviour)
     try:
@@ -121,10 +161,137 @@ def test_a_refused_connection_is_one_line():
         list(LLM(refused_url(), model="m", timeout=2).stream([{"role": "user", "content": "hi"}]))
 
 
-def test_no_llm_configured_means_no_client_and_no_socket(monkeypatch):
-    from paperchat.api import _llm
-
+def test_an_llm_configured_but_unreachable_connects_and_none_configured_connects_nowhere(assistant, monkeypatch):
     connections = []
     real_connect = socket.socket.connect
-    monkeypatch.setattr(socket.socket, "connect", lambda self, address: connections.append(address) or real_connect(self, address))
-    assert _llm(Settings.load()) is None and connections == []
+    monkeypatch.setattr(
+        socket.socket, "connect", lambda self, address: connections.append(address) or real_connect(self, address)
+    )
+    unreachable = refused_url()
+    answer = with_llm(assistant, unreachable, llm_timeout=2).ask(QUESTION, k=3)
+    assert answer.written_by is None and answer.notices[-1].startswith("No written answer:")
+    port = int(unreachable.rsplit(":", 1)[1].split("/")[0])
+    assert ("127.0.0.1", port) in connections  # the recorder sees the attempt when there is one
+    connections.clear()
+    answer = assistant.ask(QUESTION, k=3)
+    assert connections == [] and answer.written_by is None and answer.hits
+    assert assistant.llm is None
+
+
+def test_content_given_as_a_list_of_parts_is_text():
+    assert (
+        content_text(parts("LoRA [1].")) == "LoRA [1]." and content_text("LoRA") == "LoRA" and content_text(None) == ""
+    )
+    assert (
+        content_text([{"type": "text", "text": "a "}, {"type": "image_url", "image_url": {}}, {"text": "b"}]) == "a b"
+    )
+    assert (
+        content_text(5) is None and content_text(["a"]) is None and content_text([{"type": "text", "text": 5}]) is None
+    )
+    endpoint = Endpoint("parts")
+    try:
+        llm = LLM(endpoint.url, model="m", timeout=5)
+        assert list(llm.stream(HI)) == ["LoRA trains low-rank ", "matrices [1]. "]
+        assert llm.complete(HI) == "LoRA trains low-rank matrices [1]. "
+    finally:
+        endpoint.close()
+
+
+def test_models_listed_in_another_shape_is_one_line():
+    endpoint = Endpoint("models-malformed")
+    try:
+        for call in (lambda llm: list(llm.stream(HI)), lambda llm: llm.complete(HI)):
+            with pytest.raises(LLMError, match=r"malformed reply from .*/models \('data' is not a list\)"):
+                call(LLM(endpoint.url, timeout=5))
+    finally:
+        endpoint.close()
+
+
+def test_an_endpoint_that_keeps_the_connection_alive_forever_gives_up_at_the_deadline():
+    endpoint = Endpoint("keep-alive")
+    try:
+        llm = LLM(endpoint.url, model="m", timeout=5, deadline=2)
+        for call in (lambda: list(llm.stream(HI)), lambda: llm.complete(HI)):
+            started = time.monotonic()
+            with pytest.raises(LLMError, match=r"no complete reply from .* within 2 s \(llm_deadline\)"):
+                call()
+            assert time.monotonic() - started < 2 + 30
+    finally:
+        endpoint.close()
+
+
+def test_the_deadline_and_max_tokens_come_from_the_settings(monkeypatch):
+    assert Settings.load().llm_deadline == 120
+    assert LLM("http://127.0.0.1:1/v1").max_tokens == Settings.load().llm_max_tokens
+    monkeypatch.setenv("PAPERCHAT_LLM_DEADLINE", "2.5")
+    llm = LLM.from_settings(Settings.load(llm_url="http://127.0.0.1:1/v1", llm_max_tokens=99))
+    assert (llm.deadline, llm.max_tokens) == (2.5, 99)
+    for bad in ("0", "-1", "nan", "soon"):
+        monkeypatch.setenv("PAPERCHAT_LLM_DEADLINE", bad)
+        with pytest.raises(PaperchatError, match=r"llm_deadline \(from PAPERCHAT_LLM_DEADLINE\)"):
+            Settings.load()
+    assert LLM.from_settings(Settings.load(llm_deadline=3)) is None  # no url: no client, however it is set
+
+
+def test_a_reply_as_a_list_of_parts_is_streamed_and_rewritten_as_text(assistant):
+    endpoint = Endpoint("parts", pieces=("pruning vision transformers",))
+    try:
+        writer = with_llm(assistant, endpoint.url)
+        answer = writer.ask(*FOLLOW_UP, k=3)
+        assert {"text": "pruning vision transformers", "weight": 0.5, "role": "llm rewrite"} in [
+            vars(f) for f in answer.searched
+        ]
+        tokens = [event.token for event in writer.ask_stream(QUESTION, k=3) if event.kind == "token"]
+        assert tokens == ["pruning vision transformers"]
+    finally:
+        endpoint.close()
+
+
+@pytest.mark.parametrize("behaviour", ["models-malformed", "keep-alive"])
+def test_a_reply_of_another_shape_or_without_end_falls_back_in_the_api(assistant, behaviour):
+    endpoint = Endpoint(behaviour)
+    try:
+        started = time.monotonic()
+        answer = with_llm(assistant, endpoint.url, llm_deadline=2, llm_timeout=5).ask(*FOLLOW_UP, k=3)
+        assert time.monotonic() - started < 2 * 2 + 30  # the rewrite and the answer each stop at the deadline
+        assert answer.written_by is None and answer.hits and answer.text.endswith("]")
+        assert answer.notices[0].startswith("The follow-up was rewritten by rule, not by the model:")
+        assert answer.notices[-1].startswith("No written answer:") and answer.notices[-1].endswith(
+            "showing the extractive answer."
+        )
+        assert {"text": "pruning vision models", "weight": 0.5, "role": "rewrite"} in [vars(f) for f in answer.searched]
+    finally:
+        endpoint.close()
+
+
+def test_paperchat_ask_falls_back_when_the_models_list_has_another_shape(bundled_index):
+    endpoint = Endpoint("models-malformed")
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "paperchat.cli",
+                "ask",
+                QUESTION,
+                "-k",
+                "3",
+                "--index",
+                str(bundled_index),
+                "--quiet",
+                "--llm-url",
+                endpoint.url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=dict(os.environ),
+        )
+    finally:
+        endpoint.close()
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert (
+        "paperchat: No written answer: malformed reply from" in done.stderr
+        and "showing the extractive answer." in done.stderr
+    )
+    assert " 1. " in done.stdout

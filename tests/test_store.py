@@ -163,11 +163,25 @@ def test_a_new_url_or_date_for_the_same_text_reaches_search(small):
     assert assistant.search("low-rank", k=1, mode="bm25")[0].citation.url == "https://example.org/lora"
 
 
-def test_bm25_mode_does_not_embed_the_query(small):
-    assistant, _, _ = small
-    embedder = assistant.store.embedder
-    embedder._cache.clear()
-    hit = assistant.search("low-rank matrices", k=1, mode="bm25")[0]
-    assert hit.id == "lora" and hit.vector is None and len(embedder._cache) == 0
-    assert assistant.search("low-rank matrices", k=1, mode="hybrid")[0].vector is not None and len(embedder._cache) == 1
+def test_bm25_mode_does_not_embed_the_query(small, embedder):
+    """A bm25 search answers with an embedder whose model cannot load (a device that does not exist):
+    it never asked for a query vector. A hybrid search needs one and says so."""
+    from paperchat.index.embeddings import Embedder
 
+    assistant, _, _ = small
+    assistant.store.embedder = Embedder(device="no-such-device", cache_dir=embedder.cache_dir)
+    hit = assistant.search("low-rank matrices", k=1, mode="bm25")[0]
+    assert hit.id == "lora" and hit.vector is None
+    with pytest.raises(PaperchatError, match="cannot load the embedding model"):
+        assistant.search("low-rank matrices", k=1, mode="hybrid")
+    assistant.store.embedder = embedder
+    assert assistant.search("low-rank matrices", k=1, mode="hybrid")[0].vector is not None
+
+
+def test_an_index_whose_papers_were_all_removed_stays_empty_when_reopened(small):
+    """The bundled corpus fills a new index once; an index emptied by removals is the user's, and stays empty."""
+    assistant, _, tmp_path = small
+    assert sorted(assistant.remove([p["id"] for p in PAPERS])) == sorted(p["id"] for p in PAPERS)
+    messages = []
+    reopened = Assistant.open(tmp_path / "index", load_model=False, progress=False, notify=messages.append)
+    assert reopened.store.repository.count() == len(reopened.store.snapshot()) == 0 and messages == []

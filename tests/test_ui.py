@@ -181,3 +181,76 @@ def test_real_browser_sets_a_filter_and_downloads_the_sources_as_bibtex(server, 
         page.locator("#clear-filters").click()
         expect(page.locator("#filter-source textarea, #filter-source input").first).to_have_value("", timeout=10_000)
         browser.close()
+
+
+def download_files(upload_folder) -> set:
+    """Every sources file on disk: where the web chat writes them, and any copy in Gradio's file folder."""
+    import tempfile
+    from pathlib import Path
+
+    return {*Path(tempfile.gettempdir()).glob("paperchat-sources-*"), *Path(upload_folder).rglob("paperchat-sources-*")}
+
+
+def test_download_files_are_replaced_by_each_answer_and_removed_when_the_session_ends(tmp_path, embedder):
+    """The chat driven as the browser drives it (queue/join, queue/data, heartbeat): after four answers
+    in one session the two current files are all there is, Gradio serves them, and closing the session
+    (the heartbeat connection) removes them."""
+    import threading
+    import time
+    import uuid
+
+    import httpx
+
+    from paperchat import Assistant
+
+    topics = {"pruning": "Pruning large language models", "lora": "LoRA adapters for fine-tuning", "detection": "Detecting LLM-generated text",
+              "distillation": "Knowledge distillation for code models"}
+    corpus = tmp_path / "papers.jsonl"
+    corpus.write_text("".join(json.dumps({"id": key, "title": title, "abstract": f"{title}: a study."}) + "\n" for key, title in topics.items()))
+    assistant = Assistant.open(tmp_path / "index", bootstrap=False, load_model=False, notify=lambda m: None, min_relevance=0.0)
+    assistant.store.embedder = embedder
+    assistant.ingest([corpus], progress=False)
+    port = free_port()
+    app = launch(assistant, port=port, block=False)
+    server = f"http://127.0.0.1:{port}/"
+    try:
+        api = f"{server}gradio_api/"
+        config = httpx.get(f"{server}config", timeout=30).json()
+        ask = next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == "ask")
+        respond = next(d["id"] for d in config["dependencies"] if [ask, "click"] in d["targets"])
+        session = uuid.uuid4().hex
+        before = download_files(app.GRADIO_CACHE)
+        alive, closed = threading.Event(), threading.Event()
+
+        def heartbeat():
+            with httpx.stream("GET", f"{api}heartbeat/{session}", timeout=60) as response:
+                alive.set()
+                for _ in response.iter_lines():
+                    if closed.is_set():
+                        return
+
+        beating = threading.Thread(target=heartbeat, daemon=True)
+        beating.start()
+        assert alive.wait(30)
+        with httpx.Client(timeout=120) as http:
+            for question in topics.values():
+                inputs = [question, [], 3, "hybrid", "", "", "", "", "", "", False]
+                event = http.post(f"{api}queue/join", json={"data": inputs, "fn_index": respond, "trigger_id": ask, "session_hash": session,
+                                                            "event_data": None}).json()["event_id"]
+                with http.stream("GET", f"{api}queue/data", params={"session_hash": session}) as stream:
+                    messages = (json.loads(line[5:]) for line in stream.iter_lines() if line.startswith("data:"))
+                    done = next(m for m in messages if m.get("event_id") == event and m["msg"] == "process_completed")
+                assert done["success"], done
+            current = download_files(app.GRADIO_CACHE) - before
+            assert sorted(path.suffix for path in current) == [".bib", ".ris"], current
+            bibtex = next(path for path in current if path.suffix == ".bib")
+            served = http.get(f"{api}file={bibtex}")
+            assert served.status_code == 200 and served.text == bibtex.read_text() and "{Knowledge distillation for code models}" in served.text
+        closed.set()
+        beating.join(30)
+        deadline = time.monotonic() + 60
+        while download_files(app.GRADIO_CACHE) - before and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not download_files(app.GRADIO_CACHE) - before
+    finally:
+        app.close()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 import tempfile
+import weakref
+from pathlib import Path
 
 import gradio as gr
 
@@ -49,20 +53,49 @@ def _filter_value(value):
     return True if value else None
 
 
-def _download(hits, fmt: str) -> str | None:
-    """The answer's sources as a file for the download button, None when there are none."""
-    if not hits:
-        return None
-    handle = tempfile.NamedTemporaryFile("w", suffix=".bib" if fmt == "bibtex" else ".ris", prefix="paperchat-sources-", delete=False, encoding="utf-8")
-    with handle:
-        handle.write(export(hits, fmt))
-    return handle.name
+DOWNLOAD_FORMATS = {"bibtex": ".bib", "ris": ".ris"}
+
+
+class Downloads:
+    """The files behind the download buttons: one folder per browser session holding only the latest
+    answer's files. The next answer's files replace them, the session's end (or "New chat") removes the
+    folder, and the process's exit removes them all. The folders lie in Gradio's own file folder
+    (`parent`), from which Gradio serves a file where it is instead of keeping a copy of each."""
+
+    def __init__(self, parent: str) -> None:
+        Path(parent).mkdir(parents=True, exist_ok=True)
+        self.root = Path(tempfile.mkdtemp(prefix="paperchat-downloads-", dir=parent))
+        weakref.finalize(self, shutil.rmtree, self.root, ignore_errors=True)
+
+    def _folder(self, session: str) -> Path:
+        """The session's folder; the name is a digest, as the session id comes from the browser."""
+        return self.root / hashlib.sha256(session.encode()).hexdigest()[:32]
+
+    def write(self, session: str, hits) -> list[str | None]:
+        """The answer's sources as a BibTeX and a RIS file (None each when there are none); the
+        session's earlier files are deleted. Each answer's files have new names, so that a browser
+        never shows a cached earlier download."""
+        folder = self._folder(session)
+        folder.mkdir(exist_ok=True)
+        paths: list[str | None] = [None] * len(DOWNLOAD_FORMATS)
+        if hits:
+            for number, (fmt, suffix) in enumerate(DOWNLOAD_FORMATS.items()):
+                descriptor, paths[number] = tempfile.mkstemp(suffix=suffix, prefix="paperchat-sources-", dir=folder)
+                with open(descriptor, "w", encoding="utf-8") as handle:
+                    handle.write(export(hits, fmt))
+        for earlier in folder.iterdir():
+            if str(earlier) not in paths:
+                earlier.unlink(missing_ok=True)
+        return paths
+
+    def end(self, session: str) -> None:
+        shutil.rmtree(self._folder(session), ignore_errors=True)
 
 
 def build_app(assistant: Assistant) -> gr.Blocks:
     """The chat page plus two named API endpoints: `/search` (hits as JSON) and `/chat` (a cited answer as JSON)."""
 
-    def respond(message: str, history: list[dict], k: int, mode: str, *filter_values):
+    def respond(request: gr.Request, message: str, history: list[dict], k: int, mode: str, *filter_values):
         """A generator: the sources panel first, then a written answer token by token, then the
         checked answer. Gradio sends each streamed update as a diff against the previous one, so
         a token travels as an append to the last message; the side outputs (sources, downloads,
@@ -80,7 +113,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             events = assistant.ask_stream(message, earlier, int(k), mode, where=where)
             found = next(events).answer
             active = f"Filter: {escape_markdown(found.where.describe())}" if found.where else ""
-            side = (sources_panel(found.hits), *(_download(found.hits, fmt) for fmt in ("bibtex", "ris")), active)
+            side = (sources_panel(found.hits), *downloads.write(request.session_hash, found.hits), active)
             lead = searched_markdown(found)
             history.append({"role": "assistant", "content": lead + WRITING})
             yield "", history, *side
@@ -146,12 +179,22 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                 with gr.Row():
                     bibtex = gr.DownloadButton("Download sources (BibTeX)", value=None, elem_id="download-bibtex")
                     ris = gr.DownloadButton("Download sources (RIS)", value=None, elem_id="download-ris")
+        downloads = Downloads(bibtex.GRADIO_CACHE)
+
+        def session_ended(request: gr.Request) -> None:
+            downloads.end(request.session_hash)
+
+        def new_chat(request: gr.Request):
+            downloads.end(request.session_hash)
+            return [], sources_panel([]), None, None
+
         filter_inputs = [since, until, author, category, venue, source, has_code]
         inputs, outputs = [question, chatbot, k, mode, *filter_inputs], [question, chatbot, sources, bibtex, ris, active]
         question.submit(respond, inputs, outputs, api_visibility="private")
         send.click(respond, inputs, outputs, api_visibility="private")
-        clear.click(lambda: ([], sources_panel([]), None, None), None, [chatbot, sources, bibtex, ris], api_visibility="private")
+        clear.click(new_chat, None, [chatbot, sources, bibtex, ris], api_visibility="private")
         reset.click(lambda: ("", "", "", "", "", "", False, ""), None, [*filter_inputs, active], api_visibility="private")
+        app.unload(session_ended)
         gr.api(search_api, api_name="search")
         gr.api(chat_api, api_name="chat")
     return app

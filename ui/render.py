@@ -43,12 +43,9 @@ def highlight(snippet: str) -> str:
     return _MARKED.sub(r"<mark>\1</mark>", html.escape(snippet))
 
 
-def _pages(hit: Hit) -> str:
-    dates = hit.citation.dates or [""] * len(hit.citation.pages)
-    sources = "; ".join(f"{html.escape(p)} ({html.escape(d)})" if d and d not in p else html.escape(p) for p, d in zip(hit.citation.pages, dates))
-    citation = hit.citation
-    byline = ", ".join(part for part in (", ".join(citation.authors[:3]) + (" et al." if len(citation.authors) > 3 else ""), citation.venue, citation.date) if part)
-    return (html.escape(byline) + " · " if byline else "") + sources
+def _byline_and_sources(hit: Hit) -> str:
+    byline = hit.citation.byline()
+    return (html.escape(byline) + " · " if byline else "") + html.escape(hit.citation.sources_line())
 
 
 def source_card(hit: Hit) -> str:
@@ -65,7 +62,7 @@ def source_card(hit: Hit) -> str:
         f"<div class='source'><div class='source-title'>[{hit.rank}] "
         f"{html_link(html.escape(hit.title), hit.citation.url)}</div>"
         f"<div class='snippet'>{highlight(hit.snippet)}</div>"
-        f"<div class='meta'>{_pages(hit)}{' · ' + code_html if code_html else ''}</div>{why}</div>"
+        f"<div class='meta'>{_byline_and_sources(hit)}{' · ' + code_html if code_html else ''}</div>{why}</div>"
     )
 
 
