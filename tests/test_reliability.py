@@ -51,10 +51,14 @@ def wait_for_port(port, timeout=60):
     raise RuntimeError(f"chroma server on port {port} did not start")
 
 
+# the chroma CLI installed with chromadb beside this interpreter (also when its venv is not activated)
+CHROMA = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
+assert CHROMA, "the chroma CLI comes with chromadb"
+
+
 @pytest.fixture(scope="module")
 def chroma_server(tmp_path_factory):
-    executable = shutil.which("chroma")
-    assert executable, "the chroma CLI comes with chromadb"
+    executable = CHROMA
     port = free_port()
     process = subprocess.Popen([executable, "run", "--path", str(tmp_path_factory.mktemp("chroma-server")), "--host", "127.0.0.1", "--port", str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -101,7 +105,7 @@ def test_a_metadata_only_update_reaches_another_replica(chroma_server, tmp_path,
 @pytest.mark.slow
 def test_a_server_that_fails_mid_session_is_an_error_not_an_empty_index(tmp_path):
     port = free_port()
-    process = subprocess.Popen([shutil.which("chroma"), "run", "--path", str(tmp_path / "data"), "--host", "127.0.0.1", "--port", str(port)],
+    process = subprocess.Popen([CHROMA, "run", "--path", str(tmp_path / "data"), "--host", "127.0.0.1", "--port", str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port)
@@ -188,7 +192,7 @@ def test_a_long_lived_assistant_can_write_after_another_process_wrote(tmp_path, 
 
 
 def start_chroma(folder, port):
-    process = subprocess.Popen([shutil.which("chroma"), "run", "--path", str(folder), "--host", "127.0.0.1", "--port", str(port)],
+    process = subprocess.Popen([CHROMA, "run", "--path", str(folder), "--host", "127.0.0.1", "--port", str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_port(port)
     return process
