@@ -9,7 +9,19 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from paperchat.chat import Answer, AnswerEvent, Formulation, compose_answer, content_words, fallback, formulations, nothing_relevant, rewrite_follow_up, search_terms, written_answer
+from paperchat.chat import (
+    Answer,
+    AnswerEvent,
+    Formulation,
+    compose_answer,
+    content_words,
+    fallback,
+    formulations,
+    nothing_relevant,
+    rewrite_follow_up,
+    search_terms,
+    written_answer,
+)
 from paperchat.citations import CitationChecker
 from paperchat.export import export
 from paperchat.filters import Filter, conversation_filter, filter_requests
@@ -62,7 +74,9 @@ class Assistant:
         override `Settings` fields (and PAPERCHAT_* variables).
         """
         resolved = Settings.load(index=index, **settings)
-        embedder = Embedder(resolved.model, resolved.device, resolved.batch_size, resolved.query_backend, resolved.cache_dir)
+        embedder = Embedder(
+            resolved.model, resolved.device, resolved.batch_size, resolved.query_backend, resolved.cache_dir
+        )
         store = Store(
             resolved.index,
             embedder,
@@ -89,8 +103,15 @@ class Assistant:
     def location(self) -> str:
         return self.settings.chroma_url or str(self.settings.index)
 
-    def ingest(self, paths: Iterable[str | Path] | None = None, progress: bool = True, fmt: str | None = None,
-               categories: Iterable[str] = (), since: str | None = None, until: str | None = None) -> tuple[LoadReport, IngestReport]:
+    def ingest(
+        self,
+        paths: Iterable[str | Path] | None = None,
+        progress: bool = True,
+        fmt: str | None = None,
+        categories: Iterable[str] = (),
+        since: str | None = None,
+        until: str | None = None,
+    ) -> tuple[LoadReport, IngestReport]:
         """Load files (none: the bundled corpus) and add new or changed papers to the index.
 
         `fmt` forces a format (else it is recognised from the content); `categories`, `since` and
@@ -113,8 +134,17 @@ class Assistant:
             self.store.refresh()  # a store that fails here is tried again at the next call
             self._checked_at = now
 
-    def retrieve(self, query: str, k: int = 10, mode: str | None = None, gate: bool = True, history: Sequence[str] = (),
-                 where: Filter | Mapping | None = None, rewritten: str | None = None, **overrides) -> Retrieval:
+    def retrieve(
+        self,
+        query: str,
+        k: int = 10,
+        mode: str | None = None,
+        gate: bool = True,
+        history: Sequence[str] = (),
+        where: Filter | Mapping | None = None,
+        rewritten: str | None = None,
+        **overrides,
+    ) -> Retrieval:
         """Ranked hits plus the relevance evidence. With `gate` (the default) `hits` is empty when
         nothing is relevant, as on every surface. After a conversation (`history`: earlier user
         messages, oldest first) the query is searched as weighted formulations with its context
@@ -127,8 +157,15 @@ class Assistant:
         searched = formulations(query, self.resolve_history(history), rewritten) if history else query
         return self.searcher.retrieve(searched, k, mode, settings, gate, Filter.of(where))
 
-    def search(self, query: str, k: int = 10, mode: str | None = None, history: Sequence[str] = (), where: Filter | Mapping | None = None,
-               **overrides) -> list[Hit]:
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        mode: str | None = None,
+        history: Sequence[str] = (),
+        where: Filter | Mapping | None = None,
+        **overrides,
+    ) -> list[Hit]:
         """The top `k` papers for `query` (mode: hybrid, bm25 or vector), best first, whatever the relevance gate says."""
         return self.retrieve(query, k, mode, gate=False, history=history, where=where, **overrides).hits
 
@@ -151,8 +188,15 @@ class Assistant:
             "llm": self.llm.describe() if self.llm else "none (extractive answers; no network calls)",
         }
 
-    def ask(self, message: str, history: Sequence[str] = (), k: int = 5, mode: str | None = None, where: Filter | Mapping | None = None,
-            write: bool | None = None) -> Answer:
+    def ask(
+        self,
+        message: str,
+        history: Sequence[str] = (),
+        k: int = 5,
+        mode: str | None = None,
+        where: Filter | Mapping | None = None,
+        write: bool | None = None,
+    ) -> Answer:
         """Answer a chat message: resolve a follow-up against `history` (earlier user messages),
         search, and answer with [n] citations, or say that nothing is relevant.
 
@@ -168,13 +212,22 @@ class Assistant:
                 return event.answer
         raise AssertionError("ask_stream ends with an answer")
 
-    def ask_stream(self, message: str, history: Sequence[str] = (), k: int = 5, mode: str | None = None,
-                   where: Filter | Mapping | None = None, write: bool | None = None) -> Iterator[AnswerEvent]:
+    def ask_stream(
+        self,
+        message: str,
+        history: Sequence[str] = (),
+        k: int = 5,
+        mode: str | None = None,
+        where: Filter | Mapping | None = None,
+        write: bool | None = None,
+    ) -> Iterator[AnswerEvent]:
         """`ask`, step by step: a `sources` event once the papers are found (before any token), a
         `token` event for each piece of a written answer, and a final `answer` event with the checked
         answer. Any failure of the LLM ends in the extractive answer with a one-line notice."""
         if write and self.llm is None:
-            raise PaperchatError("no LLM is configured: set llm_url (--llm-url or PAPERCHAT_LLM_URL) for written answers")
+            raise PaperchatError(
+                "no LLM is configured: set llm_url (--llm-url or PAPERCHAT_LLM_URL) for written answers"
+            )
         llm = self.llm if write is not False else None
         history = [turn for turn in history if turn and turn.strip()]
         extractive = self._extractive(message, history, k, mode, where, llm)
@@ -186,17 +239,29 @@ class Assistant:
         question = message if content_words(filter_requests(message)[1]) else extractive.query
         pieces: list[str] = []
         try:
-            for piece in llm.stream(answer_messages(question, history, extractive.hits, self.settings.llm_abstract_chars)):
+            for piece in llm.stream(
+                answer_messages(question, history, extractive.hits, self.settings.llm_abstract_chars)
+            ):
                 pieces.append(piece)
                 yield AnswerEvent("token", extractive, piece)
         except LLMError as exc:
-            yield AnswerEvent("answer", fallback(extractive, f"No written answer: {exc}; showing the extractive answer."))
+            yield AnswerEvent(
+                "answer", fallback(extractive, f"No written answer: {exc}; showing the extractive answer.")
+            )
             return
         checker = CitationChecker(self.store.embedder.encode, self.store.snapshot().tokenizer)
         sentences = checker.check("".join(pieces), [(hit.title, hit.abstract) for hit in extractive.hits])
         yield AnswerEvent("answer", written_answer(extractive, sentences, llm.describe()))
 
-    def _extractive(self, message: str, history: list[str], k: int, mode: str | None, where: Filter | Mapping | None, llm: LLM | None) -> Answer:
+    def _extractive(
+        self,
+        message: str,
+        history: list[str],
+        k: int,
+        mode: str | None,
+        where: Filter | Mapping | None,
+        llm: LLM | None,
+    ) -> Answer:
         """The retrieval for a chat message and its extractive answer (or the "nothing relevant" reply)."""
         similar_to = _more_like(message)
         if similar_to is not None and history:
@@ -207,8 +272,10 @@ class Assistant:
             previous = self.search(history[-1], 1, mode, history=history[:-1])
             authors = previous[0].citation.authors if previous else []
         given = Filter.of(where)
-        merged = {**({name: value for name, value in asdict(given).items() if value is not None} if given else {}),
-                  **conversation_filter([*history, message], authors)}
+        merged = {
+            **({name: value for name, value in asdict(given).items() if value is not None} if given else {}),
+            **conversation_filter([*history, message], authors),
+        }
         if content_words(rest) or not history:
             searched, context = (rest or message), history
         else:  # only a filter: the previous question again
@@ -222,9 +289,23 @@ class Assistant:
         if hits:
             text = compose_answer(hits, terms, snapshot.tokenizer, snapshot.bm25.idf(terms))
         else:
-            text = nothing_relevant(retrieval.missing, retrieval.covered, retrieval.closest if retrieval.relevance >= NAME_CLOSEST else [])
-        return Answer(message, retrieval.query, len(retrieval.formulations) > 1, bool(hits), text, hits, retrieval.relevance, retrieval.formulations,
-                      retrieval.covered, retrieval.missing, retrieval.where, notices=notices)
+            text = nothing_relevant(
+                retrieval.missing, retrieval.covered, retrieval.closest if retrieval.relevance >= NAME_CLOSEST else []
+            )
+        return Answer(
+            message,
+            retrieval.query,
+            len(retrieval.formulations) > 1,
+            bool(hits),
+            text,
+            hits,
+            retrieval.relevance,
+            retrieval.formulations,
+            retrieval.covered,
+            retrieval.missing,
+            retrieval.where,
+            notices=notices,
+        )
 
     def _llm_rewrite(self, llm: LLM, message: str, history: list[str], notices: list[str]) -> str | None:
         """The LLM's stand-alone version of a follow-up, or None (the rule-based rewrite is used) when it fails."""
@@ -264,9 +345,20 @@ class Assistant:
         snapshot = self.store.snapshot()
         terms = snapshot.tokenizer.tokens(source.title)
         text = compose_answer(hits, terms, snapshot.tokenizer, snapshot.bm25.idf(terms))
-        return Answer(message, f"more like: {source.title}", True, bool(hits), text, hits, 1.0, [Formulation(source.title, 1.0, "more like")])
+        return Answer(
+            message,
+            f"more like: {source.title}",
+            True,
+            bool(hits),
+            text,
+            hits,
+            1.0,
+            [Formulation(source.title, 1.0, "more like")],
+        )
 
 
 def _more_like(message: str) -> int | None:
-    match = re.fullmatch(r"\s*(?:show\s+)?(?:more|papers|others?)\s+(?:like|similar\s+to)\s+\[?(\d{1,3})\]?\s*[.!?]*\s*", message, re.I)
+    match = re.fullmatch(
+        r"\s*(?:show\s+)?(?:more|papers|others?)\s+(?:like|similar\s+to)\s+\[?(\d{1,3})\]?\s*[.!?]*\s*", message, re.I
+    )
     return int(match.group(1)) if match else None

@@ -32,25 +32,90 @@ CHAT_FILLER = frozenset(
     any many much lot lots way ways people someone everything things thing stuff question good""".split()
 )
 REFERENCES = frozenset("it its that those them these this they their there such same above".split())
-SUBSTITUTION_CUES = ("what about", "how about", "and what about", "and for", "and in", "and on", "but for", "now for",
-                     "same for", "same but for", "what if", "more like that but")
-ADDITION_CUES = ("and ", "does that", "does it", "do they", "do any", "does any", "any that", "any of", "which of",
-                 "which one", "how does it", "how do they", "how does that", "more on", "more about", "what else",
-                 "is there anything", "are there any that", "can it", "can they", "also", "any ", "anything ",
-                 "which use", "which ones", "which one", "what are the downsides", "what are the limitations",
-                 "what are the drawbacks", "what are the risks", "what are the failure")
-TOPIC_SWITCHES = ("separately", "unrelated", "different question", "new question", "another question", "separate question",
-                  "unrelated question", "on another note", "on a different note", "switching topics", "switching gears", "switching subjects",
-                  "change of topic", "changing the subject", "changing topics", "new topic", "different topic", "another topic",
-                  "something else", "something different")
+SUBSTITUTION_CUES = (
+    "what about",
+    "how about",
+    "and what about",
+    "and for",
+    "and in",
+    "and on",
+    "but for",
+    "now for",
+    "same for",
+    "same but for",
+    "what if",
+    "more like that but",
+)
+ADDITION_CUES = (
+    "and ",
+    "does that",
+    "does it",
+    "do they",
+    "do any",
+    "does any",
+    "any that",
+    "any of",
+    "which of",
+    "which one",
+    "how does it",
+    "how do they",
+    "how does that",
+    "more on",
+    "more about",
+    "what else",
+    "is there anything",
+    "are there any that",
+    "can it",
+    "can they",
+    "also",
+    "any ",
+    "anything ",
+    "which use",
+    "which ones",
+    "which one",
+    "what are the downsides",
+    "what are the limitations",
+    "what are the drawbacks",
+    "what are the risks",
+    "what are the failure",
+)
+TOPIC_SWITCHES = (
+    "separately",
+    "unrelated",
+    "different question",
+    "new question",
+    "another question",
+    "separate question",
+    "unrelated question",
+    "on another note",
+    "on a different note",
+    "switching topics",
+    "switching gears",
+    "switching subjects",
+    "change of topic",
+    "changing the subject",
+    "changing topics",
+    "new topic",
+    "different topic",
+    "another topic",
+    "something else",
+    "something different",
+)
 TRAILING_CUES = ("too", "as well", "instead", "rather")
 _WORD = re.compile(r"[\w][\w+\-.]*[\w+]|[\w]", re.UNICODE)
 _DOMAIN_CUE = re.compile(r"\b(?:for|in|on|with)\b")
 # An announced new subject: "Unrelated: ...", "ok, totally unrelated, but ...", "switching gears completely - ...".
-_SWITCH = re.compile(r"^\s*(?:(?:ok|okay|alright|so|btw|and|now)\b[\s,]*)?(?:(?:totally|completely|entirely|quite)\s+)?(?:"
-                     + "|".join(TOPIC_SWITCHES) + r")\b(?:\s+(?:completely|entirely|now|here))?[\s,:;.!-]*(?:but\b[\s,]*)?", re.I)
+_SWITCH = re.compile(
+    r"^\s*(?:(?:ok|okay|alright|so|btw|and|now)\b[\s,]*)?(?:(?:totally|completely|entirely|quite)\s+)?(?:"
+    + "|".join(TOPIC_SWITCHES)
+    + r")\b(?:\s+(?:completely|entirely|now|here))?[\s,:;.!-]*(?:but\b[\s,]*)?",
+    re.I,
+)
 # "... instead of the weights", "rather than text", ", not generation": what the user rules out.
-_EXCLUDED = re.compile(r"(?:\b(?:instead of|rather than|other than|apart from|except for)|(?:^|,|\bbut)\s*not)\s+(?:the |a |an )?(?:[\w+\-]+\s*){1,4}", re.I)
+_EXCLUDED = re.compile(
+    r"(?:\b(?:instead of|rather than|other than|apart from|except for)|(?:^|,|\bbut)\s*not)\s+(?:the |a |an )?(?:[\w+\-]+\s*){1,4}",
+    re.I,
+)
 CONTEXT_WEIGHT = 0.7
 REWRITE_WEIGHT = 0.5
 
@@ -68,7 +133,11 @@ class Formulation:
 def content_words(text: str) -> list[str]:
     """Words of `text` that carry topic: not stopwords, not chat filler, not back-references."""
     words = [w.strip(".-") for w in _WORD.findall(text)]
-    return [w for w in words if w and w.lower() not in STOPWORDS and w.lower() not in CHAT_FILLER and w.lower() not in REFERENCES]
+    return [
+        w
+        for w in words
+        if w and w.lower() not in STOPWORDS and w.lower() not in CHAT_FILLER and w.lower() not in REFERENCES
+    ]
 
 
 def content_phrases(text: str) -> list[list[str]]:
@@ -113,7 +182,9 @@ def is_follow_up(message: str) -> bool:
 
 def wants_substitution(message: str) -> bool:
     lowered = " ".join(message.lower().split())
-    return any(lowered.startswith(cue) for cue in SUBSTITUTION_CUES) or bool(re.search(r"\b(instead|rather)\b", lowered))
+    return any(lowered.startswith(cue) for cue in SUBSTITUTION_CUES) or bool(
+        re.search(r"\b(instead|rather)\b", lowered)
+    )
 
 
 def replaces_domain(message: str) -> bool:
@@ -202,8 +273,12 @@ class Answer:
     missing: list[str] = field(default_factory=list)
     where: Filter | None = None
     written_by: str | None = None  # the model that wrote `text`; None for the extractive answer
-    sentences: list[CheckedSentence] = field(default_factory=list)  # a written answer's sentences, each citation checked
-    notices: list[str] = field(default_factory=list)  # one line each: a fallback, unsupported sentences, removed citations
+    sentences: list[CheckedSentence] = field(
+        default_factory=list
+    )  # a written answer's sentences, each citation checked
+    notices: list[str] = field(
+        default_factory=list
+    )  # one line each: a fallback, unsupported sentences, removed citations
 
     def to_dict(self) -> dict:
         return {
@@ -244,15 +319,30 @@ def written_answer(extractive: Answer, sentences: list[CheckedSentence], model: 
     sources it was not given removed and notices for what the check found, or the extractive
     answer when not one sentence is supported by what it cites."""
     removed = sorted({n for s in sentences for n in s.removed})
-    notices = [f"Removed citations to sources the model was not given: {', '.join(f'[{n}]' for n in removed)}."] if removed else []
+    notices = (
+        [f"Removed citations to sources the model was not given: {', '.join(f'[{n}]' for n in removed)}."]
+        if removed
+        else []
+    )
     if not any(s.supported for s in sentences):
-        return replace(extractive, sentences=sentences, notices=[*extractive.notices, *notices,
-                       f"None of the sentences {model} wrote is supported by the abstracts it cites; showing the extractive answer instead."])
+        return replace(
+            extractive,
+            sentences=sentences,
+            notices=[
+                *extractive.notices,
+                *notices,
+                f"None of the sentences {model} wrote is supported by the abstracts it cites; showing the extractive answer instead.",
+            ],
+        )
     unsupported = sum(not s.supported for s in sentences)
     if unsupported:
-        notices.append(f"{unsupported} of {len(sentences)} sentences are not supported by the sources they cite (marked).")
+        notices.append(
+            f"{unsupported} of {len(sentences)} sentences are not supported by the sources they cite (marked)."
+        )
     text = " ".join(f"{s.text} {s.markers()}".strip() for s in sentences)
-    return replace(extractive, text=text, written_by=model, sentences=sentences, notices=[*extractive.notices, *notices])
+    return replace(
+        extractive, text=text, written_by=model, sentences=sentences, notices=[*extractive.notices, *notices]
+    )
 
 
 NOTHING_RELEVANT = "Nothing relevant: no paper in the index is close enough to this question. Try other words, or ask about a topic the corpus covers."
@@ -269,14 +359,22 @@ def nothing_relevant(missing: Sequence[str], covered: Sequence[str], closest: Se
         text = NOTHING_RELEVANT
     else:
         text = f"No paper here covers {' or '.join(repr_phrase(phrase) for phrase in missing[:2])}"
-        text += f"; the closest papers match only {', '.join(map(repr_phrase, covered[:3]))}:" if covered and closest else "."
+        text += (
+            f"; the closest papers match only {', '.join(map(repr_phrase, covered[:3]))}:"
+            if covered and closest
+            else "."
+        )
     if closest:
         text += " " + "; ".join(f"[{h.rank}] {h.title}" for h in closest[:shown]) + "."
     return text
 
 
 def compose_answer(
-    hits: list[Hit], query_terms: list[str], tokenizer: Tokenizer, weights: Mapping[str, float] | None = None, sources: int = 3
+    hits: list[Hit],
+    query_terms: list[str],
+    tokenizer: Tokenizer,
+    weights: Mapping[str, float] | None = None,
+    sources: int = 3,
 ) -> str:
     """Extractive answer: the best-matching sentence (IDF-weighted) of each top abstract, each followed by its [n] marker."""
     lines = []

@@ -26,13 +26,20 @@ MARKERS = re.compile(r"\s*((?:\[\s*\d{1,3}(?:\s*[,;\u2013-]\s*\d{1,3})*\s*\]\s*)
 _STATED_NUMBER = re.compile(r"(?<![\w.\-])[~≈]?(\d+(?:,\d{3})*(?:\.\d+)?)(?:%|x|×|k|m|b|times)?(?![\w\-])", re.I)
 _ANY_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 # Numbers written as words count as their digits ("seven datasets" is 7); "one" is left out: it is mostly a pronoun.
-NUMBER_WORDS = {word: str(value) for value, word in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty".split())
-    if value >= 2} | {"thirty": "30", "forty": "40", "fifty": "50", "hundred": "100", "thousand": "1000", "twice": "2"}
+NUMBER_WORDS = {
+    word: str(value)
+    for value, word in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty".split()
+    )
+    if value >= 2
+} | {"thirty": "30", "forty": "40", "fifty": "50", "hundred": "100", "thousand": "1000", "twice": "2"}
 _NUMBER_WORD = re.compile(r"\b(" + "|".join(NUMBER_WORDS) + r")\b", re.I)
 # A sentence that opens by referring back ("It also ...", "This approach ...") is read with the one before it.
-_BACK_REFERENCE = re.compile(r"^(?:it|its|they|their|them|this|these|those|such|both|the (?:method|approach|model|framework|system|paper|"
-                             r"work|authors|technique|benchmark|dataset|study|algorithm|detector|analysis))\b", re.I)
+_BACK_REFERENCE = re.compile(
+    r"^(?:it|its|they|their|them|this|these|those|such|both|the (?:method|approach|model|framework|system|paper|"
+    r"work|authors|technique|benchmark|dataset|study|algorithm|detector|analysis))\b",
+    re.I,
+)
 
 # The support score is logistic in similarity and coverage, and 0 when the sentence states a
 # number or a name the source lacks. Weights and threshold chosen on the dev half of eval/claims.jsonl
@@ -48,7 +55,9 @@ class Support:
     source: int  # 1-based number of the source in the prompt
     similarity: float  # best cosine between the sentence and the source's title or one of its sentences
     coverage: float  # share of the sentence's content terms found in the source
-    unmatched: tuple[str, ...]  # numbers and names (datasets, models, methods) in the sentence that the source does not contain
+    unmatched: tuple[
+        str, ...
+    ]  # numbers and names (datasets, models, methods) in the sentence that the source does not contain
     score: float  # the combined support in 0..1
 
 
@@ -82,7 +91,7 @@ def cited_sentences(text: str) -> list[tuple[str, list[int]]]:
         leading = MARKERS.match(piece)
         if leading and found:
             found[-1][1].extend(n for n in _numbers(leading.group(1)) if n not in found[-1][1])
-            piece = piece[leading.end():].strip()
+            piece = piece[leading.end() :].strip()
             if not re.search(r"\w", piece):  # "... text. [2]." : only the marker and its punctuation
                 continue
         numbers: list[int] = []
@@ -127,7 +136,12 @@ def stated_names(sentence: str) -> dict[str, str]:
         word = re.sub(r"(?:-[a-z]+)+$", "", word)  # "GPT-annotated", "BERT-based": the name is the first part
         letters = re.sub(r"[^A-Za-z]", "", word)
         capitals = sum(c.isupper() for c in letters)
-        if capitals >= 2 or (capitals and not word[0].isupper()) or (capitals and re.search(r"\d", word)) or re.search(r"[A-Za-z]-?\d", word):
+        if (
+            capitals >= 2
+            or (capitals and not word[0].isupper())
+            or (capitals and re.search(r"\d", word))
+            or re.search(r"[A-Za-z]-?\d", word)
+        ):
             names[_normal(re.sub(r"(?<=[A-Z])s$", "", word))] = word
     return names
 
@@ -148,13 +162,19 @@ class NameIndex:
     @classmethod
     def of(cls, source: str, longest: int = 6) -> NameIndex:
         words = re.findall(r"[a-z]+", source.lower())
-        initials = frozenset("".join(w[0] for w in words[i:i + n]) for n in range(2, longest + 1) for i in range(len(words) - n + 1))
+        initials = frozenset(
+            "".join(w[0] for w in words[i : i + n]) for n in range(2, longest + 1) for i in range(len(words) - n + 1)
+        )
         return cls(_normal(source), initials)
 
 
 def missing_names(names: dict[str, str], source: NameIndex) -> set[str]:
     """The names (as written) the source does not contain."""
-    return {written for name, written in names.items() if name not in source.flat and not (name.isalpha() and name in source.initials)}
+    return {
+        written
+        for name, written in names.items()
+        if name not in source.flat and not (name.isalpha() and name in source.initials)
+    }
 
 
 def coverage(sentence_terms: Sequence[str], source_terms: set[str]) -> float:
@@ -166,7 +186,9 @@ def support_score(similarity: float, covered: float, unmatched: int) -> float:
     """The support score of one (sentence, source) pair: 0 when the sentence states a number or name the source lacks."""
     if unmatched:
         return 0.0
-    return 1.0 / (1.0 + math.exp(-(WEIGHTS["bias"] + WEIGHTS["similarity"] * similarity + WEIGHTS["coverage"] * covered)))
+    return 1.0 / (
+        1.0 + math.exp(-(WEIGHTS["bias"] + WEIGHTS["similarity"] * similarity + WEIGHTS["coverage"] * covered))
+    )
 
 
 def verdict(cited: Sequence[int], supports: Sequence[Support]) -> tuple[bool, float, int | None]:
@@ -188,7 +210,9 @@ class CitationChecker:
         self.encode = encode  # unit-length embeddings of a list of texts
         self.tokenizer = tokenizer
 
-    def supports(self, sentences: Sequence[str], sources: Sequence[tuple[str, str]], previous: Sequence[str | None] = ()) -> list[list[Support]]:
+    def supports(
+        self, sentences: Sequence[str], sources: Sequence[tuple[str, str]], previous: Sequence[str | None] = ()
+    ) -> list[list[Support]]:
         """For each sentence, its Support from each source ((title, abstract) pairs numbered from 1).
 
         A sentence that opens with a back-reference ("It also ...") and has a `previous` sentence
@@ -196,13 +220,16 @@ class CitationChecker:
         numbers and names are still its own.
         """
         befores = [*previous, *[None] * (len(sentences) - len(previous))]
-        read_with = {i: f"{before} {sentence}" for i, (sentence, before) in enumerate(zip(sentences, befores))
-                     if before and _BACK_REFERENCE.match(sentence)}
+        read_with = {
+            i: f"{before} {sentence}"
+            for i, (sentence, before) in enumerate(zip(sentences, befores))
+            if before and _BACK_REFERENCE.match(sentence)
+        }
         units = [[title, *split_sentences(abstract)] for title, abstract in sources]
         flat = [text for unit in units for text in unit]
         vectors = self.encode([*sentences, *read_with.values(), *flat]) if sentences else np.zeros((0, 1))
         count = len(sentences)
-        sentence_vectors, unit_vectors = vectors[:count], vectors[count + len(read_with):]
+        sentence_vectors, unit_vectors = vectors[:count], vectors[count + len(read_with) :]
         # Each sentence is compared through its own vector and, when it refers back, the vector of it read with the one before.
         views = [[sentence_vectors[i]] for i in range(count)]
         for row_of_context, i in enumerate(read_with):
@@ -217,12 +244,20 @@ class CitationChecker:
             stated, names = stated_numbers(sentence), stated_names(sentence)
             row, start = [], 0
             for j, unit in enumerate(units):
-                block = unit_vectors[start:start + len(unit)]
+                block = unit_vectors[start : start + len(unit)]
                 similarity = float(max(np.max(block @ view) for view in views[i])) if unit else 0.0
                 start += len(unit)
                 covered = coverage(terms, source_terms[j])
                 unmatched = tuple(sorted((stated - source_numbers[j]) | missing_names(names, source_names[j])))
-                row.append(Support(j + 1, round(similarity, 4), round(covered, 4), unmatched, round(support_score(similarity, covered, len(unmatched)), 4)))
+                row.append(
+                    Support(
+                        j + 1,
+                        round(similarity, 4),
+                        round(covered, 4),
+                        unmatched,
+                        round(support_score(similarity, covered, len(unmatched)), 4),
+                    )
+                )
             found.append(row)
         return found
 
@@ -238,5 +273,9 @@ class CitationChecker:
             supported, own, best = verdict(cited, supports)
             closest = max((supports[n - 1] for n in cited), key=lambda s: s.score, default=None)
             lacking = list(closest.unmatched) if closest and not supported else []
-            checked.append(CheckedSentence(sentence, cited, [n for n in numbers if n not in given], supported, round(own, 4), best, lacking))
+            checked.append(
+                CheckedSentence(
+                    sentence, cited, [n for n in numbers if n not in given], supported, round(own, 4), best, lacking
+                )
+            )
         return checked

@@ -76,17 +76,29 @@ def _common(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("index options (also PAPERCHAT_* environment variables)")
     group.add_argument("--index", metavar="DIR", help="index folder (default: the user data dir; env PAPERCHAT_INDEX)")
     group.add_argument("--model", help="sentence-transformers model name or path (default: all-MiniLM-L6-v2, packaged)")
-    group.add_argument("--chroma-url", metavar="URL", help="use a Chroma server (`chroma run`) at http://HOST:PORT instead of the embedded store")
+    group.add_argument(
+        "--chroma-url",
+        metavar="URL",
+        help="use a Chroma server (`chroma run`) at http://HOST:PORT instead of the embedded store",
+    )
     group.add_argument("--collection", help="Chroma collection name (default: papers)")
     group.add_argument("--engine", choices=ENGINES, help="BM25 engine (default: bm25s)")
-    group.add_argument("--fusion", choices=FUSIONS, help="how hybrid mode fuses the two sides (default: convex, z-scored scores with feedback)")
+    group.add_argument(
+        "--fusion",
+        choices=FUSIONS,
+        help="how hybrid mode fuses the two sides (default: convex, z-scored scores with feedback)",
+    )
     group.add_argument("--quiet", "-q", action="store_true", help="no progress bars or notices on stderr")
 
 
 def _llm_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("written answers (optional; also PAPERCHAT_LLM_* environment variables)")
-    group.add_argument("--llm-url", metavar="URL", help="an OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1 (Ollama) or "
-                       "http://127.0.0.1:8080/v1 (llama.cpp); the key comes from PAPERCHAT_LLM_API_KEY. Unset: extractive answers, no network")
+    group.add_argument(
+        "--llm-url",
+        metavar="URL",
+        help="an OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1 (Ollama) or "
+        "http://127.0.0.1:8080/v1 (llama.cpp); the key comes from PAPERCHAT_LLM_API_KEY. Unset: extractive answers, no network",
+    )
     group.add_argument("--llm-model", metavar="NAME", help="model name at that endpoint (default: the first it lists)")
 
 
@@ -97,17 +109,26 @@ def _filters(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--author", metavar="NAME", help="an author's name contains NAME (case and accents ignored)")
     group.add_argument("--category", metavar="CAT", help="papers in this category, e.g. cs.CL")
     group.add_argument("--venue", metavar="TEXT", help="the venue contains TEXT")
-    group.add_argument("--source", metavar="TEXT", help="a source (listing page or input file) contains TEXT, e.g. 'Jun 6'")
+    group.add_argument(
+        "--source", metavar="TEXT", help="a source (listing page or input file) contains TEXT, e.g. 'Jun 6'"
+    )
     group.add_argument("--has-code", action="store_true", default=None, help="papers with a code link")
 
 
 def _where(args: argparse.Namespace) -> dict:
-    return {name: getattr(args, name) for name in ("since", "until", "author", "category", "venue", "source", "has_code")}
+    return {
+        name: getattr(args, name) for name in ("since", "until", "author", "category", "venue", "source", "has_code")
+    }
 
 
 def _command(commands, name: str, handler, help: str, description: str, examples: str) -> argparse.ArgumentParser:
-    parser = commands.add_parser(name, help=help, description=description, epilog="examples:\n" + textwrap.indent(examples.strip(), "  "),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = commands.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog="examples:\n" + textwrap.indent(examples.strip(), "  "),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.set_defaults(handler=handler)
     return parser
 
@@ -124,88 +145,161 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
-    ingest = _command(commands, "ingest", cmd_ingest, "add papers to the index (no path: the bundled Daily Papers corpus)",
-                      "Load Daily Papers pages (.txt), JSONL, CSV/TSV, BEIR corpus.jsonl, the arXiv metadata snapshot, OpenAlex works, "
-                      "Daily Papers API JSON, BibTeX or RIS files and add new or changed papers. Running it twice changes nothing; "
-                      "a paper seen again in a new source (matched by arXiv id, DOI or title) gains that source.",
-                      "paperchat ingest my_papers.jsonl library.bib\npaperchat ingest arxiv-metadata-oai-snapshot.json --category cs.CL --since 2024-01-01\n"
-                      "paperchat ingest beir/scifact --index ~/scifact-index")
+    ingest = _command(
+        commands,
+        "ingest",
+        cmd_ingest,
+        "add papers to the index (no path: the bundled Daily Papers corpus)",
+        "Load Daily Papers pages (.txt), JSONL, CSV/TSV, BEIR corpus.jsonl, the arXiv metadata snapshot, OpenAlex works, "
+        "Daily Papers API JSON, BibTeX or RIS files and add new or changed papers. Running it twice changes nothing; "
+        "a paper seen again in a new source (matched by arXiv id, DOI or title) gains that source.",
+        "paperchat ingest my_papers.jsonl library.bib\npaperchat ingest arxiv-metadata-oai-snapshot.json --category cs.CL --since 2024-01-01\n"
+        "paperchat ingest beir/scifact --index ~/scifact-index",
+    )
     ingest.add_argument("paths", nargs="*", metavar="PATH", help="files or folders; none means the bundled corpus")
-    ingest.add_argument("--format", choices=FORMATS, help="read every file as this format (default: recognised from the content)")
-    ingest.add_argument("--category", action="append", default=[], metavar="CAT", help="keep only papers in this category, e.g. cs.CL (repeatable)")
-    ingest.add_argument("--since", metavar="DATE", help="keep only papers dated on or after DATE (2024, 2024-06 or 2024-06-01)")
+    ingest.add_argument(
+        "--format", choices=FORMATS, help="read every file as this format (default: recognised from the content)"
+    )
+    ingest.add_argument(
+        "--category",
+        action="append",
+        default=[],
+        metavar="CAT",
+        help="keep only papers in this category, e.g. cs.CL (repeatable)",
+    )
+    ingest.add_argument(
+        "--since", metavar="DATE", help="keep only papers dated on or after DATE (2024, 2024-06 or 2024-06-01)"
+    )
     ingest.add_argument("--until", metavar="DATE", help="keep only papers dated on or before DATE")
     _common(ingest)
 
-    search = _command(commands, "search", cmd_search, "ranked papers for a query, with snippets and why each ranked",
-                      "Search the index. One QUERY prints ranked hits; --queries FILE runs a batch (JSONL lines with _id/id and "
-                      "text/question, optionally history or turns). When nothing is relevant enough, nothing is listed (see --no-gate).",
-                      'paperchat search "speculative decoding" -k 5\npaperchat search "LoRA" --mode bm25 --json\n'
-                      'paperchat search "code generation" --since 2024 --has-code\n'
-                      'paperchat search "model merging" -k 20 --format bibtex > merging.bib\n'
-                      "paperchat search --queries q.jsonl --format trec -o run.trec")
+    search = _command(
+        commands,
+        "search",
+        cmd_search,
+        "ranked papers for a query, with snippets and why each ranked",
+        "Search the index. One QUERY prints ranked hits; --queries FILE runs a batch (JSONL lines with _id/id and "
+        "text/question, optionally history or turns). When nothing is relevant enough, nothing is listed (see --no-gate).",
+        'paperchat search "speculative decoding" -k 5\npaperchat search "LoRA" --mode bm25 --json\n'
+        'paperchat search "code generation" --since 2024 --has-code\n'
+        'paperchat search "model merging" -k 20 --format bibtex > merging.bib\n'
+        "paperchat search --queries q.jsonl --format trec -o run.trec",
+    )
     search.add_argument("query", nargs="?", help="the question or keywords")
     search.add_argument("-k", type=int, default=10, help="number of results, 1-1000 (default 10)")
     search.add_argument("--mode", choices=MODES, help="hybrid (default), bm25 or vector")
-    search.add_argument("--json", action="store_true", help="print {query, mode, took_ms, relevant, relevance, hits} as JSON")
+    search.add_argument(
+        "--json", action="store_true", help="print {query, mode, took_ms, relevant, relevance, hits} as JSON"
+    )
     search.add_argument("--queries", metavar="FILE", help="batch: a JSONL file of queries")
-    search.add_argument("--format", choices=("jsonl", "trec", *EXPORT_FORMATS),
-                        help="bibtex, ris or csljson: the hits for a reference manager; batch output: jsonl (default: hits as every surface "
-                             "shows them, with the gate's decision) or a six-column TREC run (the ranking of every query, for scoring tools)"),
+    (
+        search.add_argument(
+            "--format",
+            choices=("jsonl", "trec", *EXPORT_FORMATS),
+            help="bibtex, ris or csljson: the hits for a reference manager; batch output: jsonl (default: hits as every surface "
+            "shows them, with the gate's decision) or a six-column TREC run (the ranking of every query, for scoring tools)",
+        ),
+    )
     search.add_argument("--output", "-o", metavar="FILE", help="batch output file (default: stdout)")
     search.add_argument("--no-gate", action="store_true", help="list hits even when nothing is relevant enough")
     _filters(search)
     _common(search)
 
-    ask = _command(commands, "ask", cmd_ask, "a short cited answer from the abstracts (follow-ups via --history)",
-                   "Answer a question from the top abstracts, with [n] citations, or say that nothing is relevant. The answer is "
-                   "extractive (sentences of the abstracts) unless an LLM endpoint is given: then the model writes it, it streams to the "
-                   "terminal, and every citation is checked against its abstract afterwards. A follow-up ('what about vision?') is "
-                   "resolved against --history.",
-                   'paperchat ask "how do people detect LLM-generated text?"\n'
-                   'paperchat ask "any that need no training?" --history "how do people detect LLM-generated text?" --json\n'
-                   'paperchat ask "how is LoRA made cheaper?" --llm-url http://127.0.0.1:11434/v1 --llm-model llama3.2')
+    ask = _command(
+        commands,
+        "ask",
+        cmd_ask,
+        "a short cited answer from the abstracts (follow-ups via --history)",
+        "Answer a question from the top abstracts, with [n] citations, or say that nothing is relevant. The answer is "
+        "extractive (sentences of the abstracts) unless an LLM endpoint is given: then the model writes it, it streams to the "
+        "terminal, and every citation is checked against its abstract afterwards. A follow-up ('what about vision?') is "
+        "resolved against --history.",
+        'paperchat ask "how do people detect LLM-generated text?"\n'
+        'paperchat ask "any that need no training?" --history "how do people detect LLM-generated text?" --json\n'
+        'paperchat ask "how is LoRA made cheaper?" --llm-url http://127.0.0.1:11434/v1 --llm-model llama3.2',
+    )
     ask.add_argument("message", help="your question")
-    ask.add_argument("--history", action="append", default=[], metavar="MESSAGE", help="an earlier question in the conversation (repeatable, oldest first)")
+    ask.add_argument(
+        "--history",
+        action="append",
+        default=[],
+        metavar="MESSAGE",
+        help="an earlier question in the conversation (repeatable, oldest first)",
+    )
     ask.add_argument("-k", type=int, default=5, help="number of sources (default 5)")
     ask.add_argument("--mode", choices=MODES, help="hybrid (default), bm25 or vector")
-    ask.add_argument("--json", action="store_true", help="print the answer, what was searched, the citation check and the sources as JSON")
-    ask.add_argument("--no-llm", action="store_true", help="the extractive answer even when an LLM endpoint is configured")
+    ask.add_argument(
+        "--json",
+        action="store_true",
+        help="print the answer, what was searched, the citation check and the sources as JSON",
+    )
+    ask.add_argument(
+        "--no-llm", action="store_true", help="the extractive answer even when an LLM endpoint is configured"
+    )
     _llm_options(ask)
     _filters(ask)
     _common(ask)
 
-    info = _command(commands, "info", cmd_info, "where the index is, its model, BM25 engine and size",
-                    "Describe an index: location, embedding model, BM25 engine, number of papers and passages.",
-                    "paperchat info\npaperchat info --index ~/scifact-index --json")
+    info = _command(
+        commands,
+        "info",
+        cmd_info,
+        "where the index is, its model, BM25 engine and size",
+        "Describe an index: location, embedding model, BM25 engine, number of papers and passages.",
+        "paperchat info\npaperchat info --index ~/scifact-index --json",
+    )
     info.add_argument("--json", action="store_true", help="print the description as JSON")
     _llm_options(info)
     _common(info)
 
-    remove = _command(commands, "remove", cmd_remove, "delete papers by id from the index",
-                      "Delete papers (and their passages) from Chroma and the derived snapshot. Ids are shown by `paperchat search`.",
-                      "paperchat remove light-schrodinger-bridge\npaperchat remove id1 id2 --index ~/scifact-index")
+    remove = _command(
+        commands,
+        "remove",
+        cmd_remove,
+        "delete papers by id from the index",
+        "Delete papers (and their passages) from Chroma and the derived snapshot. Ids are shown by `paperchat search`.",
+        "paperchat remove light-schrodinger-bridge\npaperchat remove id1 id2 --index ~/scifact-index",
+    )
     remove.add_argument("ids", nargs="+", metavar="ID", help="paper ids to delete")
     _common(remove)
 
-    chat = _command(commands, "chat", cmd_chat, "start the Gradio web chat (http://127.0.0.1:7860)",
-                    "Serve the web chat. It binds to this machine only unless --host says otherwise.",
-                    "paperchat chat\npaperchat chat --port 8080 --auth alice:secret")
+    chat = _command(
+        commands,
+        "chat",
+        cmd_chat,
+        "start the Gradio web chat (http://127.0.0.1:7860)",
+        "Serve the web chat. It binds to this machine only unless --host says otherwise.",
+        "paperchat chat\npaperchat chat --port 8080 --auth alice:secret",
+    )
     chat.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
     chat.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     chat.add_argument("--share", action="store_true", help="also create a public Gradio share link (needs --auth)")
-    chat.add_argument("--share-without-auth", action="store_true", help="allow --share without a login: anyone with the link can read the index")
+    chat.add_argument(
+        "--share-without-auth",
+        action="store_true",
+        help="allow --share without a login: anyone with the link can read the index",
+    )
     chat.add_argument("--auth", metavar="USER:PASSWORD", help="require a login (or env PAPERCHAT_AUTH)")
     _llm_options(chat)
     _common(chat)
 
-    evaluate = commands.add_parser("eval", help="retrieval-quality evaluation on judged sets and BEIR folders", description=evaluation.DESCRIPTION,
-                                   epilog=evaluation.EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    evaluate = commands.add_parser(
+        "eval",
+        help="retrieval-quality evaluation on judged sets and BEIR folders",
+        description=evaluation.DESCRIPTION,
+        epilog=evaluation.EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     evaluation.add_arguments(evaluate)
     evaluate.set_defaults(handler=evaluation.run)
 
-    benchmark = commands.add_parser("bench", help="latency / throughput benchmark against the common RAG stack", description=bench.__doc__,
-                                    epilog=bench.EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    benchmark = commands.add_parser(
+        "bench",
+        help="latency / throughput benchmark against the common RAG stack",
+        description=bench.__doc__,
+        epilog=bench.EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     bench.add_arguments(benchmark)
     benchmark.set_defaults(handler=bench.run)
     return parser
@@ -249,7 +343,9 @@ def _print_retrieval(result: Retrieval, as_json: bool) -> None:
         print(json_text(result.to_dict(), indent=2))
     elif not result.hits:
         nothing = nothing_relevant(result.missing, result.covered, []).rstrip(".")
-        say(f"{nothing} (for {result.query!r}, relevance {result.relevance:.2f}); use --no-gate to list the closest papers anyway.")
+        say(
+            f"{nothing} (for {result.query!r}, relevance {result.relevance:.2f}); use --no-gate to list the closest papers anyway."
+        )
     else:
         say(f"{len(result.hits)} results for {result.query!r} ({result.mode}, {result.took_ms:.0f} ms)\n")
         say("\n\n".join(format_hit(h) for h in result.hits))
@@ -271,14 +367,21 @@ def read_queries(path: str) -> list[dict]:
         if not isinstance(record, dict):
             raise PaperchatError(f"{path}:{number}: expected a JSON object")
         turns = record.get("turns")
-        text = record.get("text") or record.get("question") or record.get("query") or (turns[-1] if isinstance(turns, list) and turns else None)
+        text = (
+            record.get("text")
+            or record.get("question")
+            or record.get("query")
+            or (turns[-1] if isinstance(turns, list) and turns else None)
+        )
         history = record.get("history") or (turns[:-1] if isinstance(turns, list) else [])
         if not isinstance(text, str) or not text.strip():
             raise PaperchatError(f"{path}:{number}: no query text (expected a 'text' or 'question' field)")
         if isinstance(history, str):  # one earlier message
             history = [history]
         if not isinstance(history, list) or not all(isinstance(turn, str) for turn in history):
-            raise PaperchatError(f"{path}:{number}: 'history' must be a list of earlier messages (or one message as a string)")
+            raise PaperchatError(
+                f"{path}:{number}: 'history' must be a list of earlier messages (or one message as a string)"
+            )
         query_id = str(record.get("_id", record.get("id", record.get("query_id", number))))
         queries.append({"id": query_id, "text": text, "history": [str(h) for h in history]})
     return queries
@@ -325,18 +428,34 @@ def _output(path: str | None):
         raise PaperchatError(f"cannot write {path} ({exc.strerror or exc})") from None
 
 
-def _search_batch(assistant: Assistant, queries: list[dict], args: argparse.Namespace, out, where: Filter | None) -> None:
+def _search_batch(
+    assistant: Assistant, queries: list[dict], args: argparse.Namespace, out, where: Filter | None
+) -> None:
     from tqdm.auto import tqdm
 
     for query in tqdm(queries, desc="searching", unit="query", disable=args.quiet, file=sys.stderr):
-        result = assistant.retrieve(query["text"], args.k, args.mode, gate=not args.no_gate and args.format != "trec", history=query["history"],
-                                    where=where)
+        result = assistant.retrieve(
+            query["text"],
+            args.k,
+            args.mode,
+            gate=not args.no_gate and args.format != "trec",
+            history=query["history"],
+            where=where,
+        )
         if args.format == "trec":
             for hit in result.hits:
                 out.write(terminal_text(f"{query['id']} Q0 {hit.id} {hit.rank} {hit.score:.6f} paperchat") + "\n")
         else:
-            record = {"query_id": query["id"], "query": query["text"], "searched": [asdict(f) for f in result.formulations], "relevant": result.relevant,
-                      "relevance": result.relevance, "missing": result.missing, "took_ms": result.took_ms, "hits": [h.to_dict() for h in result.hits]}
+            record = {
+                "query_id": query["id"],
+                "query": query["text"],
+                "searched": [asdict(f) for f in result.formulations],
+                "relevant": result.relevant,
+                "relevance": result.relevance,
+                "missing": result.missing,
+                "took_ms": result.took_ms,
+                "hits": [h.to_dict() for h in result.hits],
+            }
             out.write(json_text(record) + "\n")
 
 
@@ -345,7 +464,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
     assistant = _open(args)
     write = False if args.no_llm else None
     if args.json:
-        print(json_text(assistant.ask(args.message, args.history, args.k, args.mode, where=where, write=write).to_dict(), indent=2))
+        print(
+            json_text(
+                assistant.ask(args.message, args.history, args.k, args.mode, where=where, write=write).to_dict(),
+                indent=2,
+            )
+        )
         return 0
     streamed = False
     for event in assistant.ask_stream(args.message, args.history, args.k, args.mode, where=where, write=write):
@@ -393,8 +517,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if not args.paths and (args.format or args.category or args.since or args.until):
         raise PaperchatError("--format, --category, --since and --until apply to the files you ingest; name them")
     assistant = _open(args, bootstrap=False)
-    load_report, ingest_report = assistant.ingest(args.paths or None, progress=not args.quiet, fmt=args.format, categories=args.category,
-                                                  since=args.since, until=args.until)
+    load_report, ingest_report = assistant.ingest(
+        args.paths or None,
+        progress=not args.quiet,
+        fmt=args.format,
+        categories=args.category,
+        since=args.since,
+        until=args.until,
+    )
     for problem in load_report.problems:
         say(f"paperchat: skipped {problem}", err=True)
     say(f"{load_report.summary()}\n{ingest_report.summary()} ({assistant.location})")
@@ -422,7 +552,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
     auth = args.auth or os.environ.get("PAPERCHAT_AUTH")
     if args.share and not auth and not args.share_without_auth:
-        raise PaperchatError("--share publishes the whole index to anyone with the link: add --auth USER:PASSWORD (or say --share-without-auth)")
+        raise PaperchatError(
+            "--share publishes the whole index to anyone with the link: add --auth USER:PASSWORD (or say --share-without-auth)"
+        )
     check_port(args.host, args.port)
     launch(_open(args), host=args.host, port=args.port, share=args.share, auth=auth)
     return 0
@@ -443,7 +575,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("paperchat: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader went away (`paperchat search ... | head`): stop quietly, as Unix tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that the interpreter's final flush cannot fail again
+        os.dup2(
+            os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno()
+        )  # so that the interpreter's final flush cannot fail again
         return 141
 
 

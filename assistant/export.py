@@ -17,7 +17,25 @@ from paperchat.index.papers import arxiv_search_url
 from paperchat.index.tokenize import fold
 
 EXPORT_FORMATS = ("bibtex", "ris", "csljson")
-_STOP = {"a", "an", "the", "on", "of", "for", "in", "to", "and", "with", "is", "are", "how", "what", "why", "towards", "toward"}
+_STOP = {
+    "a",
+    "an",
+    "the",
+    "on",
+    "of",
+    "for",
+    "in",
+    "to",
+    "and",
+    "with",
+    "is",
+    "are",
+    "how",
+    "what",
+    "why",
+    "towards",
+    "toward",
+}
 
 
 def _ascii(text: str) -> str:
@@ -68,9 +86,18 @@ def to_bibtex(hits: Sequence[Hit]) -> str:
     library = bibtexparser.Library()
     for key, hit in zip(citation_keys(hits), hits):
         c = hit.citation
-        fields = {"title": hit.title, "author": " and ".join(c.authors), "year": str(c.year or ""), "journal": c.venue, "doi": c.doi,
-                  "eprint": c.arxiv_id, "archiveprefix": "arXiv" if c.arxiv_id else "", "url": _own_url(hit), "abstract": hit.abstract,
-                  "keywords": ", ".join(c.categories)}
+        fields = {
+            "title": hit.title,
+            "author": " and ".join(c.authors),
+            "year": str(c.year or ""),
+            "journal": c.venue,
+            "doi": c.doi,
+            "eprint": c.arxiv_id,
+            "archiveprefix": "arXiv" if c.arxiv_id else "",
+            "url": _own_url(hit),
+            "abstract": hit.abstract,
+            "keywords": ", ".join(c.categories),
+        }
         kind = "article" if c.venue else "misc"
         library.add(Entry(kind, key, [Field(name, value) for name, value in fields.items() if value]))
     return bibtexparser.write_string(library)
@@ -82,9 +109,19 @@ def to_ris(hits: Sequence[Hit]) -> str:
     records = []
     for key, hit in zip(citation_keys(hits), hits):
         c = hit.citation
-        record = {"type_of_reference": "JOUR" if c.venue else "GEN", "id": key, "title": hit.title, "authors": list(c.authors),
-                  "year": str(c.year or ""), "date": c.date.replace("-", "/") if len(c.date) > 4 else "", "doi": c.doi, "journal_name": c.venue,
-                  "urls": [_own_url(hit)] if _own_url(hit) else [], "abstract": hit.abstract, "keywords": list(c.categories)}
+        record = {
+            "type_of_reference": "JOUR" if c.venue else "GEN",
+            "id": key,
+            "title": hit.title,
+            "authors": list(c.authors),
+            "year": str(c.year or ""),
+            "date": c.date.replace("-", "/") if len(c.date) > 4 else "",
+            "doi": c.doi,
+            "journal_name": c.venue,
+            "urls": [_own_url(hit)] if _own_url(hit) else [],
+            "abstract": hit.abstract,
+            "keywords": list(c.categories),
+        }
         records.append({name: value for name, value in record.items() if value})
     return rispy.dumps(records)
 
@@ -93,10 +130,22 @@ def to_csljson(hits: Sequence[Hit]) -> str:
     items = []
     for key, hit in zip(citation_keys(hits), hits):
         c = hit.citation
-        item = {"id": key, "type": "article-journal" if c.venue else "article", "title": hit.title,
-                "author": [{"family": _family(name), "given": name[: -len(_family(name))].strip()} if " " in name.strip() else {"literal": name}
-                           for name in c.authors],
-                "issued": {"date-parts": [_date_parts(c.date)]} if c.date else None, "DOI": c.doi, "URL": _own_url(hit), "container-title": c.venue,
-                "abstract": hit.abstract, "keyword": ", ".join(c.categories)}
+        item = {
+            "id": key,
+            "type": "article-journal" if c.venue else "article",
+            "title": hit.title,
+            "author": [
+                {"family": _family(name), "given": name[: -len(_family(name))].strip()}
+                if " " in name.strip()
+                else {"literal": name}
+                for name in c.authors
+            ],
+            "issued": {"date-parts": [_date_parts(c.date)]} if c.date else None,
+            "DOI": c.doi,
+            "URL": _own_url(hit),
+            "container-title": c.venue,
+            "abstract": hit.abstract,
+            "keyword": ", ".join(c.categories),
+        }
         items.append({name: value for name, value in item.items() if value})
     return json.dumps(items, ensure_ascii=False, indent=1)

@@ -54,7 +54,9 @@ class Filter:
             raise PaperchatError("where must be a Filter or a dict of filter fields")
         unknown = set(where) - {f.name for f in fields(cls)}
         if unknown:
-            raise PaperchatError(f"unknown filter field(s): {', '.join(sorted(unknown))}; use {', '.join(f.name for f in fields(cls))}")
+            raise PaperchatError(
+                f"unknown filter field(s): {', '.join(sorted(unknown))}; use {', '.join(f.name for f in fields(cls))}"
+            )
         found = cls(**{key: value for key, value in where.items() if value is not None})
         return found if found.active else None
 
@@ -96,12 +98,38 @@ def date_mask(date_from: np.ndarray, date_to: np.ndarray, since: str | None, unt
 
 _YEAR = r"((?:19|20)\d{2}(?:-\d{2}(?:-\d{2})?)?)"
 _REQUESTS = [
-    ("since", re.compile(rf"\b(?:only\s+(?:the\s+ones\s+|papers\s+)?)?(?:since|from|after|newer\s+than|published\s+in\s+or\s+after)\s+{_YEAR}(?:\s+on(?:wards?)?)?\b", re.I)),
-    ("until", re.compile(rf"\b(?:only\s+(?:the\s+ones\s+|papers\s+)?)?(?:until|before|up\s+to|older\s+than)\s+{_YEAR}\b", re.I)),
-    ("category", re.compile(r"\b(?:just|only|in)\s+(?:the\s+)?([a-z][a-z\-]*\.[A-Za-z]{2})\b(?:\s+(?:ones|papers))?", re.I)),
-    ("has_code", re.compile(r"\b(?:only\s+)?(?:the\s+ones\s+|papers\s+)?(?:with|that\s+have|having)\s+(?:released\s+|public\s+|open\s+)?code\b", re.I)),
+    (
+        "since",
+        re.compile(
+            rf"\b(?:only\s+(?:the\s+ones\s+|papers\s+)?)?(?:since|from|after|newer\s+than|published\s+in\s+or\s+after)\s+{_YEAR}(?:\s+on(?:wards?)?)?\b",
+            re.I,
+        ),
+    ),
+    (
+        "until",
+        re.compile(
+            rf"\b(?:only\s+(?:the\s+ones\s+|papers\s+)?)?(?:until|before|up\s+to|older\s+than)\s+{_YEAR}\b", re.I
+        ),
+    ),
+    (
+        "category",
+        re.compile(r"\b(?:just|only|in)\s+(?:the\s+)?([a-z][a-z\-]*\.[A-Za-z]{2})\b(?:\s+(?:ones|papers))?", re.I),
+    ),
+    (
+        "has_code",
+        re.compile(
+            r"\b(?:only\s+)?(?:the\s+ones\s+|papers\s+)?(?:with|that\s+have|having)\s+(?:released\s+|public\s+|open\s+)?code\b",
+            re.I,
+        ),
+    ),
     ("same_authors", re.compile(r"\b(?:by|from)\s+the\s+same\s+(?:authors?|group|team|people)\b", re.I)),
-    ("clear", re.compile(r"\b(?:clear|drop|remove|reset)\s+(?:the\s+|all\s+)?filters?\b|\b(?:any|all)\s+(?:years?|dates?)\s+again\b", re.I)),
+    (
+        "clear",
+        re.compile(
+            r"\b(?:clear|drop|remove|reset)\s+(?:the\s+|all\s+)?filters?\b|\b(?:any|all)\s+(?:years?|dates?)\s+again\b",
+            re.I,
+        ),
+    ),
 ]
 
 
@@ -115,7 +143,7 @@ def filter_requests(message: str) -> tuple[dict, str]:
         match = pattern.search(rest)
         if match:
             found[name] = match.group(1) if match.groups() else True
-            rest = rest[: match.start()] + " " + rest[match.end():]
+            rest = rest[: match.start()] + " " + rest[match.end() :]
     return (found, " ".join(rest.split()).strip(" ,.;:!?-")) if found else ({}, message)
 
 

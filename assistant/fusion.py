@@ -15,7 +15,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 
-def rrf(rankings: Mapping[str, Sequence[str]], k: float = 60.0, weights: Mapping[str, float] | None = None) -> dict[str, float]:
+def rrf(
+    rankings: Mapping[str, Sequence[str]], k: float = 60.0, weights: Mapping[str, float] | None = None
+) -> dict[str, float]:
     """Reciprocal rank fusion: score(d) = sum over sides of weight / (k + rank of d on that side), ranks from 1."""
     fused: dict[str, float] = {}
     for side, ranking in rankings.items():
@@ -74,7 +76,9 @@ def expansion_terms(
     for document_weight, terms in zip(weights if weights is not None else [1.0] * len(feedback_terms), feedback_terms):
         for term, frequency in Counter(terms).items():
             if term not in exclude:
-                term_weights[term] = term_weights.get(term, 0.0) + document_weight * frequency / len(terms) * idf.get(term, 0.0)
+                term_weights[term] = term_weights.get(term, 0.0) + document_weight * frequency / len(terms) * idf.get(
+                    term, 0.0
+                )
     best = sorted(term_weights.items(), key=lambda item: (-item[1], item[0]))[:count]
     top = best[0][1] if best and best[0][1] > 0 else 1.0
     return {term: weight / top for term, weight in best if weight > 0}

@@ -76,15 +76,28 @@ class Evidence:
     uncovered: tuple[str, ...]
 
     def features(self) -> dict[str, float]:
-        values = {"coverage": self.coverage, "missing": self.missing, "rarest_missing": self.rarest_missing, "unknown": self.unknown,
-                  "follow_up": float(self.follow_up), "length": self.length}
+        values = {
+            "coverage": self.coverage,
+            "missing": self.missing,
+            "rarest_missing": self.rarest_missing,
+            "unknown": self.unknown,
+            "follow_up": float(self.follow_up),
+            "length": self.length,
+        }
         if self.similarity is not None:
             values["similarity"] = self.similarity
         return values
 
 
-def evidence(similarity: float | None, question: list[Concept], context: list[Concept], idf: Mapping[str, float], documents: Sequence[set[str]],
-             known: set[str], max_idf: float) -> Evidence:
+def evidence(
+    similarity: float | None,
+    question: list[Concept],
+    context: list[Concept],
+    idf: Mapping[str, float],
+    documents: Sequence[set[str]],
+    known: set[str],
+    max_idf: float,
+) -> Evidence:
     """The gate's signals for the question's concepts (and, in a chat, its context's) over the top `documents`.
 
     `known` holds the question's terms that occur anywhere in the corpus; `max_idf` is the IDF
@@ -120,7 +133,9 @@ def evidence(similarity: float | None, question: list[Concept], context: list[Co
         follow_up=bool(context),
         length=math.log1p(len(asked)),
         covered=tuple(" ".join(c.word for c in group) for found, group in runs if found),
-        uncovered=tuple(" ".join(c.word for c in group) for found, group in sorted(runs, key=lambda run: -mass(run[1])) if not found),
+        uncovered=tuple(
+            " ".join(c.word for c in group) for found, group in sorted(runs, key=lambda run: -mass(run[1])) if not found
+        ),
     )
 
 

@@ -63,6 +63,7 @@ class Hit:
 
     def why(self) -> str:
         """One line explaining the rank from both sides."""
+
         def side(name: str, rank: int | None, score: float | None, fmt: str) -> str:
             if score is None:
                 return f"{name}: -"

@@ -36,7 +36,9 @@ MAX_QUERY_CHARS = 2000
 _BM25_WORKER = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="paperchat-bm25")
 MAX_K = 1000
 EXACT_SEARCH_LIMIT = 20_000  # documents; an exact scan of 20k x 384 floats takes about 2 ms
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")  # also zero-width and bidi controls
+CONTROL_CHARACTERS = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]"
+)  # also zero-width and bidi controls
 
 
 def clean_query(query: str) -> tuple[str, list[str]]:
@@ -83,10 +85,19 @@ class Retrieval:
     where: Filter | None = None
 
     def to_dict(self) -> dict:
-        return {"query": self.query, "mode": self.mode, "took_ms": self.took_ms, "relevant": self.relevant, "relevance": self.relevance,
-                "filter": asdict(self.where) if self.where else None,
-                "covered": self.covered, "missing": self.missing, "evidence": self.evidence,
-                "searched": [asdict(f) for f in self.formulations], "hits": [h.to_dict() for h in self.hits]}
+        return {
+            "query": self.query,
+            "mode": self.mode,
+            "took_ms": self.took_ms,
+            "relevant": self.relevant,
+            "relevance": self.relevance,
+            "filter": asdict(self.where) if self.where else None,
+            "covered": self.covered,
+            "missing": self.missing,
+            "evidence": self.evidence,
+            "searched": [asdict(f) for f in self.formulations],
+            "hits": [h.to_dict() for h in self.hits],
+        }
 
 
 @dataclass
@@ -111,8 +122,15 @@ class Searcher:
         self.store = store
         self.settings = settings
 
-    def retrieve(self, query: str | Sequence[Formulation], k: int = 10, mode: str | None = None, settings: Settings | None = None, gate: bool = True,
-                 where: Filter | None = None) -> Retrieval:
+    def retrieve(
+        self,
+        query: str | Sequence[Formulation],
+        k: int = 10,
+        mode: str | None = None,
+        settings: Settings | None = None,
+        gate: bool = True,
+        where: Filter | None = None,
+    ) -> Retrieval:
         """Ranked hits for `query` (a text, or weighted formulations of one question), judged by the
         relevance gate (the one place that decides "nothing relevant"); with `gate` off the hits
         are listed whatever the judgement. `where` keeps only matching papers, on both sides, before fusion."""
@@ -127,9 +145,13 @@ class Searcher:
         weighted = [(tokenizer.tokens(f.text), f.weight) for f in formulations]
         terms = list(dict.fromkeys(t for group, _ in weighted for t in group))
         rows = np.flatnonzero(where.mask(snapshot.columns)) if where is not None else None
-        sides = self.score_sides(snapshot, formulations, weighted, max(settings.depth, k), embed=mode != "bm25", rows=rows)
+        sides = self.score_sides(
+            snapshot, formulations, weighted, max(settings.depth, k), embed=mode != "bm25", rows=rows
+        )
         fused = self.fuse(sides, mode, settings, terms)
-        ranked_positions = sorted((i for i in range(len(sides.ids)) if np.isfinite(fused[i])), key=lambda i: (-fused[i], sides.ids[i]))
+        ranked_positions = sorted(
+            (i for i in range(len(sides.ids)) if np.isfinite(fused[i])), key=lambda i: (-fused[i], sides.ids[i])
+        )
         weights = snapshot.bm25.idf(sorted(set(terms)))
         hits = []
         for i in ranked_positions[:k]:
@@ -164,17 +186,28 @@ class Searcher:
         documents = [set(tokenizer.tokens(h.title + " " + h.abstract)) for h in hits[:CONCEPT_DOCUMENTS]]
         similarity = None if sides.vector is None else float(sides.vector.max()) if sides.vector.size else 0.0
         asked = sorted({t for c in question for t in c.terms})
-        return evidence(similarity, question, context, idf, documents, snapshot.bm25.known(asked), snapshot.bm25.max_idf)
+        return evidence(
+            similarity, question, context, idf, documents, snapshot.bm25.known(asked), snapshot.bm25.max_idf
+        )
 
-    def score_sides(self, snapshot: Snapshot, formulations: Sequence[Formulation], weighted: list[tuple[list[str], float]], depth: int, embed: bool = True,
-                    rows: np.ndarray | None = None) -> Sides:
+    def score_sides(
+        self,
+        snapshot: Snapshot,
+        formulations: Sequence[Formulation],
+        weighted: list[tuple[list[str], float]],
+        depth: int,
+        embed: bool = True,
+        rows: np.ndarray | None = None,
+    ) -> Sides:
         """Top `depth` of each side, then exact scores of both sides on their union (BM25 alone without `embed`).
 
         Several formulations make one query: BM25 scores add up weighted, and the query vector is
         the normalised weighted sum of the formulations' vectors. With `rows` (a filter's matching
         papers) both sides only ever see those rows.
         """
-        pending = _BM25_WORKER.submit(_bm25_side, snapshot, weighted, depth, rows)  # on another core while the query embeds
+        pending = _BM25_WORKER.submit(
+            _bm25_side, snapshot, weighted, depth, rows
+        )  # on another core while the query embeds
         query_vector = self._query_vector(formulations) if embed else None
         all_bm25, bm25_top = pending.result()
         if not embed:
@@ -185,7 +218,11 @@ class Searcher:
             vector_top = self.nearest(snapshot, query_vector, depth)
         positions = np.fromiter(dict.fromkeys(np.concatenate([bm25_top, vector_top]).tolist()), dtype=np.int64)
         ids = [snapshot.ids[i] for i in positions]
-        vectors = np.asarray(snapshot.vectors[positions]) if len(positions) else np.zeros((0, self.store.embedder.dimension), dtype=np.float32)
+        vectors = (
+            np.asarray(snapshot.vectors[positions])
+            if len(positions)
+            else np.zeros((0, self.store.embedder.dimension), dtype=np.float32)
+        )
         return Sides(
             snapshot=snapshot,
             ids=ids,
@@ -203,7 +240,9 @@ class Searcher:
             return self.store.embedder.encode_query(formulations[0].text)
         combined = sum(f.weight * self.store.embedder.encode_query(f.text) for f in formulations)
         norm = float(np.linalg.norm(combined))
-        return (combined / norm).astype(np.float32) if norm > 0 else self.store.embedder.encode_query(formulations[0].text)
+        return (
+            (combined / norm).astype(np.float32) if norm > 0 else self.store.embedder.encode_query(formulations[0].text)
+        )
 
     def nearest(self, snapshot: Snapshot, vector: np.ndarray, k: int) -> np.ndarray:
         """Rows of the `k` nearest documents by MaxP cosine (`Snapshot.best_passage`).
@@ -231,7 +270,10 @@ class Searcher:
             scores = sides.bm25 if mode == "bm25" else sides.vector
             return np.array([scores[i] if doc_id in ranks else -np.inf for i, doc_id in enumerate(sides.ids)])
         if settings.fusion == "rrf":
-            rankings = {"bm25": sorted(sides.bm25_rank, key=sides.bm25_rank.get), "vector": sorted(sides.vector_rank, key=sides.vector_rank.get)}
+            rankings = {
+                "bm25": sorted(sides.bm25_rank, key=sides.bm25_rank.get),
+                "vector": sorted(sides.vector_rank, key=sides.vector_rank.get),
+            }
             fused = rrf(rankings, settings.rrf_k, {"bm25": settings.bm25_weight, "vector": settings.vector_weight})
             return np.array([fused.get(doc_id, 0.0) for doc_id in sides.ids])
         base = settings.bm25_weight / ((settings.bm25_weight + settings.vector_weight) or 1.0)
@@ -244,7 +286,9 @@ class Searcher:
             fused = smooth(fused, sides.vectors @ sides.vectors[top].T, fused[top], settings.smoothing)
         return fused
 
-    def _feedback(self, sides: Sides, fused: np.ndarray, weight: float, settings: Settings, terms: list[str]) -> np.ndarray:
+    def _feedback(
+        self, sides: Sides, fused: np.ndarray, weight: float, settings: Settings, terms: list[str]
+    ) -> np.ndarray:
         """Pseudo-relevance feedback from the top fused documents, on both sides, re-scoring the pool."""
         snapshot = sides.snapshot
         top = np.argsort(-fused, kind="stable")[: settings.feedback_docs]
@@ -255,8 +299,14 @@ class Searcher:
         if settings.feedback_terms and settings.feedback_bm25:
             documents = [snapshot.tokenizer.tokens(snapshot.paper(int(sides.positions[i])).text) for i in top]
             vocabulary = sorted({t for doc in documents for t in doc})
-            expansion = expansion_terms(documents, snapshot.bm25.idf(vocabulary), set(terms), settings.feedback_terms, list(weights))
-            extra = sum(w * snapshot.bm25.term_scores(t, sides.positions) for t, w in expansion.items()) if expansion else 0.0
+            expansion = expansion_terms(
+                documents, snapshot.bm25.idf(vocabulary), set(terms), settings.feedback_terms, list(weights)
+            )
+            extra = (
+                sum(w * snapshot.bm25.term_scores(t, sides.positions) for t, w in expansion.items())
+                if expansion
+                else 0.0
+            )
             bm25 = bm25 + settings.feedback_bm25 * extra
         return weight * zscore(bm25) + (1 - weight) * zscore(vector)
 
@@ -274,9 +324,15 @@ def _clean_formulations(query: str | Sequence[Formulation]) -> tuple[list[Formul
     return cleaned, notices
 
 
-def _bm25_side(snapshot: Snapshot, weighted: list[tuple[list[str], float]], depth: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _bm25_side(
+    snapshot: Snapshot, weighted: list[tuple[list[str], float]], depth: int, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Weighted BM25 scores of every document and the positions of the top `depth` (among `rows` only, when given)."""
-    scores = sum(weight * snapshot.bm25.scores(terms) for terms, weight in weighted) if len(weighted) > 1 else snapshot.bm25.scores(weighted[0][0])
+    scores = (
+        sum(weight * snapshot.bm25.scores(terms) for terms, weight in weighted)
+        if len(weighted) > 1
+        else snapshot.bm25.scores(weighted[0][0])
+    )
     if rows is not None:
         kept = np.zeros_like(scores)
         kept[rows] = scores[rows]
@@ -296,9 +352,19 @@ def _hit(rank: int, paper: Paper, snippet: str, score: float, sides: Sides, i: i
         vector=None if sides.vector is None else round(float(sides.vector[i]), 4),
         bm25_rank=sides.bm25_rank.get(paper.id),
         vector_rank=sides.vector_rank.get(paper.id),
-        citation=Citation(paper.title, paper.url, paper.pages, paper.dates, paper.authors, paper.date, paper.year, paper.arxiv_id, paper.doi,
-                          paper.venue, paper.categories),
+        citation=Citation(
+            paper.title,
+            paper.url,
+            paper.pages,
+            paper.dates,
+            paper.authors,
+            paper.date,
+            paper.year,
+            paper.arxiv_id,
+            paper.doi,
+            paper.venue,
+            paper.categories,
+        ),
         abstract=paper.abstract,
         metadata={"code_links": paper.code_links},
     )
-

@@ -35,23 +35,51 @@ def default_index_dir() -> Path:
 class Settings(BaseSettings):
     """Configuration for an index and its retrieval."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True, allow_inf_nan=False, validate_default=True)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", frozen=True, allow_inf_nan=False, validate_default=True
+    )
 
     index: Path = Field(default_factory=default_index_dir, description="index folder", json_schema_extra=INDEX_TIME)
-    model: str = Field(DEFAULT_MODEL, min_length=1, description="sentence-transformers model name or folder", json_schema_extra=INDEX_TIME)
-    chroma_url: str | None = Field(None, description="a `chroma run` server instead of the embedded store", json_schema_extra=INDEX_TIME)
+    model: str = Field(
+        DEFAULT_MODEL,
+        min_length=1,
+        description="sentence-transformers model name or folder",
+        json_schema_extra=INDEX_TIME,
+    )
+    chroma_url: str | None = Field(
+        None, description="a `chroma run` server instead of the embedded store", json_schema_extra=INDEX_TIME
+    )
     collection: str = Field("papers", min_length=1, description="Chroma collection name", json_schema_extra=INDEX_TIME)
     device: str = Field("auto", description="torch device for embedding documents", json_schema_extra=INDEX_TIME)
-    query_backend: Literal[QUERY_BACKENDS] = Field("auto", description="auto: ONNX Runtime for queries when it matches torch", json_schema_extra=INDEX_TIME)
-    cache_dir: Path = Field(default_factory=default_cache_dir, description="where the ONNX copy of the model is kept", json_schema_extra=INDEX_TIME)
+    query_backend: Literal[QUERY_BACKENDS] = Field(
+        "auto", description="auto: ONNX Runtime for queries when it matches torch", json_schema_extra=INDEX_TIME
+    )
+    cache_dir: Path = Field(
+        default_factory=default_cache_dir,
+        description="where the ONNX copy of the model is kept",
+        json_schema_extra=INDEX_TIME,
+    )
     batch_size: int = Field(64, ge=1, le=4096, description="texts per model batch", json_schema_extra=INDEX_TIME)
-    write_batch: int = Field(1024, ge=1, le=100_000, description="papers per Chroma write", json_schema_extra=INDEX_TIME)
+    write_batch: int = Field(
+        1024, ge=1, le=100_000, description="papers per Chroma write", json_schema_extra=INDEX_TIME
+    )
     engine: Literal[ENGINES] = Field("bm25s", description="BM25 engine", json_schema_extra=INDEX_TIME)
     bm25_k1: float = Field(1.2, ge=0, le=10, json_schema_extra=INDEX_TIME)
     bm25_b: float = Field(0.75, ge=0, le=1, json_schema_extra=INDEX_TIME)
-    refresh_seconds: float = Field(30.0, ge=0, le=86_400, description="how often a running app checks Chroma for other writers' changes", json_schema_extra=INDEX_TIME)
-    lock_timeout: float = Field(600.0, ge=0, le=604_800, json_schema_extra=INDEX_TIME,
-                                description="seconds to wait for another process writing to the index before giving up")
+    refresh_seconds: float = Field(
+        30.0,
+        ge=0,
+        le=86_400,
+        description="how often a running app checks Chroma for other writers' changes",
+        json_schema_extra=INDEX_TIME,
+    )
+    lock_timeout: float = Field(
+        600.0,
+        ge=0,
+        le=604_800,
+        json_schema_extra=INDEX_TIME,
+        description="seconds to wait for another process writing to the index before giving up",
+    )
     mode: Literal[MODES] = "hybrid"
     fusion: Literal[FUSIONS] = "convex"
     rrf_k: float = Field(60.0, ge=0)
@@ -66,18 +94,36 @@ class Settings(BaseSettings):
     feedback_temperature: float = Field(2.0, gt=0)
     smoothing: float = Field(1.0, ge=0)
     smoothing_docs: int = Field(10, ge=0, le=1000)
-    min_relevance: float = Field(0.6, ge=0, le=1, description="relevance gate: the probability (paperchat.gate) a question must reach to be answered")
-    llm_url: str | None = Field(None, description="an OpenAI-compatible endpoint (http://127.0.0.1:11434/v1 for Ollama) for written answers; unset: extractive answers, no network")
-    llm_model: str | None = Field(None, min_length=1, description="the model name the endpoint expects (default: the first it lists)")
-    llm_api_key: SecretStr | None = Field(None, description="sent as a Bearer token to llm_url only; read it from PAPERCHAT_LLM_API_KEY")
-    llm_timeout: float = Field(60.0, gt=0, le=3600, description="seconds to wait for the endpoint to send anything before falling back")
+    min_relevance: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        description="relevance gate: the probability (paperchat.gate) a question must reach to be answered",
+    )
+    llm_url: str | None = Field(
+        None,
+        description="an OpenAI-compatible endpoint (http://127.0.0.1:11434/v1 for Ollama) for written answers; unset: extractive answers, no network",
+    )
+    llm_model: str | None = Field(
+        None, min_length=1, description="the model name the endpoint expects (default: the first it lists)"
+    )
+    llm_api_key: SecretStr | None = Field(
+        None, description="sent as a Bearer token to llm_url only; read it from PAPERCHAT_LLM_API_KEY"
+    )
+    llm_timeout: float = Field(
+        60.0, gt=0, le=3600, description="seconds to wait for the endpoint to send anything before falling back"
+    )
     llm_deadline: float = Field(
-        120.0, gt=0, le=3600,
+        120.0,
+        gt=0,
+        le=3600,
         description="seconds one written answer (or follow-up rewrite) may take in all, however the endpoint keeps the "
         "connection alive; past it, the extractive answer is shown",
     )
     llm_max_tokens: int = Field(400, ge=16, le=32_768, description="longest written answer, in tokens")
-    llm_abstract_chars: int = Field(1500, ge=200, le=20_000, description="characters of each abstract put in the prompt")
+    llm_abstract_chars: int = Field(
+        1500, ge=200, le=20_000, description="characters of each abstract put in the prompt"
+    )
 
     @field_validator("llm_url")
     @classmethod
@@ -99,7 +145,9 @@ class Settings(BaseSettings):
             settings = cls(**{k: v for k, v in overrides.items() if v is not None})
         except ValidationError as exc:
             raise PaperchatError(_describe(exc, overrides)) from None
-        return settings.model_copy(update={"index": settings.index.expanduser(), "cache_dir": settings.cache_dir.expanduser()})
+        return settings.model_copy(
+            update={"index": settings.index.expanduser(), "cache_dir": settings.cache_dir.expanduser()}
+        )
 
     @classmethod
     def index_fields(cls) -> set[str]:
@@ -109,7 +157,9 @@ class Settings(BaseSettings):
         """These settings with retrieval fields changed for one call; index-time fields are refused."""
         refused = set(changes) & self.index_fields()
         if refused:
-            raise PaperchatError(f"{', '.join(sorted(refused))} only apply when an index is opened; use Assistant.open(...) instead")
+            raise PaperchatError(
+                f"{', '.join(sorted(refused))} only apply when an index is opened; use Assistant.open(...) instead"
+            )
         unknown = set(changes) - set(self.model_fields)
         if unknown:
             raise PaperchatError(f"unknown setting(s): {', '.join(sorted(unknown))}")
@@ -125,6 +175,8 @@ def _describe(error: ValidationError, keywords: dict) -> str:
     for item in error.errors():
         name = str(item["loc"][0]) if item["loc"] else "?"
         origin = "" if name in keywords else f" (from {ENV_PREFIX + name.upper()})"
-        shown = "(hidden)" if name.endswith("api_key") else repr(item.get("input"))  # a secret never reaches an error message
+        shown = (
+            "(hidden)" if name.endswith("api_key") else repr(item.get("input"))
+        )  # a secret never reaches an error message
         problems.append(f"{name}{origin} = {shown}: {item['msg'][0].lower()}{item['msg'][1:]}")
     return "invalid setting " + "; ".join(problems)

@@ -11,14 +11,20 @@ MARK_OPEN, MARK_CLOSE = "**", "**"
 MAX_SNIPPET_CHARS = 420
 
 
-def sentence_score(sentence: str, query_terms: set[str], tokenizer: Tokenizer, weights: Mapping[str, float] | None = None) -> float:
+def sentence_score(
+    sentence: str, query_terms: set[str], tokenizer: Tokenizer, weights: Mapping[str, float] | None = None
+) -> float:
     """Sum of the weights of the distinct query terms the sentence contains."""
     present = query_terms.intersection(tokenizer.tokens(sentence))
     return sum((weights or {}).get(term, 1.0) for term in present)
 
 
 def choose_sentences(
-    sentences: list[str], query_terms: set[str], tokenizer: Tokenizer, weights: Mapping[str, float] | None = None, limit: int = 3
+    sentences: list[str],
+    query_terms: set[str],
+    tokenizer: Tokenizer,
+    weights: Mapping[str, float] | None = None,
+    limit: int = 3,
 ) -> list[int]:
     """Indices (in reading order) of up to `limit` best-matching sentences within the length budget.
 
@@ -52,7 +58,13 @@ def mark_terms(text: str, query_terms: set[str], tokenizer: Tokenizer) -> str:
     return "".join(out)
 
 
-def make_snippet(abstract: str, query_terms: list[str], tokenizer: Tokenizer, weights: Mapping[str, float] | None = None, limit: int = 3) -> str:
+def make_snippet(
+    abstract: str,
+    query_terms: list[str],
+    tokenizer: Tokenizer,
+    weights: Mapping[str, float] | None = None,
+    limit: int = 3,
+) -> str:
     """The best 1-3 sentences, joined with ' … ' where they are not adjacent, query terms marked."""
     sentences = split_sentences(abstract)
     terms = set(query_terms)

@@ -8,7 +8,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from paperchat.eval.datasets import BUNDLED_SETS, HALVES, half, load_beir, load_bundled_set, read_trec_qrels, read_trec_run
+from paperchat.eval.datasets import (
+    BUNDLED_SETS,
+    HALVES,
+    half,
+    load_beir,
+    load_bundled_set,
+    read_trec_qrels,
+    read_trec_run,
+)
 from paperchat.eval.runner import DEFAULT_VARIANTS, VariantResult, evaluate_dataset, score_run
 from paperchat.index.errors import PaperchatError
 
@@ -19,8 +27,10 @@ def default_index_root() -> Path:
     return Path(user_cache_dir("paperchat")) / "eval-indexes"
 
 
-DESCRIPTION = ("Measure retrieval quality (nDCG@10, Recall@5/10/100, MRR@10, MAP@100, latency) of bm25, vector, "
-               "hybrid and plain RRF on the bundled judged questions and on BEIR datasets.")
+DESCRIPTION = (
+    "Measure retrieval quality (nDCG@10, Recall@5/10/100, MRR@10, MAP@100, latency) of bm25, vector, "
+    "hybrid and plain RRF on the bundled judged questions and on BEIR datasets."
+)
 EXAMPLES = """examples:
   paperchat eval --out eval-out
   paperchat eval --beir ../shared/benchmarks/cranfield --sets none
@@ -30,24 +40,67 @@ EXAMPLES = """examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="paperchat eval", description=DESCRIPTION, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="paperchat eval",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(parser)
     return parser
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `paperchat eval` (also used by the `paperchat` command's own parser)."""
-    parser.add_argument("--sets", default=",".join(BUNDLED_SETS), help=f"bundled judged sets to run, comma-separated, or 'none' (default: {','.join(BUNDLED_SETS)})")
-    parser.add_argument("--beir", action="append", default=[], metavar="DIR", help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv); repeatable")
-    parser.add_argument("--variants", help=f"comma-separated subset of: {', '.join(v.name for v in DEFAULT_VARIANTS)} (default: all)")
-    parser.add_argument("--index-root", metavar="DIR", help="where evaluation indexes are kept between runs (default: the user cache dir)")
+    parser.add_argument(
+        "--sets",
+        default=",".join(BUNDLED_SETS),
+        help=f"bundled judged sets to run, comma-separated, or 'none' (default: {','.join(BUNDLED_SETS)})",
+    )
+    parser.add_argument(
+        "--beir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv); repeatable",
+    )
+    parser.add_argument(
+        "--variants", help=f"comma-separated subset of: {', '.join(v.name for v in DEFAULT_VARIANTS)} (default: all)"
+    )
+    parser.add_argument(
+        "--index-root",
+        metavar="DIR",
+        help="where evaluation indexes are kept between runs (default: the user cache dir)",
+    )
     parser.add_argument("--out", metavar="DIR", default="eval-out", help="report folder (default: eval-out)")
-    parser.add_argument("--qrels", metavar="FILE", help="score TREC runs given with --run against these qrels instead of running paperchat")
-    parser.add_argument("--run", action="append", default=[], metavar="FILE", help="a six-column TREC run to score (with --qrels); repeatable")
-    parser.add_argument("--half", choices=HALVES, help="only the dev or the test half of every dataset's queries (the split the fusion study chose defaults on; see eval/README.md)")
-    parser.add_argument("--fit-gate", metavar="FILE", help="fit the relevance gate's models on the dev half and write them to FILE (the format of assistant/gate.json)")
-    parser.add_argument("--claims", action="store_true", help="measure the citation checker of written answers on the judged claims "
-                        "(eval/claims*.jsonl): false alarms on supported claims, recall of swapped citations and altered claims")
+    parser.add_argument(
+        "--qrels",
+        metavar="FILE",
+        help="score TREC runs given with --run against these qrels instead of running paperchat",
+    )
+    parser.add_argument(
+        "--run",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a six-column TREC run to score (with --qrels); repeatable",
+    )
+    parser.add_argument(
+        "--half",
+        choices=HALVES,
+        help="only the dev or the test half of every dataset's queries (the split the fusion study chose defaults on; see eval/README.md)",
+    )
+    parser.add_argument(
+        "--fit-gate",
+        metavar="FILE",
+        help="fit the relevance gate's models on the dev half and write them to FILE (the format of assistant/gate.json)",
+    )
+    parser.add_argument(
+        "--claims",
+        action="store_true",
+        help="measure the citation checker of written answers on the judged claims "
+        "(eval/claims*.jsonl): false alarms on supported claims, recall of swapped citations and altered claims",
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     return parser
 
@@ -71,7 +124,14 @@ def run(args: argparse.Namespace) -> int:
     root = Path(args.index_root) if args.index_root else default_index_root()
     if args.fit_gate:
         others = [(_benchmark_index(root, Path(folder), args.quiet), load_beir(Path(folder))) for folder in args.beir]
-        print(fit_gate(Assistant.open(root / "bundled", progress=not args.quiet), Path(args.fit_gate), others, progress=not args.quiet))
+        print(
+            fit_gate(
+                Assistant.open(root / "bundled", progress=not args.quiet),
+                Path(args.fit_gate),
+                others,
+                progress=not args.quiet,
+            )
+        )
         print(f"gate models written to {args.fit_gate}; copy them to assistant/gate.json to ship them")
         return 0
     if args.claims:
@@ -81,7 +141,9 @@ def run(args: argparse.Namespace) -> int:
         tables = {}
         for name in CLAIM_SETS:
             tables[name] = figures(build_cases(assistant, load_claims(name, args.half), progress=not args.quiet))
-            print(f"== citation checker, {name}{f' ({args.half} half)' if args.half else ''}: claims flagged as unsupported\n{figures_text(tables[name])}\n")
+            print(
+                f"== citation checker, {name}{f' ({args.half} half)' if args.half else ''}: claims flagged as unsupported\n{figures_text(tables[name])}\n"
+            )
         out.mkdir(parents=True, exist_ok=True)
         (out / "claims.json").write_text(json.dumps(tables, indent=2), encoding="utf-8")
         return 0
@@ -101,12 +163,16 @@ def run(args: argparse.Namespace) -> int:
         wanted = [v.strip() for v in args.variants.split(",") if v.strip()]
         unknown = set(wanted) - {v.name for v in DEFAULT_VARIANTS}
         if unknown:
-            raise PaperchatError(f"unknown variant(s) {', '.join(sorted(unknown))}; choose from {', '.join(v.name for v in DEFAULT_VARIANTS)}")
+            raise PaperchatError(
+                f"unknown variant(s) {', '.join(sorted(unknown))}; choose from {', '.join(v.name for v in DEFAULT_VARIANTS)}"
+            )
         variants = tuple(v for v in DEFAULT_VARIANTS if v.name in wanted)
     sets = [] if args.sets.strip() == "none" else [s.strip() for s in args.sets.split(",") if s.strip()]
     unknown_sets = set(sets) - set(BUNDLED_SETS)
     if unknown_sets:
-        raise PaperchatError(f"unknown set(s) {', '.join(sorted(unknown_sets))}; choose from {', '.join(BUNDLED_SETS)} or none")
+        raise PaperchatError(
+            f"unknown set(s) {', '.join(sorted(unknown_sets))}; choose from {', '.join(BUNDLED_SETS)} or none"
+        )
     summary: dict = {}
     if sets:
         assistant = Assistant.open(root / "bundled", progress=not args.quiet)
@@ -115,7 +181,9 @@ def run(args: argparse.Namespace) -> int:
             summary[dataset.name] = _evaluate(assistant, dataset, variants, out, args.quiet)
         table = accuracy(decisions(assistant, labelled_questions(args.half), progress=not args.quiet))
         summary["relevance_gate"] = table
-        print(f"== relevance gate{f' ({args.half} half)' if args.half else ''}: answerable questions answered, off-topic ones declined\n{accuracy_text(table)}\n")
+        print(
+            f"== relevance gate{f' ({args.half} half)' if args.half else ''}: answerable questions answered, off-topic ones declined\n{accuracy_text(table)}\n"
+        )
     for folder in args.beir:
         dataset = load_beir(Path(folder))
         assistant = _benchmark_index(root, Path(folder), args.quiet)

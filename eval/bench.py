@@ -58,8 +58,17 @@ def synthetic_papers(pool: list[str], count: int, seed: int = 13) -> list[Paper]
         chosen = rng.sample(range(len(pool)), rng.randint(5, 9))
         title = " ".join(pool[chosen[0]].split()[:10]).rstrip(".,;:")
         abstract = " ".join(pool[j] for j in chosen)
-        papers.append(Paper(id=f"syn-{i:06d}", title=f"{title} ({i})", abstract=abstract, pages=["synthetic"], dates=[""], code_links=[],
-                            date=str(2000 + i % 100)))  # each year holds 1% of the papers: what the filtered timing selects
+        papers.append(
+            Paper(
+                id=f"syn-{i:06d}",
+                title=f"{title} ({i})",
+                abstract=abstract,
+                pages=["synthetic"],
+                dates=[""],
+                code_links=[],
+                date=str(2000 + i % 100),
+            )
+        )  # each year holds 1% of the papers: what the filtered timing selects
     return papers
 
 
@@ -126,7 +135,10 @@ def latency(fn: Callable[[str], object], queries: list[str], before_each: Callab
             fn(query)
             runs.append((time.perf_counter() - started) * 1000)
         per_query.append(statistics.median(runs))
-    return {"p50_ms": round(float(np.percentile(per_query, 50)), 2), "p95_ms": round(float(np.percentile(per_query, 95)), 2)}
+    return {
+        "p50_ms": round(float(np.percentile(per_query, 50)), 2),
+        "p95_ms": round(float(np.percentile(per_query, 95)), 2),
+    }
 
 
 def folder_size(path: Path) -> int:
@@ -181,7 +193,10 @@ def bench_size(size: int, pool: list[str], queries: list[str], workdir: Path, co
     vectors = {q: store.embedder.encode_query(q) for q in queries}
     result["part_vector_knn"] = latency(lambda q: searcher.searcher.nearest(snapshot, vectors[q], 100), queries)
     result["part_bm25"] = latency(lambda q: snapshot.bm25.search(snapshot.tokenizer.tokens(q), 100), queries)
-    sides = {q: searcher.searcher.score_sides(snapshot, [Formulation(q)], [(snapshot.tokenizer.tokens(q), 1.0)], 100) for q in queries}
+    sides = {
+        q: searcher.searcher.score_sides(snapshot, [Formulation(q)], [(snapshot.tokenizer.tokens(q), 1.0)], 100)
+        for q in queries
+    }
     result["part_fusion_and_snippets"] = latency(lambda q: _fuse_and_snippets(searcher, sides[q], q), queries)
 
     import torch
@@ -194,19 +209,29 @@ def bench_size(size: int, pool: list[str], queries: list[str], workdir: Path, co
     model = store.embedder.model
 
     def common_stack(query: str) -> list[str]:
-        torch.set_num_threads(QUERY_THREADS)  # the same query-embedding threads as paperchat: a like-for-like comparison
+        torch.set_num_threads(
+            QUERY_THREADS
+        )  # the same query-embedding threads as paperchat: a like-for-like comparison
         scores = common_bm25.get_scores(query.lower().split())
         bm25_top = [ids[i] for i in np.argsort(-scores)[:100]]
         vector = model.encode([query], normalize_embeddings=True)[0]
-        dense = store.repository.papers().query(query_embeddings=[vector], n_results=100, include=["documents", "distances"])["ids"][0]
+        dense = store.repository.papers().query(
+            query_embeddings=[vector], n_results=100, include=["documents", "distances"]
+        )["ids"][0]
         fused = rrf({"bm25": bm25_top, "vector": dense}, 60)
         return sorted(fused, key=fused.get, reverse=True)[:10]
 
     result["common_stack"] = latency(common_stack, queries)
-    result["speedup_vs_common_stack"] = round(result["common_stack"]["p50_ms"] / result["paperchat_hybrid"]["p50_ms"], 1)
+    result["speedup_vs_common_stack"] = round(
+        result["common_stack"]["p50_ms"] / result["paperchat_hybrid"]["p50_ms"], 1
+    )
     result["rss_mb_after_search"] = round(rss_mb(), 0)
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "paperchat.cli", "search", "warm start", "-k", "1", "-q", "--index", str(index)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "paperchat.cli", "search", "warm start", "-k", "1", "-q", "--index", str(index)],
+        check=True,
+        capture_output=True,
+    )
     result["cli_search_seconds"] = round(time.perf_counter() - started, 2)
     return result
 
@@ -229,7 +254,9 @@ def search_only(index: Path, queries: list[str]) -> dict:
         "query_backend": embedder.active_query_backend,
         "new_query": latency(lambda q: assistant.retrieve(q, k=10), queries, embedder._cache.clear),
         "repeated_query": latency(lambda q: assistant.retrieve(q, k=10), queries),
-        "filtered_1pct_query": latency(lambda q: assistant.retrieve(q, k=10, where=ONE_PERCENT), queries, embedder._cache.clear),
+        "filtered_1pct_query": latency(
+            lambda q: assistant.retrieve(q, k=10, where=ONE_PERCENT), queries, embedder._cache.clear
+        ),
         "query_embedding": latency(embedder.encode_query, queries, embedder._cache.clear),
         "rss_mb": round(rss_mb()),
     }
@@ -239,8 +266,16 @@ def print_table(results: list[dict]) -> None:
     rows = [
         ("documents", lambda r: f"{r['documents']:,}"),
         ("vectors", lambda r: r["vectors"]),
-        ("paperchat hybrid p50 / p95 ms", lambda r: f"{r['paperchat_hybrid']['p50_ms']} / {r['paperchat_hybrid']['p95_ms']}"),
-        ("  same, cached query embedding", lambda r: f"{r['paperchat_hybrid_cached_embedding']['p50_ms']} / {r['paperchat_hybrid_cached_embedding']['p95_ms']}"),
+        (
+            "paperchat hybrid p50 / p95 ms",
+            lambda r: f"{r['paperchat_hybrid']['p50_ms']} / {r['paperchat_hybrid']['p95_ms']}",
+        ),
+        (
+            "  same, cached query embedding",
+            lambda r: (
+                f"{r['paperchat_hybrid_cached_embedding']['p50_ms']} / {r['paperchat_hybrid_cached_embedding']['p95_ms']}"
+            ),
+        ),
         ("common stack p50 / p95 ms", lambda r: f"{r['common_stack']['p50_ms']} / {r['common_stack']['p95_ms']}"),
         ("speed-up (p50)", lambda r: f"{r['speedup_vs_common_stack']}x"),
         ("part: query embedding p50", lambda r: f"{r['part_query_embedding']['p50_ms']} ({r['query_backend']})"),
@@ -271,29 +306,60 @@ def _sizes(text: str) -> list[int]:
     try:
         sizes = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of whole numbers, e.g. 1000,10000") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of whole numbers, e.g. 1000,10000"
+        ) from None
     if not sizes or min(sizes) < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: sizes must be positive whole numbers")
     return sizes
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="paperchat bench", description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="paperchat bench",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(parser)
     return parser
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `paperchat bench` (also used by the `paperchat` command's own parser)."""
-    parser.add_argument("--sizes", default="1000,10000", type=_sizes, help="corpus sizes, comma-separated whole numbers (default 1000,10000)")
-    parser.add_argument("--with-100k", action="store_true", help="add a 100,000-abstract corpus (vectors composed from sentence embeddings)")
-    parser.add_argument("--embed-limit", type=int, default=2000, help="sizes above this use composed vectors instead of embedding every abstract "
-                        "(default 2000: MiniLM embeds ~17 abstracts/s on 2 CPU cores)")
+    parser.add_argument(
+        "--sizes",
+        default="1000,10000",
+        type=_sizes,
+        help="corpus sizes, comma-separated whole numbers (default 1000,10000)",
+    )
+    parser.add_argument(
+        "--with-100k",
+        action="store_true",
+        help="add a 100,000-abstract corpus (vectors composed from sentence embeddings)",
+    )
+    parser.add_argument(
+        "--embed-limit",
+        type=int,
+        default=2000,
+        help="sizes above this use composed vectors instead of embedding every abstract "
+        "(default 2000: MiniLM embeds ~17 abstracts/s on 2 CPU cores)",
+    )
     parser.add_argument("--queries", type=int, default=200, help="number of varied queries (default 200)")
-    parser.add_argument("--extra", action="append", default=[], metavar="FILE", help="more corpus files whose sentences join the pool (default: the bundled corpus only)")
+    parser.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="more corpus files whose sentences join the pool (default: the bundled corpus only)",
+    )
     parser.add_argument("--workdir", help="where the benchmark indexes go (default: a temporary folder, removed after)")
     parser.add_argument("--out", default="bench-out", help="folder for bench.json (default bench-out)")
-    parser.add_argument("--search-only", metavar="INDEX", help="only time searching an existing index, in a fresh process (writes search-only.json)")
+    parser.add_argument(
+        "--search-only",
+        metavar="INDEX",
+        help="only time searching an existing index, in a fresh process (writes search-only.json)",
+    )
     return parser
 
 
@@ -311,8 +377,12 @@ def run(args: argparse.Namespace) -> int:
         result = search_only(Path(args.search_only), queries)
         for name in ("new_query", "filtered_1pct_query", "repeated_query", "query_embedding"):
             print(f"{name.replace('_', ' ')}: p50 {result[name]['p50_ms']} ms, p95 {result[name]['p95_ms']} ms")
-        print(f"{result['documents']:,} documents; queries embedded by {result['query_backend']}; RSS {result['rss_mb']} MB; {len(queries)} queries, median of {REPEATS} runs each")
-        (out / "search-only.json").write_text(json.dumps({"queries": len(queries), "repeats": REPEATS, **result}, indent=2))
+        print(
+            f"{result['documents']:,} documents; queries embedded by {result['query_backend']}; RSS {result['rss_mb']} MB; {len(queries)} queries, median of {REPEATS} runs each"
+        )
+        (out / "search-only.json").write_text(
+            json.dumps({"queries": len(queries), "repeats": REPEATS, **result}, indent=2)
+        )
         return 0
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="paperchat-bench-"))
     results = []
@@ -325,8 +395,14 @@ def run(args: argparse.Namespace) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print_table(results)
-    print(f"peak RSS of the whole run (ingest included): {peak:.0f} MB; {len(queries)} queries, median of {REPEATS} runs each")
-    (out / "bench.json").write_text(json.dumps({"queries": len(queries), "repeats": REPEATS, "peak_rss_mb": round(peak), "sizes": results}, indent=2))
+    print(
+        f"peak RSS of the whole run (ingest included): {peak:.0f} MB; {len(queries)} queries, median of {REPEATS} runs each"
+    )
+    (out / "bench.json").write_text(
+        json.dumps(
+            {"queries": len(queries), "repeats": REPEATS, "peak_rss_mb": round(peak), "sizes": results}, indent=2
+        )
+    )
     return 0
 
 

@@ -75,8 +75,10 @@ def build_cases(assistant: Assistant, claims: Sequence[dict], progress: bool = T
             continue
         cases.append(_case(claim, "supported", support, given, claim["source"]))
         cases.append(_case(claim, "swapped (near)", support, given, next(i for i in given if i != claim["source"])))
-        slot = max(n for n, i in enumerate(given) if i != claim["source"])  # the lowest-ranked other paper makes way for the stranger
-        cases.append(_case(claim, "swapped (random)", support, [*given[:slot], stranger, *given[slot + 1:]], stranger))
+        slot = max(
+            n for n, i in enumerate(given) if i != claim["source"]
+        )  # the lowest-ranked other paper makes way for the stranger
+        cases.append(_case(claim, "swapped (random)", support, [*given[:slot], stranger, *given[slot + 1 :]], stranger))
     return cases
 
 

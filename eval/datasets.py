@@ -47,7 +47,12 @@ def half(dataset: Dataset, which: str) -> Dataset:
         raise PaperchatError(f"unknown half {which!r}; choose dev or test")
     keep = [q for q in dataset.queries if in_dev_half(q.id) == (which == "dev")]
     ids = {q.id for q in keep}
-    return Dataset(f"{dataset.name}-{which}", keep, {qid: grades for qid, grades in dataset.qrels.items() if qid in ids}, dataset.corpus)
+    return Dataset(
+        f"{dataset.name}-{which}",
+        keep,
+        {qid: grades for qid, grades in dataset.qrels.items() if qid in ids},
+        dataset.corpus,
+    )
 
 
 def bundled_file(name: str) -> Path:
@@ -88,7 +93,10 @@ def load_bundled_set(name: str) -> Dataset:
 
 def load_gate_set(name: str) -> list[tuple[Query, bool]]:
     """Questions of a gate set, each with whether the corpus answers it (controls do; near and far misses do not)."""
-    return [(Query(r["_id"], r["text"], [], r.get("kind", "")), r.get("kind") in ANSWERABLE_KINDS) for r in read_jsonl(bundled_file(name))]
+    return [
+        (Query(r["_id"], r["text"], [], r.get("kind", "")), r.get("kind") in ANSWERABLE_KINDS)
+        for r in read_jsonl(bundled_file(name))
+    ]
 
 
 def read_trec_qrels(path: Path) -> dict[str, dict[str, int]]:
@@ -152,4 +160,3 @@ def write_trec_run(path: Path, run: dict[str, dict[str, float]], tag: str = "pap
         for qid, docs in run.items():
             for rank, (docid, score) in enumerate(sorted(docs.items(), key=lambda x: -x[1]), start=1):
                 out.write(f"{qid} Q0 {docid} {rank} {score:.6f} {tag}\n")
-

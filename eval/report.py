@@ -18,7 +18,9 @@ def text_table(name: str, results: list[VariantResult], queries: int) -> str:
     header = ["variant"] + COLUMNS
     body = rows(results)
     widths = [max(len(str(row[i])) for row in [header] + body) for i in range(len(header))]
-    line = lambda row: "  ".join(str(cell).ljust(width) if i == 0 else str(cell).rjust(width) for i, (cell, width) in enumerate(zip(row, widths)))
+    line = lambda row: "  ".join(
+        str(cell).ljust(width) if i == 0 else str(cell).rjust(width) for i, (cell, width) in enumerate(zip(row, widths))
+    )
     return "\n".join([f"== {name} ({queries} queries)", line(header)] + [line(row) for row in body])
 
 
@@ -55,10 +57,23 @@ def write_outputs(out: Path, name: str, results: list[VariantResult], queries: i
         "hybrid_vs": {v: {"wins": len(t["wins"]), "losses": len(t["losses"]), **t} for v, t in comparison.items()},
     }
     (out / f"{name}.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
-    md = [f"# {name} ({queries} queries)", "", markdown_table(results), "", "## Hybrid against each variant (nDCG@10 per query)", ""]
+    md = [
+        f"# {name} ({queries} queries)",
+        "",
+        markdown_table(results),
+        "",
+        "## Hybrid against each variant (nDCG@10 per query)",
+        "",
+    ]
     for variant, table in comparison.items():
-        md.append(f"- vs {variant}: hybrid better on {len(table['wins'])}, worse on {len(table['losses'])}"
-                  + (f" (worse: {', '.join(table['losses'][:15])}{' …' if len(table['losses']) > 15 else ''})" if table["losses"] else ""))
+        md.append(
+            f"- vs {variant}: hybrid better on {len(table['wins'])}, worse on {len(table['losses'])}"
+            + (
+                f" (worse: {', '.join(table['losses'][:15])}{' …' if len(table['losses']) > 15 else ''})"
+                if table["losses"]
+                else ""
+            )
+        )
     (out / f"{name}.md").write_text("\n".join(md) + "\n", encoding="utf-8")
     for r in results:
         write_trec_run(out / f"{name}.{r.variant}.trec", r.run)

@@ -57,12 +57,20 @@ class VariantResult:
         return float(np.percentile(self.latency_ms, 95)) if self.latency_ms else 0.0
 
 
-def score_run(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
+def score_run(
+    qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]
+) -> tuple[dict[str, float], dict[str, float]]:
     """Mean metrics and per-query nDCG@10; a query with no results counts as zero, not as missing."""
-    from ranx import Qrels, Run, evaluate  # here: with scipy it takes 2 s to import, which `paperchat --help` must not pay
+    from ranx import (
+        Qrels,
+        Run,
+        evaluate,
+    )  # here: with scipy it takes 2 s to import, which `paperchat --help` must not pay
 
     if not any(qrels.values()):
-        raise PaperchatError("the relevance judgments hold no relevant document (no line with a positive grade): nothing to score")
+        raise PaperchatError(
+            "the relevance judgments hold no relevant document (no line with a positive grade): nothing to score"
+        )
     complete = {qid: (run.get(qid) or {"__no_result__": 0.0}) for qid in qrels}
     ranx_qrels, ranx_run = Qrels.from_dict(qrels), Run.from_dict(complete)
     means = evaluate(ranx_qrels, ranx_run, METRICS, make_comparable=True)
@@ -70,7 +78,9 @@ def score_run(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]
     return {m: float(v) for m, v in means.items()}, {qid: float(v) for qid, v in zip(ranx_run.keys(), per_query)}
 
 
-def run_variant(assistant: Assistant, queries: list[Query], variant: Variant, progress: bool = True) -> tuple[dict[str, dict[str, float]], list[float]]:
+def run_variant(
+    assistant: Assistant, queries: list[Query], variant: Variant, progress: bool = True
+) -> tuple[dict[str, dict[str, float]], list[float]]:
     from tqdm.auto import tqdm
 
     overrides = dict(variant.overrides)
@@ -78,13 +88,17 @@ def run_variant(assistant: Assistant, queries: list[Query], variant: Variant, pr
     latency: list[float] = []
     for query in tqdm(queries, desc=f"  {variant.name}", unit="q", disable=not progress, file=sys.stderr, leave=False):
         started = time.perf_counter()
-        hits = assistant.retrieve(query.text, RUN_DEPTH, variant.mode, gate=variant.gate, history=query.history, **overrides).hits
+        hits = assistant.retrieve(
+            query.text, RUN_DEPTH, variant.mode, gate=variant.gate, history=query.history, **overrides
+        ).hits
         latency.append((time.perf_counter() - started) * 1000)
         run[query.id] = {hit.id: float(RUN_DEPTH - hit.rank + 1) for hit in hits}
     return run, latency
 
 
-def evaluate_dataset(assistant: Assistant, dataset: Dataset, variants=DEFAULT_VARIANTS, progress: bool = True) -> list[VariantResult]:
+def evaluate_dataset(
+    assistant: Assistant, dataset: Dataset, variants=DEFAULT_VARIANTS, progress: bool = True
+) -> list[VariantResult]:
     results = []
     for variant in variants:
         run, latency = run_variant(assistant, dataset.queries, variant, progress)

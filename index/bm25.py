@@ -46,7 +46,13 @@ class BM25Index:
             self._data = np.asarray(model.scores["data"])
 
     @classmethod
-    def build(cls, texts: list[str], engine: str = "bm25s", tokenizer: Tokenizer | None = None, params: BM25Params | None = None) -> BM25Index:
+    def build(
+        cls,
+        texts: list[str],
+        engine: str = "bm25s",
+        tokenizer: Tokenizer | None = None,
+        params: BM25Params | None = None,
+    ) -> BM25Index:
         tokenizer = tokenizer or Tokenizer()
         params = params or BM25Params()
         return cls(len(texts), engine, tokenizer, params, cls._fit(engine, tokenizer.batch(texts), params))
@@ -117,7 +123,11 @@ class BM25Index:
             return {term: table.get(term, unknown) for term in terms}
         vocab = self._vocab or {}
         columns = np.fromiter((vocab.get(term, -1) for term in terms), dtype=np.int64, count=len(terms))
-        values = np.where(columns >= 0, table[np.maximum(columns, 0)], unknown) if len(table) else np.full(len(terms), unknown)
+        values = (
+            np.where(columns >= 0, table[np.maximum(columns, 0)], unknown)
+            if len(table)
+            else np.full(len(terms), unknown)
+        )
         return dict(zip(terms, values.tolist()))
 
     @property
@@ -168,7 +178,7 @@ class BM25Index:
                 self._model.save(str(folder))
             return
         with (folder / TERMS_FILE).open("w", encoding="utf-8") as out:
-            for doc in (self._model.doc_terms if self._model else []):
+            for doc in self._model.doc_terms if self._model else []:
                 out.write(json.dumps(doc) + "\n")
 
     @classmethod
@@ -177,7 +187,9 @@ class BM25Index:
         if engine == "bm25s":
             import bm25s
 
-            model = bm25s.BM25.load(str(folder), mmap=True, show_progress=False) if size else cls._fit(engine, [], params)
+            model = (
+                bm25s.BM25.load(str(folder), mmap=True, show_progress=False) if size else cls._fit(engine, [], params)
+            )
         else:
             with (folder / TERMS_FILE).open(encoding="utf-8") as lines:
                 model = cls._fit(engine, [json.loads(line) for line in lines], params)

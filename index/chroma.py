@@ -36,7 +36,9 @@ def connect(path: Path, chroma_url: str | None, create: bool = True):
     chroma_settings = ChromaSettings(anonymized_telemetry=False)
     if not chroma_url:
         if not create and not (path / "chroma").is_dir():
-            raise PaperchatError(f"there is no index at {path}; build one with `paperchat ingest --index {path}` (or check the path)")
+            raise PaperchatError(
+                f"there is no index at {path}; build one with `paperchat ingest --index {path}` (or check the path)"
+            )
         try:
             path.mkdir(parents=True, exist_ok=True)
             return chromadb.PersistentClient(path=str(path / "chroma"), settings=chroma_settings)
@@ -54,7 +56,9 @@ def connect(path: Path, chroma_url: str | None, create: bool = True):
         )
         client.heartbeat()
     except Exception as exc:
-        raise PaperchatError(f"cannot reach the Chroma server at {chroma_url} ({type(exc).__name__}); is `chroma run` up?") from None
+        raise PaperchatError(
+            f"cannot reach the Chroma server at {chroma_url} ({type(exc).__name__}); is `chroma run` up?"
+        ) from None
     return client
 
 
@@ -101,8 +105,14 @@ def _clear_faults(method):
         except PaperchatError:
             raise
         except _store_faults() as exc:
-            where = f"the Chroma server at {self.chroma_url} is not answering" if self.chroma_url else f"the index at {self.path} failed"
-            raise PaperchatError(f"{where} ({type(exc).__name__}: {str(exc)[:200]}); try again once it is back") from None
+            where = (
+                f"the Chroma server at {self.chroma_url} is not answering"
+                if self.chroma_url
+                else f"the index at {self.path} failed"
+            )
+            raise PaperchatError(
+                f"{where} ({type(exc).__name__}: {str(exc)[:200]}); try again once it is back"
+            ) from None
 
     return guarded
 
@@ -110,7 +120,15 @@ def _clear_faults(method):
 class ChromaRepository:
     """Reads and writes of one corpus's two collections; no ranking, no derived state."""
 
-    def __init__(self, path: Path, chroma_url: str | None, name: str, model: str, dimension: Callable[[], int], create: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        chroma_url: str | None,
+        name: str,
+        model: str,
+        dimension: Callable[[], int],
+        create: bool = True,
+    ) -> None:
         self.path = path
         self.chroma_url = chroma_url
         self.name = name
@@ -167,15 +185,25 @@ class ChromaRepository:
             if not create:
                 return None
         except Exception as exc:
-            raise PaperchatError(f"cannot read the Chroma collection {name!r} at {self.where} ({type(exc).__name__}: {exc})") from None
-        return self.client.get_or_create_collection(name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}, metadata=metadata)
+            raise PaperchatError(
+                f"cannot read the Chroma collection {name!r} at {self.where} ({type(exc).__name__}: {exc})"
+            ) from None
+        return self.client.get_or_create_collection(
+            name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}, metadata=metadata
+        )
 
     @_clear_faults
     def papers(self, create: bool = False):
         """The papers collection, or None when it does not exist and `create` is False."""
         self._follow()
         if self._papers is None:
-            self._papers = self._open(self.name, create, {"model": self.model, "dimension": self._dimension(), "generation": uuid.uuid4().hex} if create else None)
+            self._papers = self._open(
+                self.name,
+                create,
+                {"model": self.model, "dimension": self._dimension(), "generation": uuid.uuid4().hex}
+                if create
+                else None,
+            )
             if self._papers is not None:
                 self._check_model(self._papers.metadata or {})
         return self._papers
@@ -248,7 +276,11 @@ class ChromaRepository:
     @_clear_faults
     def existing_metadata(self) -> dict[str, dict]:
         """Metadata of every stored paper by id (what an ingest plan is decided from)."""
-        return {doc_id: metadata or {} for page in _pages(self.papers(), ["metadatas"]) for doc_id, metadata in zip(page["ids"], page["metadatas"])}
+        return {
+            doc_id: metadata or {}
+            for page in _pages(self.papers(), ["metadatas"])
+            for doc_id, metadata in zip(page["ids"], page["metadatas"])
+        }
 
     @_clear_faults
     def everything(self) -> tuple[list[str], list[str], np.ndarray, list[dict], Passages]:
@@ -271,7 +303,9 @@ class ChromaRepository:
             owners.extend(str((m or {}).get("doc", "")) for m in page["metadatas"])
             numbers.extend(int((m or {}).get("n", 0)) for m in page["metadatas"])
             passage_vectors.append(np.asarray(page["embeddings"], dtype=np.float32))
-        passage_matrix = np.concatenate(passage_vectors) if passage_vectors else np.zeros((0, dimension), dtype=np.float32)
+        passage_matrix = (
+            np.concatenate(passage_vectors) if passage_vectors else np.zeros((0, dimension), dtype=np.float32)
+        )
         return ids, documents, matrix, metadatas, Passages.group(ids, owners, numbers, passage_matrix, dimension)
 
     @_clear_faults
@@ -286,7 +320,14 @@ class ChromaRepository:
     # --- writes --------------------------------------------------------------------------
 
     @_clear_faults
-    def write(self, ids: list[str], vectors: np.ndarray, documents: list[str], metadatas: list[dict], passages: list[tuple[str, int, np.ndarray]]) -> None:
+    def write(
+        self,
+        ids: list[str],
+        vectors: np.ndarray,
+        documents: list[str],
+        metadatas: list[dict],
+        passages: list[tuple[str, int, np.ndarray]],
+    ) -> None:
         """Replace the papers' passages, then write the papers: a paper carrying its `passages`
         count in its metadata always has them all in Chroma. Old passages of every paper go
         first, also those left by an interrupted earlier write."""

@@ -62,7 +62,12 @@ class Embedder:
     """
 
     def __init__(
-        self, name: str = DEFAULT_MODEL, device: str = "auto", batch_size: int = 64, query_backend: str = "auto", cache_dir: Path | None = None
+        self,
+        name: str = DEFAULT_MODEL,
+        device: str = "auto",
+        batch_size: int = 64,
+        query_backend: str = "auto",
+        cache_dir: Path | None = None,
     ) -> None:
         if query_backend not in QUERY_BACKENDS:
             raise PaperchatError(f"unknown query_backend {query_backend!r}; choose one of: {', '.join(QUERY_BACKENDS)}")
@@ -97,8 +102,12 @@ class Embedder:
         try:
             return SentenceTransformer(source, device=device, local_files_only=True)
         except Exception as local_error:  # not on disk: one attempt through the hub, then a clear error
-            if Path(source).exists():  # a local folder that does not load: its own error, never a hub model of a similar name
-                raise PaperchatError(f"cannot load the embedding model folder {source} ({type(local_error).__name__}: {local_error})") from None
+            if Path(
+                source
+            ).exists():  # a local folder that does not load: its own error, never a hub model of a similar name
+                raise PaperchatError(
+                    f"cannot load the embedding model folder {source} ({type(local_error).__name__}: {local_error})"
+                ) from None
             try:
                 return SentenceTransformer(source, device=device)
             except Exception:
@@ -145,7 +154,12 @@ class Embedder:
     def _query_encoder(self) -> OnnxQueryEncoder | None:
         """The ONNX Runtime copy of the model for single queries, built on first use; None where
         it does not apply (`query_backend="torch"`, a GPU device) or could not be made faithful."""
-        if self._onnx is None and self.query_backend == "auto" and self.device in ("auto", "cpu") and self._model is None:
+        if (
+            self._onnx is None
+            and self.query_backend == "auto"
+            and self.device in ("auto", "cpu")
+            and self._model is None
+        ):
             with self._lock:
                 if self._onnx is None:
                     self._onnx = OnnxQueryEncoder.without_torch(resolve_model(self.name), self.cache_dir)
@@ -154,7 +168,9 @@ class Embedder:
             with self._lock:
                 if self._onnx is None:
                     usable = self.query_backend == "auto" and str(model.device) == "cpu"
-                    self._onnx = (OnnxQueryEncoder.create(model, self.cache_dir, resolve_model(self.name)) if usable else None) or False
+                    self._onnx = (
+                        OnnxQueryEncoder.create(model, self.cache_dir, resolve_model(self.name)) if usable else None
+                    ) or False
         return self._onnx or None
 
     @property
@@ -266,8 +282,13 @@ class OnnxQueryEncoder:
             if key is None or not record_path.is_file():
                 return None  # not a local folder, or `create` has not run for it yet
             record = json.loads(record_path.read_text(encoding="utf-8"))
-            encoder = cls(_session(Path(record["onnx"])), _tokenizer_features(Path(source), record["names"], record["max_length"]))
-            if float(_unit(encoder.encode(_PROBES[0])) @ np.asarray(record["probe_vector"], dtype=np.float32)) >= ONNX_MIN_COSINE:
+            encoder = cls(
+                _session(Path(record["onnx"])), _tokenizer_features(Path(source), record["names"], record["max_length"])
+            )
+            if (
+                float(_unit(encoder.encode(_PROBES[0])) @ np.asarray(record["probe_vector"], dtype=np.float32))
+                >= ONNX_MIN_COSINE
+            ):
                 return encoder
         except Exception as exc:  # a damaged record or file, onnxruntime's own errors: torch takes over
             log.warning("no torch-free query embedding, loading torch instead (%s: %s)", type(exc).__name__, exc)
@@ -321,7 +342,12 @@ def _record_torch_free(model, names: list[str], source: str, folder: Path, path:
             if any(not np.array_equal(ours[name], expected[name].numpy()) for name in names):
                 log.info("no torch-free record: the folder's tokenizer differs from sentence-transformers'")
                 return
-        record = {"onnx": str(path), "names": names, "max_length": max_length, "probe_vector": torch_forward(model, _PROBES[0]).tolist()}
+        record = {
+            "onnx": str(path),
+            "names": names,
+            "max_length": max_length,
+            "probe_vector": torch_forward(model, _PROBES[0]).tolist(),
+        }
         handle, partial = tempfile.mkstemp(dir=folder, suffix=".partial")
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             json.dump(record, out)
@@ -352,7 +378,9 @@ def _adapter(model, names: list[str]):
         def forward(self, *tensors):
             return self.model(dict(zip(names, tensors)))["sentence_embedding"]
 
-    return FeaturesToEmbedding().eval()  # export restores the adapter's mode on exit, recursively: it must be eval already
+    return (
+        FeaturesToEmbedding().eval()
+    )  # export restores the adapter's mode on exit, recursively: it must be eval already
 
 
 def _weights_key(model) -> str:

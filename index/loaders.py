@@ -36,13 +36,20 @@ from paperchat.index.papers import (
     title_id,
 )
 
-_DATE_LINE = re.compile(
-    r"^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? \d{1,2}(, \d{4})?$"
-)
+_DATE_LINE = re.compile(r"^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? \d{1,2}(, \d{4})?$")
 HEADER_SEARCH_LINES = 40
 MAX_TITLE_CHARS = 400
-SUPPORTED_SUFFIXES = {".txt": "pages", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "csv", ".bib": "bibtex",
-                      ".bibtex": "bibtex", ".ris": "ris"}
+SUPPORTED_SUFFIXES = {
+    ".txt": "pages",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".bib": "bibtex",
+    ".bibtex": "bibtex",
+    ".ris": "ris",
+}
 FORMATS = ("pages", "jsonl", "csv", "arxiv", "openalex", "daily-papers", "bibtex", "ris")
 LINE_FORMATS = {"jsonl": None, "arxiv": from_arxiv, "openalex": from_openalex}
 SNIFF_BYTES = 1 << 16
@@ -103,16 +110,30 @@ def parse_pages(text: str, source: str, problems: list[Problem]) -> Iterator[Pap
     lines = text.splitlines()
     date_at = next((i for i, line in enumerate(lines[:HEADER_SEARCH_LINES]) if _DATE_LINE.match(line.strip())), None)
     if date_at is None:
-        problems.append(Problem(source, 0, f"not a Daily Papers page: no date line such as 'Jun 6' in the first {HEADER_SEARCH_LINES} lines"))
+        problems.append(
+            Problem(
+                source,
+                0,
+                f"not a Daily Papers page: no date line such as 'Jun 6' in the first {HEADER_SEARCH_LINES} lines",
+            )
+        )
         return
     date = lines[date_at].strip()
     page = f"HF Daily Papers, {date}"  # how a reader knows the listing, not the scraper's file name
-    body = [(number, line.strip()) for number, line in enumerate(lines[date_at + 1 :], start=date_at + 2) if line.strip()]
+    body = [
+        (number, line.strip()) for number, line in enumerate(lines[date_at + 1 :], start=date_at + 2) if line.strip()
+    ]
     i = 0
     while i < len(body):
         number, title = body[i]
         if not _looks_like_title(title):
-            problems.append(Problem(source, number, f"expected a title, found a {len(title)}-character line (an abstract without its title?)"))
+            problems.append(
+                Problem(
+                    source,
+                    number,
+                    f"expected a title, found a {len(title)}-character line (an abstract without its title?)",
+                )
+            )
             i += 1
             continue
         if i + 1 >= len(body):
@@ -257,7 +278,9 @@ def parse_bibtex(text: str, source: str, problems: list[Problem]) -> Iterator[Pa
     """BibTeX through bibtexparser; a block it cannot parse is reported with its line."""
     import bibtexparser
 
-    logging.getLogger("bibtexparser").setLevel(logging.ERROR)  # its own warnings would repeat what the report says, less precisely
+    logging.getLogger("bibtexparser").setLevel(
+        logging.ERROR
+    )  # its own warnings would repeat what the report says, less precisely
     library = bibtexparser.parse_string(text)
     for block in library.failed_blocks:
         problems.append(Problem(source, block.start_line + 1, "unreadable BibTeX entry"))
@@ -291,7 +314,10 @@ def detect_format(path: Path, head: bytes) -> str | None:
         return "bibtex"
     if re.match(r"TY  - ", text) or suffix == "ris":
         return "ris"
-    if text.startswith("[") and path.suffix.lower() not in (".jsonl", ".ndjson"):  # in a JSON-lines file, "[" opens one (bad) line
+    if text.startswith("[") and path.suffix.lower() not in (
+        ".jsonl",
+        ".ndjson",
+    ):  # in a JSON-lines file, "[" opens one (bad) line
         return "daily-papers"
     if text.startswith("{"):
         first = text.split("\n", 1)[0]
@@ -318,7 +344,13 @@ def parse_csv(text: str, source: str, problems: list[Problem]) -> Iterator[Paper
         problems.append(Problem(source, 1, f"unreadable CSV header ({exc})"))
         return
     if not any(c in TEXT_FIELDS for c in columns):
-        problems.append(Problem(source, 1, f"no abstract column: the header needs one of {', '.join(TEXT_FIELDS)} (found: {', '.join(columns) or 'nothing'})"))
+        problems.append(
+            Problem(
+                source,
+                1,
+                f"no abstract column: the header needs one of {', '.join(TEXT_FIELDS)} (found: {', '.join(columns) or 'nothing'})",
+            )
+        )
         return
     while True:
         try:
@@ -352,8 +384,14 @@ def _parse_file(path: Path, fmt: str | None, problems: list[Problem]) -> Iterato
                 problems.append(Problem(source, 0, "empty file"))
                 return
             if kind is None:
-                problems.append(Problem(source, 0, f"unrecognised file {path.suffix!r}; use Daily Papers pages, JSONL, CSV/TSV, the arXiv "
-                                                   "snapshot, OpenAlex, Daily Papers API JSON, BibTeX or RIS (or name one with --format)"))
+                problems.append(
+                    Problem(
+                        source,
+                        0,
+                        f"unrecognised file {path.suffix!r}; use Daily Papers pages, JSONL, CSV/TSV, the arXiv "
+                        "snapshot, OpenAlex, Daily Papers API JSON, BibTeX or RIS (or name one with --format)",
+                    )
+                )
                 return
             if kind in LINE_FORMATS:  # streamed: the file is never read whole
                 handle.seek(0)
@@ -421,7 +459,9 @@ def date_in(date: str, since: str | None, until: str | None) -> bool:
     return (not since or high >= date_bounds(since)[0]) and (not until or low <= date_bounds(until)[1])
 
 
-def ingest_filter(categories: Iterable[str] = (), since: str | None = None, until: str | None = None) -> Callable[[Paper], bool] | None:
+def ingest_filter(
+    categories: Iterable[str] = (), since: str | None = None, until: str | None = None
+) -> Callable[[Paper], bool] | None:
     """What `paperchat ingest --category --since --until` keeps while loading: None when nothing is asked."""
     wanted = {c.lower() for c in categories}
     for name, value in (("since", since), ("until", until)):
@@ -429,10 +469,14 @@ def ingest_filter(categories: Iterable[str] = (), since: str | None = None, unti
             raise PaperchatError(f"--{name} {value!r} is not an ISO date (2024, 2024-06 or 2024-06-01)")
     if not wanted and not since and not until:
         return None
-    return lambda paper: (not wanted or bool(wanted & {c.lower() for c in paper.categories})) and date_in(paper.date, since, until)
+    return lambda paper: (
+        (not wanted or bool(wanted & {c.lower() for c in paper.categories})) and date_in(paper.date, since, until)
+    )
 
 
-def load_paths(paths: Iterable[str | Path], fmt: str | None = None, keep: Callable[[Paper], bool] | None = None) -> tuple[list[Paper], LoadReport]:
+def load_paths(
+    paths: Iterable[str | Path], fmt: str | None = None, keep: Callable[[Paper], bool] | None = None
+) -> tuple[list[Paper], LoadReport]:
     """Load every file (or folder of files) given; raise only when a path does not exist or `fmt` is unknown."""
     if fmt is not None and fmt not in FORMATS:
         raise PaperchatError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")

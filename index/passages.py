@@ -70,7 +70,12 @@ def passage_rows(offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.
     return np.repeat(starts, counts) + within, run_starts
 
 
-def max_passage(doc_similarities: np.ndarray, rows: np.ndarray, offsets: np.ndarray, passage_similarity: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+def max_passage(
+    doc_similarities: np.ndarray,
+    rows: np.ndarray,
+    offsets: np.ndarray,
+    passage_similarity: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
     """MaxP: each document's best similarity among its own vector and its passages' vectors.
 
     `rows` are the documents' rows (-1: unknown here, keeps its own similarity); `passage_similarity`
@@ -97,7 +102,9 @@ class Passages:
         self.vectors = vectors
 
     @classmethod
-    def group(cls, doc_ids: Sequence[str], owners: Sequence[str], numbers: Sequence[int], vectors: np.ndarray, dimension: int) -> Passages:
+    def group(
+        cls, doc_ids: Sequence[str], owners: Sequence[str], numbers: Sequence[int], vectors: np.ndarray, dimension: int
+    ) -> Passages:
         """Owner-sorted layout from passages listed in any order; passages of unknown documents are dropped."""
         row = {doc_id: i for i, doc_id in enumerate(doc_ids)}
         keep = [(row[owner], number, i) for i, (owner, number) in enumerate(zip(owners, numbers)) if owner in row]
@@ -105,7 +112,9 @@ class Passages:
         counts = np.bincount(np.array([r for r, _, _ in keep], dtype=np.int64), minlength=len(doc_ids))
         offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
         order = np.array([i for _, _, i in keep], dtype=np.int64)
-        grouped = np.asarray(vectors, dtype=np.float32)[order] if order.size else np.zeros((0, dimension), dtype=np.float32)
+        grouped = (
+            np.asarray(vectors, dtype=np.float32)[order] if order.size else np.zeros((0, dimension), dtype=np.float32)
+        )
         return cls(offsets, grouped)
 
     def __len__(self) -> int:

@@ -27,7 +27,10 @@ class Records:
 
     @classmethod
     def from_lists(cls, documents: list[str], metadatas: list[dict]) -> Records:
-        lines = [json.dumps([document, metadata or {}], ensure_ascii=False).encode("utf-8") + b"\n" for document, metadata in zip(documents, metadatas)]
+        lines = [
+            json.dumps([document, metadata or {}], ensure_ascii=False).encode("utf-8") + b"\n"
+            for document, metadata in zip(documents, metadatas)
+        ]
         offsets = np.zeros(len(lines) + 1, dtype=np.int64)
         np.cumsum([len(line) for line in lines], out=offsets[1:])
         return cls(b"".join(lines), offsets)

@@ -59,7 +59,15 @@ def file_digest(path: Path) -> dict:
 class Snapshot:
     """One immutable, row-aligned view of an index: BM25, vectors, records, passages and metadata columns."""
 
-    def __init__(self, ids: list[str], bm25: BM25Index, vectors: np.ndarray, records: Records, passages: Passages, columns: Columns) -> None:
+    def __init__(
+        self,
+        ids: list[str],
+        bm25: BM25Index,
+        vectors: np.ndarray,
+        records: Records,
+        passages: Passages,
+        columns: Columns,
+    ) -> None:
         self.ids = ids
         self.bm25 = bm25
         self.vectors = vectors
@@ -81,7 +89,9 @@ class Snapshot:
         params: BM25Params | None = None,
     ) -> Snapshot:
         bm25 = BM25Index.build(documents, engine, tokenizer, params)
-        return cls(ids, bm25, vectors, Records.from_lists(documents, metadatas), passages, Columns.from_metadatas(metadatas))
+        return cls(
+            ids, bm25, vectors, Records.from_lists(documents, metadatas), passages, Columns.from_metadatas(metadatas)
+        )
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -137,14 +147,22 @@ class Snapshot:
         self.columns.save(build)
         (build / IDS_FILE).write_text(json.dumps(self.ids), encoding="utf-8")
         files = {p.name: file_digest(p) for p in sorted(build.iterdir())}
-        manifest = {"fingerprint": fingerprint, "build": build.name, "documents": len(self.ids), "files": files, **self.settings()}
+        manifest = {
+            "fingerprint": fingerprint,
+            "build": build.name,
+            "documents": len(self.ids),
+            "files": files,
+            **self.settings(),
+        }
         tmp = folder / f".{MANIFEST}.{uuid.uuid4().hex[:8]}"
         tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         os.replace(tmp, folder / MANIFEST)
         _remove_old_builds(folder, keep=build.name)
 
     @classmethod
-    def load(cls, folder: Path, fingerprint: str, engine: str, tokenizer: Tokenizer, params: BM25Params) -> tuple[Snapshot | None, str]:
+    def load(
+        cls, folder: Path, fingerprint: str, engine: str, tokenizer: Tokenizer, params: BM25Params
+    ) -> tuple[Snapshot | None, str]:
         """The saved snapshot if it matches `fingerprint`, the format and the settings and is intact, else (None, why)."""
         try:
             manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
@@ -153,8 +171,17 @@ class Snapshot:
         except (OSError, ValueError):
             return None, "the derived snapshot's manifest is unreadable"
         if manifest.get("format") != FORMAT_VERSION:
-            return None, f"the derived snapshot has format {manifest.get('format')}, this version reads {FORMAT_VERSION}"
-        expected = {"fingerprint": fingerprint, "engine": engine, "tokenizer": tokenizer.describe(), "k1": params.k1, "b": params.b}
+            return (
+                None,
+                f"the derived snapshot has format {manifest.get('format')}, this version reads {FORMAT_VERSION}",
+            )
+        expected = {
+            "fingerprint": fingerprint,
+            "engine": engine,
+            "tokenizer": tokenizer.describe(),
+            "k1": params.k1,
+            "b": params.b,
+        }
         if any(manifest.get(key) != value for key, value in expected.items()):
             return None, "the derived snapshot is stale (the collection or BM25 settings changed)"
         build = folder / str(manifest.get("build", ""))

@@ -48,8 +48,10 @@ class IngestReport:
     total: int = 0
 
     def summary(self) -> str:
-        return (f"{self.added} added, {self.updated} updated, {self.updated_metadata} updated (metadata), "
-                f"{self.unchanged} unchanged; {self.total} papers in the index")
+        return (
+            f"{self.added} added, {self.updated} updated, {self.updated_metadata} updated (metadata), "
+            f"{self.unchanged} unchanged; {self.total} papers in the index"
+        )
 
 
 HOLD_AFTER_BATCH = "PAPERCHAT_TEST_HOLD_AFTER_BATCH"
@@ -164,11 +166,15 @@ class Store:
         self.bm25_params = bm25
         self.notify = notify or (lambda message: print(message, file=sys.stderr))
         self.write_batch = write_batch
-        self.repository = ChromaRepository(self.path, chroma_url, collection, embedder.name, lambda: self.embedder.dimension, create)
+        self.repository = ChromaRepository(
+            self.path, chroma_url, collection, embedder.name, lambda: self.embedder.dimension, create
+        )
         try:
             self.snapshot_folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise PaperchatError(f"cannot write the derived snapshot under {self.path} ({exc.strerror or exc})") from None
+            raise PaperchatError(
+                f"cannot write the derived snapshot under {self.path} ({exc.strerror or exc})"
+            ) from None
         self._writer = WriteLock(self.snapshot_folder, lock_timeout, self.repository.where, self.notify)
         self._snapshot: Snapshot | None = None
         self._snapshot_fingerprint = ""
@@ -215,12 +221,18 @@ class Store:
 
     def _load_or_build(self, fingerprint: str, rebuild: bool) -> tuple[Snapshot, str]:
         """Call with the lock held: the saved snapshot for `fingerprint`, or a new one built from Chroma."""
-        snapshot, why = (None, "") if rebuild else Snapshot.load(self.snapshot_folder, fingerprint, self.engine, self.tokenizer, self.bm25_params)
+        snapshot, why = (
+            (None, "")
+            if rebuild
+            else Snapshot.load(self.snapshot_folder, fingerprint, self.engine, self.tokenizer, self.bm25_params)
+        )
         if snapshot is None:
             if why and why != "no derived snapshot yet":
                 self.notify(f"{why}; rebuilding it from Chroma")
             ids, documents, vectors, metadatas, passages = self.repository.everything()
-            snapshot = Snapshot.build(ids, documents, vectors, metadatas, passages, self.engine, self.tokenizer, self.bm25_params)
+            snapshot = Snapshot.build(
+                ids, documents, vectors, metadatas, passages, self.engine, self.tokenizer, self.bm25_params
+            )
             snapshot.save(self.snapshot_folder, fingerprint)
         return snapshot, fingerprint
 
@@ -262,8 +274,13 @@ class Store:
                 batch = plan.metadata[start : start + self.write_batch]
                 self.repository.update_metadata([doc_id for doc_id, _ in batch], [metadata for _, metadata in batch])
             # The bar counts texts: abstracts, plus the passages of each write batch once it is split.
-            bar = tqdm(total=len(plan.embed), desc="embedding abstracts + passages", unit="text", disable=not progress,
-                       file=sys.stderr)
+            bar = tqdm(
+                total=len(plan.embed),
+                desc="embedding abstracts + passages",
+                unit="text",
+                disable=not progress,
+                file=sys.stderr,
+            )
             with bar:
                 for number, start in enumerate(range(0, len(plan.embed), self.write_batch), start=1):
                     batch = plan.embed[start : start + self.write_batch]
@@ -281,8 +298,13 @@ class Store:
     def passages(self, papers: list[Paper]) -> list[list[str]]:
         """Each paper's passages (`pack_passages`), token counts from one tokenizer call."""
         sentences = [split_sentences(p.abstract) or [p.abstract] for p in papers]
-        counts = iter(self.embedder.count_tokens([text for p, parts in zip(papers, sentences) for text in (p.title, *parts)]))
-        return [pack_passages(p.title, parts, [next(counts) for _ in range(len(parts) + 1)], self.embedder.window) for p, parts in zip(papers, sentences)]
+        counts = iter(
+            self.embedder.count_tokens([text for p, parts in zip(papers, sentences) for text in (p.title, *parts)])
+        )
+        return [
+            pack_passages(p.title, parts, [next(counts) for _ in range(len(parts) + 1)], self.embedder.window)
+            for p, parts in zip(papers, sentences)
+        ]
 
     def _embed(self, texts: list[str], advance: Callable[[int], object]) -> np.ndarray:
         """Vectors of `texts`, longest first in chunks of a few model batches, so that the progress
@@ -321,4 +343,3 @@ class Store:
                 self.repository.stamp()
                 self._install(self._load_or_build(self.repository.fingerprint(), rebuild=True))
             return present
-

@@ -24,7 +24,11 @@ os.environ["PAPERCHAT_CACHE_DIR"] = str(TEST_CACHE)
 @pytest.fixture(autouse=True)
 def clean_settings(monkeypatch):
     """Every test starts from the defaults: no PAPERCHAT_* variable but the run's own cache folder."""
-    for name in [name for name in os.environ if name.startswith("PAPERCHAT_") and name not in ("PAPERCHAT_CACHE_DIR", "PAPERCHAT_REQUIRE_BROWSER")]:
+    for name in [
+        name
+        for name in os.environ
+        if name.startswith("PAPERCHAT_") and name not in ("PAPERCHAT_CACHE_DIR", "PAPERCHAT_REQUIRE_BROWSER")
+    ]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("PAPERCHAT_CACHE_DIR", str(TEST_CACHE))
 
@@ -68,7 +72,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 # Tests that need the real model, a built index, a server or a browser are the slow lane
 # (`python -m pytest -m "not slow"` skips them); everything else runs in seconds.
-SLOW_FIXTURES = {"bundled_index", "assistant", "embedder", "chroma_server", "served", "launched", "server", "client", "small"}
+SLOW_FIXTURES = {
+    "bundled_index",
+    "assistant",
+    "embedder",
+    "chroma_server",
+    "served",
+    "launched",
+    "server",
+    "client",
+    "small",
+}
 
 
 def pytest_collection_modifyitems(config, items):

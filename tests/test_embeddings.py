@@ -73,7 +73,13 @@ print(json.dumps({"torch_imported": "torch" in sys.modules, "backend": embedder.
 
 
 def _embed_in_fresh_process(cache: Path, text: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", TORCH_FREE_PROBE, str(cache), text], capture_output=True, text=True, timeout=300, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", TORCH_FREE_PROBE, str(cache), text],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

@@ -7,7 +7,16 @@ from pathlib import Path
 import pytest
 
 from paperchat.eval.__main__ import main as eval_main
-from paperchat.eval.datasets import BUNDLED_SETS, GATE_SETS, bundled_file, half, in_dev_half, load_bundled_set, read_trec_qrels, read_trec_run
+from paperchat.eval.datasets import (
+    BUNDLED_SETS,
+    GATE_SETS,
+    bundled_file,
+    half,
+    in_dev_half,
+    load_bundled_set,
+    read_trec_qrels,
+    read_trec_run,
+)
 from paperchat.eval.gate import accuracy, decisions, labelled_questions
 from paperchat.eval.runner import DEFAULT_VARIANTS, evaluate_dataset, score_run
 from paperchat.index.errors import PaperchatError
@@ -19,7 +28,10 @@ VARIANTS = [v for v in DEFAULT_VARIANTS if v.name in ("bm25", "vector", "hybrid"
 
 @pytest.fixture(scope="module")
 def results(assistant):
-    return {name: {r.variant: r for r in evaluate_dataset(assistant, load_bundled_set(name), VARIANTS, progress=False)} for name in BUNDLED_SETS}
+    return {
+        name: {r.variant: r for r in evaluate_dataset(assistant, load_bundled_set(name), VARIANTS, progress=False)}
+        for name in BUNDLED_SETS
+    }
 
 
 def test_judged_sets_are_valid_and_large_enough():
@@ -36,11 +48,25 @@ def test_judged_sets_are_valid_and_large_enough():
     assert sizes["blind_chats"] + sizes["blind_chats2"] >= 60 and sizes["blind_topics"] >= 30
     kinds = {json.loads(line)["kind"] for line in bundled_file("questions").read_text().splitlines()}
     assert kinds == {"paraphrase", "acronym", "topic", "detail"}
-    chats = [json.loads(line) for name in ("blind_chats", "blind_chats2") for line in bundled_file(name).read_text().splitlines()]
-    assert {kind: sum(c["kind"] == kind for c in chats) for kind in ("narrowing", "aspect", "shift")} == {"narrowing": 42, "aspect": 42, "shift": 52}
-    gate = [json.loads(line) for name in ("blind_offtopic", "blind_offtopic2") for line in bundled_file(name).read_text().splitlines()]
+    chats = [
+        json.loads(line)
+        for name in ("blind_chats", "blind_chats2")
+        for line in bundled_file(name).read_text().splitlines()
+    ]
+    assert {kind: sum(c["kind"] == kind for c in chats) for kind in ("narrowing", "aspect", "shift")} == {
+        "narrowing": 42,
+        "aspect": 42,
+        "shift": 52,
+    }
+    gate = [
+        json.loads(line)
+        for name in ("blind_offtopic", "blind_offtopic2")
+        for line in bundled_file(name).read_text().splitlines()
+    ]
     assert sum(r["kind"] == "near" for r in gate) >= 40 and sum(r["kind"] == "control" for r in gate) >= 40
-    assert all(r["note"] for r in gate if r["kind"] == "near") and all(r["answers"] for r in gate if r["kind"] == "control")
+    assert all(r["note"] for r in gate if r["kind"] == "near") and all(
+        r["answers"] for r in gate if r["kind"] == "control"
+    )
 
 
 def test_hybrid_does_not_regress_below_the_committed_baseline(results):
@@ -81,7 +107,12 @@ def test_scoring_standard_trec_files_matches_hand_computation(tmp_path):
 def test_eval_command_writes_table_json_markdown_and_chart(bundled_index, tmp_path, capsys):
     (tmp_path / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
     (tmp_path / "a.trec").write_text("q1 Q0 d1 1 1.0 a\n")
-    assert eval_main(["--qrels", str(tmp_path / "qrels.tsv"), "--run", str(tmp_path / "a.trec"), "--out", str(tmp_path / "out")]) == 0
+    assert (
+        eval_main(
+            ["--qrels", str(tmp_path / "qrels.tsv"), "--run", str(tmp_path / "a.trec"), "--out", str(tmp_path / "out")]
+        )
+        == 0
+    )
     assert "ndcg@10" in capsys.readouterr().out
     assert {p.name for p in (tmp_path / "out").iterdir()} >= {"runs.json", "runs.md", "runs.png"}
 

@@ -17,9 +17,24 @@ DATA = Path(__file__).parent / "data"
 
 
 def hits_of(papers):
-    return [Hit(rank, p.id, p.title, "", 1.0, None, None, None, None,
-                Citation(p.title, p.url, p.pages, p.dates, p.authors, p.date, p.year, p.arxiv_id, p.doi, p.venue, p.categories), p.abstract)
-            for rank, p in enumerate(papers, start=1)]
+    return [
+        Hit(
+            rank,
+            p.id,
+            p.title,
+            "",
+            1.0,
+            None,
+            None,
+            None,
+            None,
+            Citation(
+                p.title, p.url, p.pages, p.dates, p.authors, p.date, p.year, p.arxiv_id, p.doi, p.venue, p.categories
+            ),
+            p.abstract,
+        )
+        for rank, p in enumerate(papers, start=1)
+    ]
 
 
 @pytest.fixture
@@ -42,9 +57,16 @@ def test_bibtex_round_trip_keeps_every_field(hits):
         c = hit.citation
         assert fields["title"] == hit.title and fields["abstract"] == hit.abstract
         assert fields.get("author", "") == " and ".join(c.authors) and fields.get("year", "") == str(c.year or "")
-        assert fields.get("doi", "") == c.doi and fields.get("eprint", "") == c.arxiv_id and fields.get("journal", "") == c.venue
+        assert (
+            fields.get("doi", "") == c.doi
+            and fields.get("eprint", "") == c.arxiv_id
+            and fields.get("journal", "") == c.venue
+        )
     perovskites = next(e for e in library.entries if e.fields_dict["title"].value.startswith("Solar"))
-    assert "doi" not in perovskites.fields_dict and perovskites.fields_dict["url"].value == "https://example.org/perovskites"
+    assert (
+        "doi" not in perovskites.fields_dict
+        and perovskites.fields_dict["url"].value == "https://example.org/perovskites"
+    )
 
 
 def test_ris_round_trip_keeps_every_field(hits):
@@ -52,15 +74,31 @@ def test_ris_round_trip_keeps_every_field(hits):
     assert len(records) == len(hits)
     for record, hit in zip(records, hits):
         c = hit.citation
-        assert record["title"] == hit.title and record["abstract"] == hit.abstract and record.get("authors", []) == c.authors
-        assert record.get("doi", "") == c.doi and record.get("year", "") == str(c.year or "") and record.get("journal_name", "") == c.venue
+        assert (
+            record["title"] == hit.title
+            and record["abstract"] == hit.abstract
+            and record.get("authors", []) == c.authors
+        )
+        assert (
+            record.get("doi", "") == c.doi
+            and record.get("year", "") == str(c.year or "")
+            and record.get("journal_name", "") == c.venue
+        )
 
 
 def test_csljson_lists_known_fields_only(hits):
     items = json.loads(export(hits, "csljson"))
     first = items[0]
-    assert first["id"] == "lovelace2024sparse" and first["issued"] == {"date-parts": [[2024, 1, 2]]} and first["URL"] == "https://arxiv.org/abs/2401.01234"
-    assert first["author"][0] == {"family": "Lovelace", "given": "Ada"} and "DOI" not in first and "container-title" not in first
+    assert (
+        first["id"] == "lovelace2024sparse"
+        and first["issued"] == {"date-parts": [[2024, 1, 2]]}
+        and first["URL"] == "https://arxiv.org/abs/2401.01234"
+    )
+    assert (
+        first["author"][0] == {"family": "Lovelace", "given": "Ada"}
+        and "DOI" not in first
+        and "container-title" not in first
+    )
 
 
 def test_a_title_search_link_is_not_exported_as_the_papers_url():

@@ -22,10 +22,17 @@ def test_random_bytes_never_crash_any_loader(tmp_path, garbage, suffix):
 
 
 @fuzz
-@given(noise=st.lists(st.one_of(st.binary(max_size=300), st.text(max_size=300), st.just(""), st.just("x" * 200_000)), max_size=12))
+@given(
+    noise=st.lists(
+        st.one_of(st.binary(max_size=300), st.text(max_size=300), st.just(""), st.just("x" * 200_000)), max_size=12
+    )
+)
 @example(noise=["[", b""])  # found by CI: a first line "[" made the file read as one JSON array
 def test_jsonl_keeps_the_good_entry_among_garbage_lines(tmp_path, noise):
-    lines = [n.replace(b"\n", b" ") if isinstance(n, bytes) else n.replace("\n", " ").encode("utf-8", "replace") for n in noise]
+    lines = [
+        n.replace(b"\n", b" ") if isinstance(n, bytes) else n.replace("\n", " ").encode("utf-8", "replace")
+        for n in noise
+    ]
     lines.insert(len(lines) // 2, json.dumps(GOOD).encode())
     path = tmp_path / "mixed.jsonl"
     path.write_bytes(b"\n".join(lines))
@@ -36,7 +43,9 @@ def test_jsonl_keeps_the_good_entry_among_garbage_lines(tmp_path, noise):
 @fuzz
 @given(noise=st.lists(st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=200), max_size=10))
 def test_csv_keeps_the_good_row_among_garbage_rows(tmp_path, noise):
-    rows = ["id,title,abstract", "good-1,A good paper,A perfectly fine abstract."] + [n.replace("\n", " ").replace("\r", " ") for n in noise]
+    rows = ["id,title,abstract", "good-1,A good paper,A perfectly fine abstract."] + [
+        n.replace("\n", " ").replace("\r", " ") for n in noise
+    ]
     path = tmp_path / "mixed.csv"
     path.write_text("\n".join(rows), encoding="utf-8")
     papers, _ = load_paths([path])

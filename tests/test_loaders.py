@@ -31,29 +31,48 @@ def test_every_title_on_every_page_is_present():
 def test_a_paper_on_several_pages_keeps_every_page_and_date():
     papers, _ = load_bundled()
     lastde = next(p for p in papers if p.title.startswith("Training-free LLM-generated Text Detection"))
-    assert lastde.pages == ["HF Daily Papers, Jun 6", "HF Daily Papers, May 8"]  # how a reader knows the listings, not file names
+    assert lastde.pages == [
+        "HF Daily Papers, Jun 6",
+        "HF Daily Papers, May 8",
+    ]  # how a reader knows the listings, not file names
     assert lastde.dates == ["Jun 6", "May 8"]
     assert lastde.id == "training-free-llm-generated-text-detection-by-mining-token-probability-sequences"
     assert "arxiv.org" in lastde.url
 
 
 def test_ids_are_stable_and_long_titles_are_hashed():
-    assert title_id("PDP: Parameter-free Differentiable Pruning is All You Need") == "pdp-parameter-free-differentiable-pruning-is-all-you-need"
+    assert (
+        title_id("PDP: Parameter-free Differentiable Pruning is All You Need")
+        == "pdp-parameter-free-differentiable-pruning-is-all-you-need"
+    )
     long = title_id("A " * 100 + "title")
     assert len(long) <= 80 and long == title_id("a " * 100 + "TITLE")
 
 
 def test_code_links_with_and_without_scheme():
-    text = "Code: https://github.com/Peiyannn/MM-PDE.git. Also see github.com/apple/corenet, and https://foo.github.io/x."
+    text = (
+        "Code: https://github.com/Peiyannn/MM-PDE.git. Also see github.com/apple/corenet, and https://foo.github.io/x."
+    )
     assert code_links(text) == ["https://github.com/Peiyannn/MM-PDE", "https://github.com/apple/corenet"]
 
 
 def test_page_with_missing_abstract_and_stray_abstract_is_reported_with_line_numbers(tmp_path):
-    page = "new\n\nDaily Papers\n\nJun 6\n\nGood Title\n\n" + "A" * 500 + "\n\nTitle Without Abstract\n\nNext Title\n\n" + "B" * 500 + "\n\n" + "C" * 600 + "\n"
+    page = (
+        "new\n\nDaily Papers\n\nJun 6\n\nGood Title\n\n"
+        + "A" * 500
+        + "\n\nTitle Without Abstract\n\nNext Title\n\n"
+        + "B" * 500
+        + "\n\n"
+        + "C" * 600
+        + "\n"
+    )
     problems = []
     papers = list(parse_pages(page, str(tmp_path / "p.txt"), problems))
     assert [p.title for p in papers] == ["Good Title", "Next Title"]
-    assert [(p.line, "without an abstract" in p.message or "expected a title" in p.message) for p in problems] == [(11, True), (17, True)]
+    assert [(p.line, "without an abstract" in p.message or "expected a title" in p.message) for p in problems] == [
+        (11, True),
+        (17, True),
+    ]
 
 
 def test_page_without_date_line_is_reported(tmp_path):
@@ -67,7 +86,9 @@ def test_jsonl_keeps_given_ids_and_reports_bad_lines(tmp_path):
         json.dumps({"id": "p1", "title": "One", "abstract": "First abstract."}),
         "{not json",
         json.dumps({"title": "No abstract"}),
-        json.dumps({"_id": "p2", "title": "Two", "text": "Second abstract.", "url": "https://x.org/2", "date": "2024-01-01"}),
+        json.dumps(
+            {"_id": "p2", "title": "Two", "text": "Second abstract.", "url": "https://x.org/2", "date": "2024-01-01"}
+        ),
         json.dumps(["a", "list"]),
     ]
     path = write(tmp_path / "c.jsonl", "\n".join(lines) + "\n")
@@ -89,7 +110,9 @@ def test_csv_with_text_column_and_bad_header(tmp_path):
 
 
 def test_beir_folder_keeps_source_ids(tmp_path):
-    write(tmp_path / "beir" / "corpus.jsonl", json.dumps({"_id": "12", "title": "", "text": "flow over a wing ."}) + "\n")
+    write(
+        tmp_path / "beir" / "corpus.jsonl", json.dumps({"_id": "12", "title": "", "text": "flow over a wing ."}) + "\n"
+    )
     papers, _ = load_paths([tmp_path / "beir"])
     assert papers[0].id == "12" and papers[0].abstract == "flow over a wing ."
 

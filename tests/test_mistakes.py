@@ -44,21 +44,46 @@ def files(tmp_path):
     }
 
 
-@pytest.mark.parametrize("case", ["output folder", "index under a file", "missing run", "run score", "beir query", "bench sizes",
-                                  "share without auth", "info on a mistyped index", "remove on a mistyped index", "llm url"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "output folder",
+        "index under a file",
+        "missing run",
+        "run score",
+        "beir query",
+        "bench sizes",
+        "share without auth",
+        "info on a mistyped index",
+        "remove on a mistyped index",
+        "llm url",
+    ],
+)
 def test_mistakes_are_one_line_errors_with_status_2(capsys, files, case):
     tmp = files["tmp"]
     argv, message = {
-        "output folder": (["search", "--queries", files["queries"], "-o", tmp / "no" / "such" / "out.jsonl"], "cannot write"),
+        "output folder": (
+            ["search", "--queries", files["queries"], "-o", tmp / "no" / "such" / "out.jsonl"],
+            "cannot write",
+        ),
         "index under a file": (["search", "lora", "--index", files["a_file"] / "index"], "cannot open the index"),
-        "missing run": (["eval", "--qrels", files["qrels"], "--run", tmp / "missing.trec"], "missing.trec: cannot read"),
+        "missing run": (
+            ["eval", "--qrels", files["qrels"], "--run", tmp / "missing.trec"],
+            "missing.trec: cannot read",
+        ),
         "run score": (["eval", "--qrels", files["qrels"], "--run", files["bad_run"]], "score 'high' is not a number"),
-        "beir query": (["eval", "--sets", "none", "--beir", files["beir"], "--index-root", tmp / "roots"], "needs an '_id' and a 'text'"),
+        "beir query": (
+            ["eval", "--sets", "none", "--beir", files["beir"], "--index-root", tmp / "roots"],
+            "needs an '_id' and a 'text'",
+        ),
         "bench sizes": (["bench", "--sizes", "1k"], "'1k' is not a comma-separated list of whole numbers"),
         "share without auth": (["chat", "--share", "--index", tmp / "idx"], "add --auth USER:PASSWORD"),
         "info on a mistyped index": (["info", "--index", tmp / "mistyped"], "there is no index at"),
         "remove on a mistyped index": (["remove", "x", "--index", tmp / "mistyped"], "there is no index at"),
-        "llm url": (["ask", "lora", "--llm-url", "localhost:11434", "--index", tmp / "mistyped"], "must be an http:// or https:// url"),
+        "llm url": (
+            ["ask", "lora", "--llm-url", "localhost:11434", "--index", tmp / "mistyped"],
+            "must be an http:// or https:// url",
+        ),
     }[case]
     code, _, err = run(capsys, *argv)
     one_line_error(code, err, message)
@@ -76,34 +101,95 @@ def test_a_port_in_use_is_reported_before_the_app_starts(capsys, tmp_path):
 
 @pytest.mark.parametrize("argv", [["ingest", "/no/such/papers.jsonl"], ["search", "--queries", "/no/such/q.jsonl"]])
 def test_a_missing_file_is_reported_before_any_model_loads(tmp_path, argv):
-    script = ("import sys; from paperchat.cli import main; code = main(sys.argv[1:]); "
-              "print(code, 'torch' in sys.modules or 'onnxruntime' in sys.modules or 'chromadb' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", script, *argv, "--index", str(tmp_path / "idx")], capture_output=True, text=True, timeout=120)
-    assert result.stdout.split() == ["2", "False"] and "no such file" in result.stderr and "Traceback" not in result.stderr
+    script = (
+        "import sys; from paperchat.cli import main; code = main(sys.argv[1:]); "
+        "print(code, 'torch' in sys.modules or 'onnxruntime' in sys.modules or 'chromadb' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, *argv, "--index", str(tmp_path / "idx")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        result.stdout.split() == ["2", "False"] and "no such file" in result.stderr and "Traceback" not in result.stderr
+    )
     assert not (tmp_path / "idx").exists()
 
 
 def test_batch_history_as_a_string_is_one_earlier_message(bundled_index, tmp_path, capsys):
-    queries = write(tmp_path / "q.jsonl", json.dumps({"_id": "c", "text": "what about for vision models?", "history": "pruning large language models"}) + "\n"
-                    + json.dumps({"_id": "d", "text": "and then?", "history": 42}) + "\n")
+    queries = write(
+        tmp_path / "q.jsonl",
+        json.dumps({"_id": "c", "text": "what about for vision models?", "history": "pruning large language models"})
+        + "\n"
+        + json.dumps({"_id": "d", "text": "and then?", "history": 42})
+        + "\n",
+    )
     code, _, err = run(capsys, "search", "--queries", queries, "-q", "--index", bundled_index)
     one_line_error(code, err, "q.jsonl:2: 'history' must be a list of earlier messages")
-    write(queries, json.dumps({"_id": "c", "text": "what about for vision models?", "history": "pruning large language models"}) + "\n")
+    write(
+        queries,
+        json.dumps({"_id": "c", "text": "what about for vision models?", "history": "pruning large language models"})
+        + "\n",
+    )
     code, out, _ = run(capsys, "search", "--queries", queries, "-q", "--index", bundled_index)
     assert code == 0 and [f["text"] for f in json.loads(out)["searched"]][1] == "pruning large language models"
 
 
 def test_an_explicit_id_equal_to_another_entrys_title_id_is_reported_not_a_crash(tmp_path, capsys, embedder):
-    corpus = write(tmp_path / "dup.jsonl", json.dumps({"title": "Foo Bar", "abstract": "About foo."}) + "\n"
-                   + json.dumps({"id": "foo-bar", "title": "Other Paper", "abstract": "About something else."}) + "\n")
+    corpus = write(
+        tmp_path / "dup.jsonl",
+        json.dumps({"title": "Foo Bar", "abstract": "About foo."})
+        + "\n"
+        + json.dumps({"id": "foo-bar", "title": "Other Paper", "abstract": "About something else."})
+        + "\n",
+    )
     code, out, err = run(capsys, "ingest", corpus, "--index", tmp_path / "idx", "-q")
     assert code == 0 and "1 added" in out and "skipped 1 problem(s)" in out
     assert "id 'foo-bar' already names another paper" in err and "Traceback" not in err
 
 
-WORDS = st.sampled_from(["search", "ask", "ingest", "info", "remove", "eval", "-k", "0", "5", "1001", "--mode", "bm25", "fuzzy", "--json", "--queries",
-                         "--format", "trec", "--history", "--no-gate", "--qrels", "--run", "--sets", "none", "--half", "train", "--engine", "x",
-                         "--fusion", "rrf", "-o", "", " ", "lora", "\x00", "é", "--", "-q"])
+WORDS = st.sampled_from(
+    [
+        "search",
+        "ask",
+        "ingest",
+        "info",
+        "remove",
+        "eval",
+        "-k",
+        "0",
+        "5",
+        "1001",
+        "--mode",
+        "bm25",
+        "fuzzy",
+        "--json",
+        "--queries",
+        "--format",
+        "trec",
+        "--history",
+        "--no-gate",
+        "--qrels",
+        "--run",
+        "--sets",
+        "none",
+        "--half",
+        "train",
+        "--engine",
+        "x",
+        "--fusion",
+        "rrf",
+        "-o",
+        "",
+        " ",
+        "lora",
+        "\x00",
+        "é",
+        "--",
+        "-q",
+    ]
+)
 
 
 @pytest.mark.slow
@@ -119,7 +205,10 @@ def test_random_command_lines_and_files_never_end_in_a_traceback(capsys, tmp_pat
         if argv[0] == "ingest":  # never the bundled corpus: always a (random) file
             argv.insert(1, str(junk))
         if argv[0] in ("search", "ask") and "--queries" not in argv:
-            argv += ["--chroma-url", "http://127.0.0.1:9"]  # nothing listens there: no index gets built, the error is clean
+            argv += [
+                "--chroma-url",
+                "http://127.0.0.1:9",
+            ]  # nothing listens there: no index gets built, the error is clean
     elif argv and argv[0] == "eval" and "--qrels" not in argv:
         argv = ["eval", "--qrels", str(junk), "--run", str(junk), "--out", str(folder / "out")]
     code, _, err = run(capsys, *argv)

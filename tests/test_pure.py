@@ -5,7 +5,16 @@ import math
 import numpy as np
 import pytest
 
-from paperchat.chat import Formulation, content_phrases, content_words, formulations, is_follow_up, nothing_relevant, rewrite_follow_up, topic_chunks
+from paperchat.chat import (
+    Formulation,
+    content_phrases,
+    content_words,
+    formulations,
+    is_follow_up,
+    nothing_relevant,
+    rewrite_follow_up,
+    topic_chunks,
+)
 from paperchat.fusion import adaptive_bm25_weight, expansion_terms, feedback_weights, rocchio, rrf, smooth, zscore
 from paperchat.gate import Concept, GateModel, evidence, key_concepts
 from paperchat.index.passages import Passages, max_passage, pack_passages
@@ -64,7 +73,7 @@ def test_adaptive_weight_leans_on_the_closer_side_and_is_clipped():
 
 def test_rocchio_moves_towards_feedback_and_renormalises():
     moved = rocchio(np.array([1.0, 0.0]), np.array([[0.0, 1.0], [0.0, 1.0]]), beta=1.0)
-    assert moved == pytest.approx([2 ** -0.5, 2 ** -0.5])
+    assert moved == pytest.approx([2**-0.5, 2**-0.5])
 
 
 def test_expansion_terms_weights_frequency_by_idf():
@@ -87,7 +96,9 @@ def test_weighted_rocchio_and_expansion_follow_document_weights():
     docs = [["flow", "drag"], ["lift", "lift"]]
     idf = {"flow": 1.0, "drag": 1.0, "lift": 1.0}
     # flow = drag = 0.75 * 1/2; lift = 0.25 * 2/2
-    assert expansion_terms(docs, idf, exclude=set(), count=3, weights=[0.75, 0.25]) == pytest.approx({"drag": 1.0, "flow": 1.0, "lift": 0.25 / 0.375})
+    assert expansion_terms(docs, idf, exclude=set(), count=3, weights=[0.75, 0.25]) == pytest.approx(
+        {"drag": 1.0, "flow": 1.0, "lift": 0.25 / 0.375}
+    )
 
 
 def test_smooth_adds_score_weighted_similarity_to_top_documents():
@@ -98,7 +109,12 @@ def test_smooth_adds_score_weighted_similarity_to_top_documents():
 
 
 def test_split_sentences():
-    assert split_sentences("First one. Second one! 3 is a number? yes. End") == ["First one.", "Second one!", "3 is a number? yes.", "End"]
+    assert split_sentences("First one. Second one! 3 is a number? yes. End") == [
+        "First one.",
+        "Second one!",
+        "3 is a number? yes.",
+        "End",
+    ]
 
 
 def test_short_abstracts_have_no_passages():
@@ -119,13 +135,17 @@ def test_max_passage_takes_each_documents_best_passage():
     # documents 0 and 2 own passages [0, 1] and [2]; document 1 owns none; -1 is unknown here
     offsets = np.array([0, 2, 2, 3])
     passage_similarities = np.array([0.1, 0.9, 0.2])
-    best = max_passage(np.array([0.5, 0.4, 0.3, 0.7]), np.array([0, 1, 2, -1]), offsets, lambda rows: passage_similarities[rows])
+    best = max_passage(
+        np.array([0.5, 0.4, 0.3, 0.7]), np.array([0, 1, 2, -1]), offsets, lambda rows: passage_similarities[rows]
+    )
     assert best.tolist() == pytest.approx([0.9, 0.4, 0.3, 0.7])
 
 
 def test_passages_are_grouped_by_owner_in_passage_order():
     vectors = np.array([[0.0, 1.0], [1.0, 0.0], [0.6, 0.8], [0.8, 0.6]], dtype=np.float32)
-    grouped = Passages.group(["a", "b"], owners=["b", "a", "gone", "a"], numbers=[0, 1, 0, 0], vectors=vectors, dimension=2)
+    grouped = Passages.group(
+        ["a", "b"], owners=["b", "a", "gone", "a"], numbers=[0, 1, 0, 0], vectors=vectors, dimension=2
+    )
     assert grouped.offsets.tolist() == [0, 2, 3]
     assert grouped.vectors.ravel().tolist() == pytest.approx([0.8, 0.6, 1.0, 0.0, 0.0, 1.0])
     query = np.array([1.0, 0.0], dtype=np.float32)
@@ -166,33 +186,64 @@ def test_follow_up_detection(message, follow_up):
 
 
 def test_additive_follow_up_keeps_topic_and_adds_new_words():
-    assert rewrite_follow_up("do any of them work without training?", "methods for detecting LLM-generated text") == "detecting LLM-generated text without training"
-    assert rewrite_follow_up("does that work for diffusion models too?", "which papers use LoRA?") == "LoRA diffusion models"
+    assert (
+        rewrite_follow_up("do any of them work without training?", "methods for detecting LLM-generated text")
+        == "detecting LLM-generated text without training"
+    )
+    assert (
+        rewrite_follow_up("does that work for diffusion models too?", "which papers use LoRA?")
+        == "LoRA diffusion models"
+    )
 
 
 def test_substitution_follow_up_drops_the_replaced_chunk():
     assert topic_chunks("pruning large language models") == ["pruning", "large language models"]
-    assert rewrite_follow_up("what about for vision models?", "pruning large language models") == "pruning vision models"
-    assert rewrite_follow_up("and for code models?", "knowledge distillation for LLMs") == "knowledge distillation code models"
-    assert rewrite_follow_up("what about quantization?", "pruning large language models") == "large language models quantization"
+    assert (
+        rewrite_follow_up("what about for vision models?", "pruning large language models") == "pruning vision models"
+    )
+    assert (
+        rewrite_follow_up("and for code models?", "knowledge distillation for LLMs")
+        == "knowledge distillation code models"
+    )
+    assert (
+        rewrite_follow_up("what about quantization?", "pruning large language models")
+        == "large language models quantization"
+    )
     assert rewrite_follow_up("how about prefix tuning instead", "LoRA") == "LoRA prefix tuning"
 
 
 def test_more_follow_up_forms():
-    assert rewrite_follow_up("how about instead for image classifiers?", "machine unlearning for LLMs") == "machine unlearning image classifiers"
-    assert rewrite_follow_up("any trained with reinforcement learning?", "vision-language models") == "vision-language models trained reinforcement learning"
-    assert rewrite_follow_up("what are the downsides or failure modes?", "model editing in language models") == "model editing language models downsides failure modes"
+    assert (
+        rewrite_follow_up("how about instead for image classifiers?", "machine unlearning for LLMs")
+        == "machine unlearning image classifiers"
+    )
+    assert (
+        rewrite_follow_up("any trained with reinforcement learning?", "vision-language models")
+        == "vision-language models trained reinforcement learning"
+    )
+    assert (
+        rewrite_follow_up("what are the downsides or failure modes?", "model editing in language models")
+        == "model editing language models downsides failure modes"
+    )
 
 
-@pytest.mark.parametrize("message", ["Unrelated: which papers propose benchmarks for long-context models?",
-                                     "ok, totally unrelated, but which papers propose benchmarks for long-context models?",
-                                     "switching gears completely - which papers propose benchmarks for long-context models?"])
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Unrelated: which papers propose benchmarks for long-context models?",
+        "ok, totally unrelated, but which papers propose benchmarks for long-context models?",
+        "switching gears completely - which papers propose benchmarks for long-context models?",
+    ],
+)
 def test_announced_topic_switch_is_not_merged(message):
     assert rewrite_follow_up(message, "model compression") == "which papers propose benchmarks for long-context models?"
 
 
 def test_standalone_question_is_not_rewritten():
-    assert rewrite_follow_up("diffusion models for image generation", "pruning LLMs") == "diffusion models for image generation"
+    assert (
+        rewrite_follow_up("diffusion models for image generation", "pruning LLMs")
+        == "diffusion models for image generation"
+    )
 
 
 def test_content_words_drop_filler_and_references():
@@ -206,38 +257,60 @@ def test_a_follow_up_is_searched_as_itself_its_context_and_the_rule_rewrite():
         Formulation("pruning vision models", 0.5, "rewrite"),
     ]
     # A phrasing no rule knows still keeps the context; a rewrite that adds nothing is left out.
-    assert formulations("and the failure cases?", "model editing") == [Formulation("and the failure cases?"), Formulation("model editing", 0.7, "context"),
-                                                                      Formulation("model editing failure cases", 0.5, "rewrite")]
-    assert formulations("diffusion models for image generation", "") == [Formulation("diffusion models for image generation")]
+    assert formulations("and the failure cases?", "model editing") == [
+        Formulation("and the failure cases?"),
+        Formulation("model editing", 0.7, "context"),
+        Formulation("model editing failure cases", 0.5, "rewrite"),
+    ]
+    assert formulations("diffusion models for image generation", "") == [
+        Formulation("diffusion models for image generation")
+    ]
 
 
 def test_what_a_follow_up_rules_out_is_not_searched_for():
-    searched = formulations("could the same be done to the KV cache instead of the weights?", "How does quantization shrink LLM memory?")
+    searched = formulations(
+        "could the same be done to the KV cache instead of the weights?", "How does quantization shrink LLM memory?"
+    )
     assert searched[0].text == "could the same be done to the KV cache ?"
     assert all("weights" not in f.text for f in searched if f.role != "context")
-    assert formulations("only the ones doing editing, not generation", "diffusion models for video")[0].text == "only the ones doing editing"
+    assert (
+        formulations("only the ones doing editing, not generation", "diffusion models for video")[0].text
+        == "only the ones doing editing"
+    )
 
 
 def test_an_announced_new_subject_is_searched_alone():
-    assert formulations("Unrelated: benchmarks for long-context models?", "model compression") == [Formulation("benchmarks for long-context models?")]
+    assert formulations("Unrelated: benchmarks for long-context models?", "model compression") == [
+        Formulation("benchmarks for long-context models?")
+    ]
 
 
 def test_content_phrases_split_at_stopwords_filler_and_punctuation():
     assert content_phrases("How do graph neural networks forecast road traffic? And GPT-4o (or Lastde++) papers") == [
-        ["graph", "neural", "networks", "forecast", "road", "traffic"], ["GPT-4o"], ["Lastde++"]]
+        ["graph", "neural", "networks", "forecast", "road", "traffic"],
+        ["GPT-4o"],
+        ["Lastde++"],
+    ]
 
 
 def test_evidence_names_the_uncovered_phrase_and_weighs_what_is_missing():
     tokenizer = Tokenizer()
     question = key_concepts("graph neural networks for road traffic", tokenizer)
     idf = {"graph": 2.0, "neural": 1.0, "network": 1.0, "road": 3.0, "traffic": 4.0}
-    documents = [set(tokenizer.tokens("graph neural networks predict molecules")), set(tokenizer.tokens("neural networks on roads"))]
+    documents = [
+        set(tokenizer.tokens("graph neural networks predict molecules")),
+        set(tokenizer.tokens("neural networks on roads")),
+    ]
     found = evidence(0.6, question, [], idf, documents, known={"graph", "neural", "network", "road"}, max_idf=8.0)
-    assert found.covered == ("graph neural networks", "road") and found.uncovered == ("traffic",)  # "road": the second abstract
+    assert found.covered == ("graph neural networks", "road") and found.uncovered == (
+        "traffic",
+    )  # "road": the second abstract
     assert found.missing == pytest.approx(4 / 11) and found.coverage == pytest.approx(5 / 11)
     assert found.rarest_missing == pytest.approx(0.5) and found.unknown == pytest.approx(4 / 11) and not found.follow_up
     # Context concepts count at their formulation's weight, and make it a follow-up.
-    chat = evidence(0.6, question, [Concept("molecules", ("molecul",), 0.5)], {**idf, "molecul": 2.0}, documents, set(), 8.0)
+    chat = evidence(
+        0.6, question, [Concept("molecules", ("molecul",), 0.5)], {**idf, "molecul": 2.0}, documents, set(), 8.0
+    )
     assert chat.follow_up and chat.missing == pytest.approx(4 / 12)  # "molecules" (weight 0.5 x 2.0) is covered
 
 
@@ -252,5 +325,8 @@ def test_nothing_relevant_names_what_is_missing_and_the_closest_papers():
         rank, title = 1, "MMGP: mesh morphing"
 
     text = nothing_relevant(["road traffic"], ["graph neural networks"], [Closest()])
-    assert text == "No paper here covers \u201croad traffic\u201d; the closest papers match only \u201cgraph neural networks\u201d: [1] MMGP: mesh morphing."
+    assert (
+        text
+        == "No paper here covers \u201croad traffic\u201d; the closest papers match only \u201cgraph neural networks\u201d: [1] MMGP: mesh morphing."
+    )
     assert nothing_relevant([], [], []).startswith("Nothing relevant")

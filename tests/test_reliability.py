@@ -25,8 +25,18 @@ from paperchat.index.store import HOLD_AFTER_BATCH
 from paperchat.ui.app import launch
 from test_ui import free_port
 
-TOPICS = ["graph neural networks", "protein folding", "speech recognition", "image segmentation", "reinforcement learning",
-          "machine translation", "anomaly detection", "time series forecasting", "recommender systems", "federated learning"]
+TOPICS = [
+    "graph neural networks",
+    "protein folding",
+    "speech recognition",
+    "image segmentation",
+    "reinforcement learning",
+    "machine translation",
+    "anomaly detection",
+    "time series forecasting",
+    "recommender systems",
+    "federated learning",
+]
 
 
 def synthetic_corpus(path, count):
@@ -60,8 +70,20 @@ assert CHROMA, "the chroma CLI comes with chromadb"
 def chroma_server(tmp_path_factory):
     executable = CHROMA
     port = free_port()
-    process = subprocess.Popen([executable, "run", "--path", str(tmp_path_factory.mktemp("chroma-server")), "--host", "127.0.0.1", "--port", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            executable,
+            "run",
+            "--path",
+            str(tmp_path_factory.mktemp("chroma-server")),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for_port(port)
         yield f"http://127.0.0.1:{port}"
@@ -72,13 +94,17 @@ def chroma_server(tmp_path_factory):
 
 def test_ingest_and_search_against_a_real_chroma_server(chroma_server, tmp_path, embedder):
     corpus = synthetic_corpus(tmp_path / "c.jsonl", 40)
-    replica_a = Assistant.open(tmp_path / "a", chroma_url=chroma_server, bootstrap=False, load_model=False, notify=lambda m: None)
+    replica_a = Assistant.open(
+        tmp_path / "a", chroma_url=chroma_server, bootstrap=False, load_model=False, notify=lambda m: None
+    )
     replica_a.store.embedder = embedder
     _, report = replica_a.ingest([corpus], progress=False)
     assert report.added == 40 and replica_a.info()["documents"] == 40 and replica_a.info()["index"] == chroma_server
     assert replica_a.search("protein folding M11", k=1)[0].id == "doc-00011"
     # A second replica with its own local folder derives its own snapshot from the server's data.
-    replica_b = Assistant.open(tmp_path / "b", chroma_url=chroma_server, bootstrap=False, load_model=False, notify=lambda m: None)
+    replica_b = Assistant.open(
+        tmp_path / "b", chroma_url=chroma_server, bootstrap=False, load_model=False, notify=lambda m: None
+    )
     replica_b.store.embedder = embedder
     assert replica_b.search("speech recognition M2", k=1, mode="bm25")[0].id == "doc-00002"
     replica_a.remove(["doc-00002"])
@@ -87,15 +113,42 @@ def test_ingest_and_search_against_a_real_chroma_server(chroma_server, tmp_path,
 
 
 def test_a_metadata_only_update_reaches_another_replica(chroma_server, tmp_path, embedder):
-    first = write(tmp_path / "first.jsonl", json.dumps({"id": "m1", "title": "Mixture of experts routing", "abstract": "Sparse expert routing."}) + "\n")
-    writer = Assistant.open(tmp_path / "w", chroma_url=chroma_server, collection="metadata-replicas", bootstrap=False, load_model=False, notify=lambda m: None)
+    first = write(
+        tmp_path / "first.jsonl",
+        json.dumps({"id": "m1", "title": "Mixture of experts routing", "abstract": "Sparse expert routing."}) + "\n",
+    )
+    writer = Assistant.open(
+        tmp_path / "w",
+        chroma_url=chroma_server,
+        collection="metadata-replicas",
+        bootstrap=False,
+        load_model=False,
+        notify=lambda m: None,
+    )
     writer.store.embedder = embedder
     writer.ingest([first], progress=False)
-    reader = Assistant.open(tmp_path / "r", chroma_url=chroma_server, collection="metadata-replicas", bootstrap=False, load_model=False, notify=lambda m: None)
+    reader = Assistant.open(
+        tmp_path / "r",
+        chroma_url=chroma_server,
+        collection="metadata-replicas",
+        bootstrap=False,
+        load_model=False,
+        notify=lambda m: None,
+    )
     reader.store.embedder = embedder
     assert reader.search("expert routing", k=1, mode="bm25")[0].citation.url.startswith("https://arxiv.org/search/")
-    moved = write(tmp_path / "first.jsonl", json.dumps({"id": "m1", "title": "Mixture of experts routing", "abstract": "Sparse expert routing.",
-                                                          "url": "https://example.org/moe"}) + "\n")
+    moved = write(
+        tmp_path / "first.jsonl",
+        json.dumps(
+            {
+                "id": "m1",
+                "title": "Mixture of experts routing",
+                "abstract": "Sparse expert routing.",
+                "url": "https://example.org/moe",
+            }
+        )
+        + "\n",
+    )
     _, report = writer.ingest([moved], progress=False)
     assert report.updated_metadata == 1
     reader.refresh(force=True)
@@ -105,13 +158,18 @@ def test_a_metadata_only_update_reaches_another_replica(chroma_server, tmp_path,
 @pytest.mark.slow
 def test_a_server_that_fails_mid_session_is_an_error_not_an_empty_index(tmp_path):
     port = free_port()
-    process = subprocess.Popen([CHROMA, "run", "--path", str(tmp_path / "data"), "--host", "127.0.0.1", "--port", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [CHROMA, "run", "--path", str(tmp_path / "data"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for_port(port)
         from paperchat.index.chroma import ChromaRepository
 
-        repository = ChromaRepository(tmp_path / "local", f"http://127.0.0.1:{port}", "papers", "all-MiniLM-L6-v2", lambda: 384)
+        repository = ChromaRepository(
+            tmp_path / "local", f"http://127.0.0.1:{port}", "papers", "all-MiniLM-L6-v2", lambda: 384
+        )
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -128,9 +186,16 @@ def test_chat_keeps_serving_while_another_process_ingests_into_the_same_index(tm
     env = {**os.environ, "PAPERCHAT_REFRESH_SECONDS": "1", "PYTHONUNBUFFERED": "1"}
     cli = [sys.executable, "-m", "paperchat.cli"]
     first = synthetic_corpus(tmp_path / "first.jsonl", 30)
-    subprocess.run([*cli, "ingest", str(first), "--index", str(index), "-q"], env=env, check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [*cli, "ingest", str(first), "--index", str(index), "-q"], env=env, check=True, capture_output=True, timeout=600
+    )
     port = free_port()
-    server = subprocess.Popen([*cli, "chat", "--index", str(index), "--port", str(port), "-q"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(
+        [*cli, "chat", "--index", str(index), "--port", str(port), "-q"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         from gradio_client import Client
 
@@ -146,11 +211,21 @@ def test_chat_keeps_serving_while_another_process_ingests_into_the_same_index(tm
         listening = [c.laddr for c in connections if c.status == psutil.CONN_LISTEN]
         assert [address.ip for address in listening if address.port == port] == ["127.0.0.1"]
         assert client.predict("protein folding M1", 1, "bm25", api_name="/search")["hits"][0]["id"] == "doc-00001"
-        second = write(tmp_path / "second.jsonl", json.dumps({"id": "late", "title": "Quokka population surveys",
-                                                               "abstract": "Counting quokkas on Rottnest Island with drones."}) + "\n")
+        second = write(
+            tmp_path / "second.jsonl",
+            json.dumps(
+                {
+                    "id": "late",
+                    "title": "Quokka population surveys",
+                    "abstract": "Counting quokkas on Rottnest Island with drones.",
+                }
+            )
+            + "\n",
+        )
         ingest = [*cli, "ingest", str(second), "--index", str(index), "-q"]
-        writer = subprocess.Popen(ingest, env={**env, HOLD_AFTER_BATCH: "1"}, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, text=True)
+        writer = subprocess.Popen(
+            ingest, env={**env, HOLD_AFTER_BATCH: "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         try:
             assert "write batch 1 is written" in writer.stderr.readline()  # it holds the lock from here on
             for _ in range(10):  # over three seconds or more: the app (refresh_seconds=1) tries to refresh meanwhile
@@ -181,19 +256,34 @@ def test_a_long_lived_assistant_can_write_after_another_process_wrote(tmp_path, 
     assistant = Assistant.open(index, bootstrap=False, load_model=False, notify=lambda m: None)
     assistant.store.embedder = embedder
     assistant.ingest([first], progress=False)
-    second = write(tmp_path / "second.jsonl", json.dumps({"id": "late", "title": "Quokka surveys", "abstract": "Counting quokkas with drones."}) + "\n")
-    subprocess.run([sys.executable, "-m", "paperchat.cli", "ingest", str(second), "--index", str(index), "-q"], check=True, capture_output=True, timeout=600)
+    second = write(
+        tmp_path / "second.jsonl",
+        json.dumps({"id": "late", "title": "Quokka surveys", "abstract": "Counting quokkas with drones."}) + "\n",
+    )
+    subprocess.run(
+        [sys.executable, "-m", "paperchat.cli", "ingest", str(second), "--index", str(index), "-q"],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     assistant.refresh(force=True)
     assert assistant.search("quokkas", k=1, mode="bm25")[0].id == "late"
-    repository = assistant.store.repository  # reads of Chroma itself (a rebuild, HNSW above 20k papers) see the new paper too
-    assert "late" in repository.everything()[0] and repository.nearest(embedder.encode_query("quokkas"), 1)[0] == ["late"]
+    repository = (
+        assistant.store.repository
+    )  # reads of Chroma itself (a rebuild, HNSW above 20k papers) see the new paper too
+    assert "late" in repository.everything()[0] and repository.nearest(embedder.encode_query("quokkas"), 1)[0] == [
+        "late"
+    ]
     assert assistant.remove(["late", "doc-00003"]) == ["late", "doc-00003"]
     assert assistant.store.repository.count() == len(assistant.store.snapshot()) == 9
 
 
 def start_chroma(folder, port):
-    process = subprocess.Popen([CHROMA, "run", "--path", str(folder), "--host", "127.0.0.1", "--port", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [CHROMA, "run", "--path", str(folder), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_for_port(port)
     return process
 
@@ -212,7 +302,14 @@ def test_a_running_app_says_so_while_the_server_is_down_and_answers_again_once_i
     app = None
     try:
         url = f"http://127.0.0.1:{port}"
-        assistant = Assistant.open(tmp_path / "replica", chroma_url=url, bootstrap=False, load_model=False, notify=lambda m: None, refresh_seconds=0)
+        assistant = Assistant.open(
+            tmp_path / "replica",
+            chroma_url=url,
+            bootstrap=False,
+            load_model=False,
+            notify=lambda m: None,
+            refresh_seconds=0,
+        )
         assistant.store.embedder = embedder
         assistant.ingest([synthetic_corpus(tmp_path / "c.jsonl", 30)], progress=False)
         web = free_port()
@@ -221,11 +318,16 @@ def test_a_running_app_says_so_while_the_server_is_down_and_answers_again_once_i
         assert client.predict("protein folding M1", 1, "bm25", api_name="/search")["hits"][0]["id"] == "doc-00001"
         stop(server)
         down = client.predict("protein folding M1", 1, "bm25", api_name="/search")
-        assert down["error"].startswith(f"the Chroma server at {url} is not answering") and "Traceback" not in down["error"]
+        assert (
+            down["error"].startswith(f"the Chroma server at {url} is not answering")
+            and "Traceback" not in down["error"]
+        )
         reply = client.predict("protein folding", "[]", 3, "hybrid", api_name="/chat")
         assert "is not answering" in reply["error"]
         server = start_chroma(tmp_path / "data", port)
-        assert client.predict("protein folding M1", 1, "bm25", api_name="/search")["hits"][0]["id"] == "doc-00001"  # same app, no restart
+        assert (
+            client.predict("protein folding M1", 1, "bm25", api_name="/search")["hits"][0]["id"] == "doc-00001"
+        )  # same app, no restart
     finally:
         if app is not None:
             app.close()
@@ -238,19 +340,39 @@ def test_an_ingest_cut_off_by_a_server_restart_completes_exactly_when_run_again(
     server = start_chroma(tmp_path / "data", port)
     url = f"http://127.0.0.1:{port}"
     corpus = synthetic_corpus(tmp_path / "c.jsonl", 200)
-    command = [sys.executable, "-m", "paperchat.cli", "ingest", str(corpus), "--chroma-url", url, "--index", str(tmp_path / "local"), "-q"]
+    command = [
+        sys.executable,
+        "-m",
+        "paperchat.cli",
+        "ingest",
+        str(corpus),
+        "--chroma-url",
+        url,
+        "--index",
+        str(tmp_path / "local"),
+        "-q",
+    ]
     env = {**os.environ, "PAPERCHAT_WRITE_BATCH": "50"}
     try:
-        ingest = subprocess.Popen(command, env={**env, HOLD_AFTER_BATCH: "2"}, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        ingest = subprocess.Popen(
+            command, env={**env, HOLD_AFTER_BATCH: "2"}, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+        )
         assert "write batch 2 is written" in ingest.stderr.readline()
         stop(server)  # the server goes away in the middle of the ingest, which dies with it
         ingest.kill()
         ingest.wait(timeout=30)
         server = start_chroma(tmp_path / "data", port)
         rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-        assert rerun.returncode == 0 and "100 added" in rerun.stdout and "200 papers in the index" in rerun.stdout, rerun.stderr[-2000:]
-        reopened = Assistant.open(tmp_path / "other", chroma_url=url, bootstrap=False, load_model=False, notify=lambda m: None)
-        assert sorted(reopened.store.snapshot().ids) == sorted(reopened.store.repository.everything()[0]) and len(reopened.store.snapshot()) == 200
+        assert rerun.returncode == 0 and "100 added" in rerun.stdout and "200 papers in the index" in rerun.stdout, (
+            rerun.stderr[-2000:]
+        )
+        reopened = Assistant.open(
+            tmp_path / "other", chroma_url=url, bootstrap=False, load_model=False, notify=lambda m: None
+        )
+        assert (
+            sorted(reopened.store.snapshot().ids) == sorted(reopened.store.repository.everything()[0])
+            and len(reopened.store.snapshot()) == 200
+        )
     finally:
         stop(server)
 
@@ -266,7 +388,9 @@ def test_sigkill_midway_through_ingest_loses_nothing(tmp_path):
     index = tmp_path / "index"
     env = {**os.environ, "PAPERCHAT_WRITE_BATCH": "50", "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "paperchat.cli", "ingest", str(corpus), "--index", str(index), "-q"]
-    process = subprocess.Popen(command, env={**env, HOLD_AFTER_BATCH: "4"}, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(
+        command, env={**env, HOLD_AFTER_BATCH: "4"}, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
     line = process.stderr.readline()  # the ingest says so once write batch 4 (papers 151-200) is in Chroma
     assert "write batch 4 is written" in line, line
     process.send_signal(signal.SIGKILL)
@@ -283,16 +407,22 @@ def test_sigkill_midway_through_ingest_loses_nothing(tmp_path):
     assert sorted(reopened.store.snapshot().ids) == sorted(ids)
     owners = collections.Counter(m["doc"] for m in repository.passages().get(include=["metadatas"])["metadatas"])
     counts = {doc_id: m["passages"] for doc_id, m in zip(ids, metadatas)}
-    assert owners == {doc_id: n for doc_id, n in counts.items() if n} and len(owners) == 30  # every long paper, no strays
+    assert (
+        owners == {doc_id: n for doc_id, n in counts.items() if n} and len(owners) == 30
+    )  # every long paper, no strays
     assert reopened.search("time series forecasting M307", k=1)[0].id == "doc-00307"
 
 
 def test_assistant_is_safe_to_share_between_threads(assistant):
-    questions = {"Lastde++": "training-free-llm-generated-text-detection-by-mining-token-probability-sequences",
-                 "Light Schrödinger Bridge": "light-schrodinger-bridge"}
+    questions = {
+        "Lastde++": "training-free-llm-generated-text-detection-by-mining-token-probability-sequences",
+        "Light Schrödinger Bridge": "light-schrodinger-bridge",
+    }
+
     def ask(i):
         question = list(questions)[i % 2]
         return assistant.search(question, k=1)[0].id == questions[question]
+
     with ThreadPoolExecutor(8) as pool:
         assert all(pool.map(ask, range(64)))
 
@@ -310,10 +440,12 @@ def test_load_16_clients_x_50_requests_all_correct(served):
     printed, not asserted: it says how fast this machine is, not whether the app is correct."""
     from gradio_client import Client
 
-    cases = [("Lastde++", "training-free-llm-generated-text-detection-by-mining-token-probability-sequences"),
-             ("Light Schrödinger Bridge", "light-schrodinger-bridge"),
-             ("compressing pre-trained models of code into 3 MB", "compressing-pre-trained-models-of-code-into-3-mb"),
-             ("PDP parameter-free differentiable pruning", "pdp-parameter-free-differentiable-pruning-is-all-you-need")]
+    cases = [
+        ("Lastde++", "training-free-llm-generated-text-detection-by-mining-token-probability-sequences"),
+        ("Light Schrödinger Bridge", "light-schrodinger-bridge"),
+        ("compressing pre-trained models of code into 3 MB", "compressing-pre-trained-models-of-code-into-3-mb"),
+        ("PDP parameter-free differentiable pruning", "pdp-parameter-free-differentiable-pruning-is-all-you-need"),
+    ]
 
     def client_run(worker: int) -> list[tuple[str, str, str | None, float]]:
         client = Client(served + "/", verbose=False)
@@ -331,17 +463,35 @@ def test_load_16_clients_x_50_requests_all_correct(served):
     assert len(answers) == 800
     assert [(question, found) for question, expected, found, _ in answers if found != expected] == []
     latencies = [elapsed for *_, elapsed in answers]
-    print(f"\nload test: 16 clients x 50 requests: p50 {np.percentile(latencies, 50):.0f} ms, p95 {np.percentile(latencies, 95):.0f} ms")
+    print(
+        f"\nload test: 16 clients x 50 requests: p50 {np.percentile(latencies, 50):.0f} ms, p95 {np.percentile(latencies, 95):.0f} ms"
+    )
 
 
 def private_files(assistant) -> list[Path]:
     """Files a served app must never hand out: the index's records, its Chroma database, the ONNX model copy, /etc/passwd."""
     snapshot_files = sorted(assistant.store.snapshot_folder.rglob("records.jsonl"))
-    return [snapshot_files[0], assistant.settings.index / "chroma" / "chroma.sqlite3", next(assistant.settings.cache_dir.rglob("*.onnx")), Path("/etc/passwd")]
+    return [
+        snapshot_files[0],
+        assistant.settings.index / "chroma" / "chroma.sqlite3",
+        next(assistant.settings.cache_dir.rglob("*.onnx")),
+        Path("/etc/passwd"),
+    ]
 
 
-@pytest.mark.parametrize("route", ["/file={}", "/gradio_api/file={}", "/gradio_api/file=../../../..{}", "/file=../../../../..{}",
-                                   "/static/../../../..{}", "/assets/..%2f..%2f..%2f..{}", "/gradio_api/file={relative}", "/file={relative}"])
+@pytest.mark.parametrize(
+    "route",
+    [
+        "/file={}",
+        "/gradio_api/file={}",
+        "/gradio_api/file=../../../..{}",
+        "/file=../../../../..{}",
+        "/static/../../../..{}",
+        "/assets/..%2f..%2f..%2f..{}",
+        "/gradio_api/file={relative}",
+        "/file={relative}",
+    ],
+)
 def test_path_traversal_never_returns_the_indexs_own_files_or_system_files(assistant, served, route):
     for path in private_files(assistant):
         secret = path.read_bytes()[:48]
@@ -371,8 +521,16 @@ def test_auth_refuses_unauthenticated_requests(assistant):
         app.close()
 
 
-@pytest.mark.parametrize("query, searched", [("\x00\x01\x1b[31mred\x07", "[31mred"), ("🤖🔥 LoRA 🚀", "🤖🔥 LoRA 🚀"), (".*(a+)+$ [[", ".*(a+)+$ [["),
-                                             ("'; DROP TABLE papers; --", "'; DROP TABLE papers; --"), ("\u202e\u200bpruning", "pruning")])
+@pytest.mark.parametrize(
+    "query, searched",
+    [
+        ("\x00\x01\x1b[31mred\x07", "[31mred"),
+        ("🤖🔥 LoRA 🚀", "🤖🔥 LoRA 🚀"),
+        (".*(a+)+$ [[", ".*(a+)+$ [["),
+        ("'; DROP TABLE papers; --", "'; DROP TABLE papers; --"),
+        ("\u202e\u200bpruning", "pruning"),
+    ],
+)
 def test_hostile_queries_are_searched_as_cleaned_text(assistant, query, searched):
     result = assistant.retrieve(query, k=3, gate=False)
     assert result.query == searched and len(result.closest) == 3 and not result.notices
@@ -415,8 +573,12 @@ def test_another_process_writing_100_times_leaves_this_processs_threads_and_memo
     reader.store.embedder = embedder
     reader.ingest([corpus], progress=False)
     script = write(tmp_path / "writer.py", WRITER)
-    writer = subprocess.Popen([sys.executable, str(script), str(index), str(corpus), str(tmp_path / "w.jsonl")],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, str(script), str(index), str(corpus), str(tmp_path / "w.jsonl")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     this = psutil.Process()
     footprints = []
     try:
@@ -432,7 +594,9 @@ def test_another_process_writing_100_times_leaves_this_processs_threads_and_memo
         writer.stdin.close()
         writer.wait(timeout=60)
     (threads_first, rss_first), (threads_last, rss_last) = footprints[0], footprints[-1]
-    print(f"\nafter 100 writes elsewhere: threads {threads_first} -> {threads_last}, "
-          f"RSS {rss_first >> 20} -> {rss_last >> 20} MB")
+    print(
+        f"\nafter 100 writes elsewhere: threads {threads_first} -> {threads_last}, "
+        f"RSS {rss_first >> 20} -> {rss_last >> 20} MB"
+    )
     assert threads_last <= threads_first + 2
     assert rss_last - rss_first < 150 << 20

@@ -5,12 +5,24 @@ import pytest
 from paperchat import Hit, PaperchatError
 
 QUESTIONS = [
-    ("is there a training-free way to detect text written by an LLM?", "training-free-llm-generated-text-detection-by-mining-token-probability-sequences"),
+    (
+        "is there a training-free way to detect text written by an LLM?",
+        "training-free-llm-generated-text-detection-by-mining-token-probability-sequences",
+    ),
     ("Lastde++", "training-free-llm-generated-text-detection-by-mining-token-probability-sequences"),
-    ("differentiable pruning without extra hyperparameters", "pdp-parameter-free-differentiable-pruning-is-all-you-need"),
+    (
+        "differentiable pruning without extra hyperparameters",
+        "pdp-parameter-free-differentiable-pruning-is-all-you-need",
+    ),
     ("shrinking code models to a few megabytes", "compressing-pre-trained-models-of-code-into-3-mb"),
-    ("edge-of-reach problem in offline model-based RL", "the-edge-of-reach-problem-in-offline-model-based-reinforcement-learning"),
-    ("rule-based reinforcement learning for image classification with multimodal LLMs", "cls-rl-image-classification-with-rule-based-reinforcement-learning"),
+    (
+        "edge-of-reach problem in offline model-based RL",
+        "the-edge-of-reach-problem-in-offline-model-based-reinforcement-learning",
+    ),
+    (
+        "rule-based reinforcement learning for image classification with multimodal LLMs",
+        "cls-rl-image-classification-with-rule-based-reinforcement-learning",
+    ),
 ]
 
 
@@ -51,15 +63,28 @@ def test_long_query_is_cut_with_a_notice(assistant):
     assert len(result.query) <= 2000 and result.notices and "cut" in result.notices[0]
 
 
-@pytest.mark.parametrize("question", ["what's the best pizza in naples?", "how do I change a flat tyre on my bike", "who won the 2018 world cup final"])
+@pytest.mark.parametrize(
+    "question",
+    ["what's the best pizza in naples?", "how do I change a flat tyre on my bike", "who won the 2018 world cup final"],
+)
 def test_off_topic_questions_get_nothing_relevant(assistant, question):
     answer = assistant.ask(question)
-    assert not answer.relevant and answer.hits == [] and answer.text.startswith("No paper here covers") and "[1]" not in answer.text
+    assert (
+        not answer.relevant
+        and answer.hits == []
+        and answer.text.startswith("No paper here covers")
+        and "[1]" not in answer.text
+    )
 
 
 def test_a_near_miss_names_what_no_paper_covers_and_the_closest_papers(assistant):
     answer = assistant.ask("How do graph neural networks forecast road traffic?")
-    assert not answer.relevant and answer.hits == [] and answer.missing[0].endswith("road traffic") and "graph neural networks" in answer.covered
+    assert (
+        not answer.relevant
+        and answer.hits == []
+        and answer.missing[0].endswith("road traffic")
+        and "graph neural networks" in answer.covered
+    )
     assert answer.text.startswith(f"No paper here covers \u201c{answer.missing[0]}\u201d") and "[1] " in answer.text
 
 
@@ -71,9 +96,16 @@ def test_answer_cites_its_sources(assistant):
 def test_a_follow_up_is_searched_with_its_context(assistant):
     answer = assistant.ask("what about for vision models?", ["pruning large language models"], k=5)
     assert answer.rewritten and [(f.role, f.text) for f in answer.searched] == [
-        ("question", "what about for vision models?"), ("context", "pruning large language models"), ("rewrite", "pruning vision models")]
+        ("question", "what about for vision models?"),
+        ("context", "pruning large language models"),
+        ("rewrite", "pruning vision models"),
+    ]
     assert any("prun" in h.title.lower() for h in answer.hits)
-    assert answer.to_dict()["searched"][1] == {"text": "pruning large language models", "weight": 0.7, "role": "context"}
+    assert answer.to_dict()["searched"][1] == {
+        "text": "pruning large language models",
+        "weight": 0.7,
+        "role": "context",
+    }
 
 
 def test_more_like_a_cited_source(assistant):

@@ -10,7 +10,13 @@ from paperchat.index.passages import Passages
 from paperchat.index.snapshot import FORMAT_VERSION, MANIFEST, SAMPLE_BLOCK, SAMPLE_BLOCKS, Snapshot, file_digest
 from paperchat.index.tokenize import Tokenizer
 
-TEXTS = ["pruning neural networks", "diffusion models for images", "LLM pruning with LoRA adapters", "LoRA for diffusion", "speech models"]
+TEXTS = [
+    "pruning neural networks",
+    "diffusion models for images",
+    "LLM pruning with LoRA adapters",
+    "LoRA for diffusion",
+    "speech models",
+]
 IDS = [f"d{i}" for i in range(len(TEXTS))]
 
 
@@ -37,7 +43,9 @@ def test_idf_is_higher_for_rarer_terms():
 def small_snapshot(engine="bm25s"):
     vectors = np.eye(5, 3, dtype=np.float32)
     metadatas = [{"title": f"Paper {i}", "url": "https://example.org/é"} for i in range(5)]
-    passages = Passages.group(IDS, owners=[IDS[1], IDS[1]], numbers=[1, 0], vectors=np.eye(2, 3, dtype=np.float32), dimension=3)
+    passages = Passages.group(
+        IDS, owners=[IDS[1], IDS[1]], numbers=[1, 0], vectors=np.eye(2, 3, dtype=np.float32), dimension=3
+    )
     return Snapshot.build(IDS, TEXTS, vectors, metadatas, passages, engine), vectors, metadatas
 
 
@@ -47,7 +55,9 @@ def test_saved_snapshot_loads_only_with_matching_fingerprint_and_settings(tmp_pa
     snapshot.save(tmp_path, "fp-1")
     loaded, why = Snapshot.load(tmp_path, "fp-1", engine, Tokenizer(), BM25Params())
     assert why == "loaded" and loaded.ids == IDS and np.array_equal(loaded.vectors, vectors)
-    assert loaded.passages.offsets.tolist() == [0, 0, 2, 2, 2, 2] and np.array_equal(loaded.passages.vectors, np.eye(2, 3)[::-1])
+    assert loaded.passages.offsets.tolist() == [0, 0, 2, 2, 2, 2] and np.array_equal(
+        loaded.passages.vectors, np.eye(2, 3)[::-1]
+    )
     assert [loaded.records.get(i) for i in (4, 0)] == [(TEXTS[4], metadatas[4]), (TEXTS[0], metadatas[0])]
     assert loaded.bm25.scores(["lora"]) == pytest.approx(snapshot.bm25.scores(["lora"]))
     assert Snapshot.load(tmp_path, "fp-2", engine, Tokenizer(), BM25Params())[0] is None

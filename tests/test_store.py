@@ -9,16 +9,30 @@ from paperchat import Assistant, PaperchatError
 from paperchat.index.snapshot import MANIFEST
 
 PAPERS = [
-    {"id": "lora", "title": "LoRA: Low-Rank Adaptation", "abstract": "We freeze the weights and train low-rank matrices for efficient fine-tuning."},
-    {"id": "prune", "title": "Pruning Networks", "abstract": "Magnitude pruning removes small weights from convolutional networks."},
-    {"id": "diff", "title": "Diffusion for Images", "abstract": "A denoising diffusion model generates high-resolution images."},
+    {
+        "id": "lora",
+        "title": "LoRA: Low-Rank Adaptation",
+        "abstract": "We freeze the weights and train low-rank matrices for efficient fine-tuning.",
+    },
+    {
+        "id": "prune",
+        "title": "Pruning Networks",
+        "abstract": "Magnitude pruning removes small weights from convolutional networks.",
+    },
+    {
+        "id": "diff",
+        "title": "Diffusion for Images",
+        "abstract": "A denoising diffusion model generates high-resolution images.",
+    },
 ]
 
 
 @pytest.fixture
 def small(tmp_path, embedder):
     corpus = write(tmp_path / "papers.jsonl", "\n".join(json.dumps(p) for p in PAPERS) + "\n")
-    assistant = Assistant.open(tmp_path / "index", bootstrap=False, load_model=False, progress=False, notify=lambda m: None)
+    assistant = Assistant.open(
+        tmp_path / "index", bootstrap=False, load_model=False, progress=False, notify=lambda m: None
+    )
     assistant.store.embedder = embedder
     assistant.ingest([corpus], progress=False)
     return assistant, corpus, tmp_path
@@ -35,8 +49,15 @@ def test_changed_abstract_updates_chroma_and_bm25_together(small):
     assistant, corpus, tmp_path = small
     changed = [dict(p) for p in PAPERS]
     changed[2]["abstract"] = "Autoregressive transformers synthesise audio waveforms."
-    _, report = assistant.ingest([write(tmp_path / "v2.jsonl", "\n".join(json.dumps(p) for p in changed))], progress=False)
-    assert (report.added, report.updated, report.updated_metadata, report.unchanged) == (0, 1, 2, 0)  # the other two gain the source v2.jsonl
+    _, report = assistant.ingest(
+        [write(tmp_path / "v2.jsonl", "\n".join(json.dumps(p) for p in changed))], progress=False
+    )
+    assert (report.added, report.updated, report.updated_metadata, report.unchanged) == (
+        0,
+        1,
+        2,
+        0,
+    )  # the other two gain the source v2.jsonl
     assert assistant.search("audio waveforms", k=1, mode="bm25")[0].id == "diff"
     assert assistant.search("denoising", k=3, mode="bm25") == []
 
@@ -95,7 +116,9 @@ def test_empty_index_bootstraps_the_bundled_corpus(bundled_index):
 
 def test_rank_bm25_engine_through_the_same_tokenizer(small, embedder):
     _, _, tmp_path = small
-    other = Assistant.open(tmp_path / "index", engine="rank-bm25", bootstrap=False, load_model=False, notify=lambda m: None)
+    other = Assistant.open(
+        tmp_path / "index", engine="rank-bm25", bootstrap=False, load_model=False, notify=lambda m: None
+    )
     other.store.embedder = embedder
     assert other.search("LoRA", k=1, mode="bm25")[0].id == "lora"
     assert other.search("lora", k=1)[0].id == "lora"
@@ -104,7 +127,10 @@ def test_rank_bm25_engine_through_the_same_tokenizer(small, embedder):
 LONG = {
     "id": "long",
     "title": "Expert Routing in Sparse Mixture Models",
-    "abstract": " ".join(f"Experiment {i} shows how expert routing interacts with the learning rate schedule in sparse models." for i in range(20))
+    "abstract": " ".join(
+        f"Experiment {i} shows how expert routing interacts with the learning rate schedule in sparse models."
+        for i in range(20)
+    )
     + " Finally, we release a corpus of Icelandic sheep herding dialogues.",
 }
 
@@ -122,7 +148,9 @@ def test_long_abstracts_get_passages_the_vector_side_reads(small):
     hit = assistant.search(query, k=1, mode="vector")[0]
     assert hit.id == "long" and hit.vector > own + 0.1  # the ending, past the model's window, was read
 
-    assistant.ingest([write(tmp_path / "short.jsonl", json.dumps({**LONG, "abstract": "Routing experts."}) + "\n")], progress=False)
+    assistant.ingest(
+        [write(tmp_path / "short.jsonl", json.dumps({**LONG, "abstract": "Routing experts."}) + "\n")], progress=False
+    )
     assert repository.passages().get(where={"doc": "long"})["ids"] == []
     assistant.ingest([write(tmp_path / "long.jsonl", json.dumps(LONG) + "\n")], progress=False)
     assert assistant.remove(["long"]) == ["long"]
@@ -140,13 +168,23 @@ We freeze the weights and train low-rank matrices for efficient fine-tuning.
 
 
 def test_a_paper_seen_on_a_second_page_gains_that_page_and_date_everywhere(tmp_path, embedder):
-    assistant = Assistant.open(tmp_path / "index", bootstrap=False, load_model=False, progress=False, notify=lambda m: None)
+    assistant = Assistant.open(
+        tmp_path / "index", bootstrap=False, load_model=False, progress=False, notify=lambda m: None
+    )
     assistant.store.embedder = embedder
     _, first = assistant.ingest([write(tmp_path / "day1.txt", PAGE.format(date="Jun 6"))], progress=False)
     _, second = assistant.ingest([write(tmp_path / "day2.txt", PAGE.format(date="Jun 7"))], progress=False)
-    assert first.added == 1 and (second.added, second.updated, second.updated_metadata, second.unchanged) == (0, 0, 1, 0)
+    assert first.added == 1 and (second.added, second.updated, second.updated_metadata, second.unchanged) == (
+        0,
+        0,
+        1,
+        0,
+    )
     hit = assistant.search("low-rank adaptation", k=1)[0]
-    assert (hit.citation.pages, hit.citation.dates) == (["HF Daily Papers, Jun 6", "HF Daily Papers, Jun 7"], ["Jun 6", "Jun 7"])
+    assert (hit.citation.pages, hit.citation.dates) == (
+        ["HF Daily Papers, Jun 6", "HF Daily Papers, Jun 7"],
+        ["Jun 6", "Jun 7"],
+    )
     reopened = Assistant.open(tmp_path / "index", bootstrap=False, load_model=False, notify=lambda m: None)
     assert reopened.search("low-rank adaptation", k=1, mode="bm25")[0].citation.dates == ["Jun 6", "Jun 7"]
 
@@ -155,7 +193,9 @@ def test_a_new_url_or_date_for_the_same_text_reaches_search(small):
     assistant, corpus, tmp_path = small
     changed = [dict(p) for p in PAPERS]
     changed[0].update(url="https://example.org/lora", date="2024-06-06")
-    _, report = assistant.ingest([write(tmp_path / "papers.jsonl", "\n".join(json.dumps(p) for p in changed))], progress=False)
+    _, report = assistant.ingest(
+        [write(tmp_path / "papers.jsonl", "\n".join(json.dumps(p) for p in changed))], progress=False
+    )
     assert (report.updated, report.updated_metadata, report.unchanged) == (0, 1, 2)
     hit = assistant.search("low-rank", k=1, mode="bm25")[0]
     assert hit.citation.url == "https://example.org/lora" and hit.citation.dates == ["2024-06-06"]

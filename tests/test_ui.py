@@ -39,7 +39,9 @@ def client(server):
 
 
 def test_search_endpoint_returns_hits_as_json(client):
-    result = client.predict("is there a training-free way to detect LLM-generated text?", 3, "hybrid", api_name="/search")
+    result = client.predict(
+        "is there a training-free way to detect LLM-generated text?", 3, "hybrid", api_name="/search"
+    )
     top = result["hits"][0]
     assert top["id"] == "training-free-llm-generated-text-detection-by-mining-token-probability-sequences"
     assert top["citation"]["url"].startswith("https://arxiv.org/") and top["citation"]["pages"]
@@ -47,14 +49,25 @@ def test_search_endpoint_returns_hits_as_json(client):
 
 
 def test_chat_endpoint_answers_follow_ups_with_citations(client):
-    reply = client.predict("what about for vision models?", json.dumps(["pruning large language models"]), 3, "hybrid", api_name="/chat")
-    assert reply["rewritten"] is True and reply["searched"][2] == {"text": "pruning vision models", "weight": 0.5, "role": "rewrite"}
+    reply = client.predict(
+        "what about for vision models?", json.dumps(["pruning large language models"]), 3, "hybrid", api_name="/chat"
+    )
+    assert reply["rewritten"] is True and reply["searched"][2] == {
+        "text": "pruning vision models",
+        "weight": 0.5,
+        "role": "rewrite",
+    }
     assert "[1]" in reply["answer"] and len(reply["hits"]) == 3
 
 
 def test_chat_endpoint_says_nothing_relevant_for_off_topic(client):
     reply = client.predict("best pizza dough recipe", "[]", 3, "hybrid", api_name="/chat")
-    assert reply["relevant"] is False and reply["hits"] == [] and reply["answer"].startswith("No paper here covers") and reply["missing"]
+    assert (
+        reply["relevant"] is False
+        and reply["hits"] == []
+        and reply["answer"].startswith("No paper here covers")
+        and reply["missing"]
+    )
 
 
 def test_bad_input_through_the_api_is_a_message_not_a_crash(client):
@@ -72,7 +85,10 @@ def test_the_served_app_allows_no_file_paths_and_blocks_the_index(launched, assi
     assert str(assistant.settings.index) in app.blocked_paths and str(assistant.settings.cache_dir) in app.blocked_paths
 
 
-@pytest.mark.skipif(not CHROMIUM and not os.environ.get("PAPERCHAT_REQUIRE_BROWSER"), reason="needs Chromium: apt-get install -y chromium")
+@pytest.mark.skipif(
+    not CHROMIUM and not os.environ.get("PAPERCHAT_REQUIRE_BROWSER"),
+    reason="needs Chromium: apt-get install -y chromium",
+)
 def test_real_browser_asks_a_question_and_clicks_an_example(server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
@@ -80,7 +96,13 @@ def test_real_browser_asks_a_question_and_clicks_an_example(server, tmp_path):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(server, wait_until="domcontentloaded")
@@ -109,14 +131,17 @@ HOSTILE = {
     "id": "hostile",
     "title": "Prompt injection ](javascript:window.__pwned=1) <script>window.__pwned=2</script> <img src=x onerror='window.__pwned=3'>",
     "abstract": "We study prompt injection against retrieval assistants. ![tracker]({tracker}/pixel.png) <script>window.__pwned=4</script> "
-                "<img src={tracker}/img.png onerror='window.__pwned=5'> [click](javascript:window.__pwned=6). Prompt injection hides instructions in data.",
+    "<img src={tracker}/img.png onerror='window.__pwned=5'> [click](javascript:window.__pwned=6). Prompt injection hides instructions in data.",
     "url": "javascript:window.__pwned=7",
     "code_links": ["javascript:window.__pwned=8"],
 }
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not CHROMIUM and not os.environ.get("PAPERCHAT_REQUIRE_BROWSER"), reason="needs Chromium: apt-get install -y chromium")
+@pytest.mark.skipif(
+    not CHROMIUM and not os.environ.get("PAPERCHAT_REQUIRE_BROWSER"),
+    reason="needs Chromium: apt-get install -y chromium",
+)
 def test_a_hostile_record_runs_no_script_loads_nothing_and_links_nowhere(tmp_path, embedder):
     from playwright.sync_api import expect, sync_playwright
 
@@ -126,15 +151,24 @@ def test_a_hostile_record_runs_no_script_loads_nothing_and_links_nowhere(tmp_pat
     tracker = f"http://127.0.0.1:{free_port()}"  # nothing listens: any request to it is recorded below, never answered
     record = {key: value.format(tracker=tracker) if isinstance(value, str) else value for key, value in HOSTILE.items()}
     corpus = tmp_path / "hostile.jsonl"
-    corpus.write_text(json.dumps(record) + "\n" + json.dumps({"id": "plain", "title": "Plain paper", "abstract": "About graph rewiring."}) + "\n")
-    assistant = Assistant.open(tmp_path / "index", bootstrap=False, load_model=False, notify=lambda m: None, min_relevance=0.0)
+    corpus.write_text(
+        json.dumps(record)
+        + "\n"
+        + json.dumps({"id": "plain", "title": "Plain paper", "abstract": "About graph rewiring."})
+        + "\n"
+    )
+    assistant = Assistant.open(
+        tmp_path / "index", bootstrap=False, load_model=False, notify=lambda m: None, min_relevance=0.0
+    )
     assistant.store.embedder = embedder
     assistant.ingest([corpus], progress=False)
     port = free_port()
     app = launch(assistant, port=port, block=False)
     try:
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+            )
             page = browser.new_page()
             requests = []
             page.on("request", lambda request: requests.append(request.url))
@@ -153,14 +187,19 @@ def test_a_hostile_record_runs_no_script_loads_nothing_and_links_nowhere(tmp_pat
         app.close()
 
 
-@pytest.mark.skipif(not CHROMIUM and not os.environ.get("PAPERCHAT_REQUIRE_BROWSER"), reason="needs Chromium: apt-get install -y chromium")
+@pytest.mark.skipif(
+    not CHROMIUM and not os.environ.get("PAPERCHAT_REQUIRE_BROWSER"),
+    reason="needs Chromium: apt-get install -y chromium",
+)
 def test_real_browser_sets_a_filter_and_downloads_the_sources_as_bibtex(server, tmp_path):
     import bibtexparser
     from playwright.sync_api import expect, sync_playwright
 
     assert CHROMIUM, "PAPERCHAT_REQUIRE_BROWSER is set but Chromium is not installed"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
         page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
         page.goto(server, wait_until="domcontentloaded")
         page.locator("#question textarea").wait_for(timeout=60_000)
@@ -177,7 +216,9 @@ def test_real_browser_sets_a_filter_and_downloads_the_sources_as_bibtex(server, 
         path = tmp_path / "sources.bib"
         download.value.save_as(path)
         library = bibtexparser.parse_string(path.read_text())
-        assert library.entries and library.entries[0].fields_dict["title"].value.startswith("Training-free LLM-generated Text Detection")
+        assert library.entries and library.entries[0].fields_dict["title"].value.startswith(
+            "Training-free LLM-generated Text Detection"
+        )
         page.locator("#clear-filters").click()
         expect(page.locator("#filter-source textarea, #filter-source input").first).to_have_value("", timeout=10_000)
         browser.close()
@@ -203,11 +244,22 @@ def test_download_files_are_replaced_by_each_answer_and_removed_when_the_session
 
     from paperchat import Assistant
 
-    topics = {"pruning": "Pruning large language models", "lora": "LoRA adapters for fine-tuning", "detection": "Detecting LLM-generated text",
-              "distillation": "Knowledge distillation for code models"}
+    topics = {
+        "pruning": "Pruning large language models",
+        "lora": "LoRA adapters for fine-tuning",
+        "detection": "Detecting LLM-generated text",
+        "distillation": "Knowledge distillation for code models",
+    }
     corpus = tmp_path / "papers.jsonl"
-    corpus.write_text("".join(json.dumps({"id": key, "title": title, "abstract": f"{title}: a study."}) + "\n" for key, title in topics.items()))
-    assistant = Assistant.open(tmp_path / "index", bootstrap=False, load_model=False, notify=lambda m: None, min_relevance=0.0)
+    corpus.write_text(
+        "".join(
+            json.dumps({"id": key, "title": title, "abstract": f"{title}: a study."}) + "\n"
+            for key, title in topics.items()
+        )
+    )
+    assistant = Assistant.open(
+        tmp_path / "index", bootstrap=False, load_model=False, notify=lambda m: None, min_relevance=0.0
+    )
     assistant.store.embedder = embedder
     assistant.ingest([corpus], progress=False)
     port = free_port()
@@ -235,8 +287,16 @@ def test_download_files_are_replaced_by_each_answer_and_removed_when_the_session
         with httpx.Client(timeout=120) as http:
             for question in topics.values():
                 inputs = [question, [], 3, "hybrid", "", "", "", "", "", "", False]
-                event = http.post(f"{api}queue/join", json={"data": inputs, "fn_index": respond, "trigger_id": ask, "session_hash": session,
-                                                            "event_data": None}).json()["event_id"]
+                event = http.post(
+                    f"{api}queue/join",
+                    json={
+                        "data": inputs,
+                        "fn_index": respond,
+                        "trigger_id": ask,
+                        "session_hash": session,
+                        "event_data": None,
+                    },
+                ).json()["event_id"]
                 with http.stream("GET", f"{api}queue/data", params={"session_hash": session}) as stream:
                     messages = (json.loads(line[5:]) for line in stream.iter_lines() if line.startswith("data:"))
                     done = next(m for m in messages if m.get("event_id") == event and m["msg"] == "process_completed")
@@ -245,7 +305,11 @@ def test_download_files_are_replaced_by_each_answer_and_removed_when_the_session
             assert sorted(path.suffix for path in current) == [".bib", ".ris"], current
             bibtex = next(path for path in current if path.suffix == ".bib")
             served = http.get(f"{api}file={bibtex}")
-            assert served.status_code == 200 and served.text == bibtex.read_text() and "{Knowledge distillation for code models}" in served.text
+            assert (
+                served.status_code == 200
+                and served.text == bibtex.read_text()
+                and "{Knowledge distillation for code models}" in served.text
+            )
         closed.set()
         beating.join(30)
         deadline = time.monotonic() + 60

@@ -25,7 +25,9 @@ EXAMPLES = [
     "more like [1]",
 ]
 WRITING = "…"  # the bubble's content until the first token (or the extractive answer) arrives
-EMPTY_PROMPT = "Ask me about the papers: a research question, a method name such as LoRA, or a topic like 'machine unlearning'."
+EMPTY_PROMPT = (
+    "Ask me about the papers: a research question, a method name such as LoRA, or a topic like 'machine unlearning'."
+)
 
 
 def _text(content) -> str:
@@ -101,7 +103,12 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         a token travels as an append to the last message; the side outputs (sources, downloads,
         filter) are yielded unchanged, which sends nothing for them."""
         history = list(history or [])
-        side = (gr.update(), gr.update(), gr.update(), gr.update())  # sources, two downloads, active filter: kept until a search is done
+        side = (
+            gr.update(),
+            gr.update(),
+            gr.update(),
+            gr.update(),
+        )  # sources, two downloads, active filter: kept until a search is done
         if not message or not message.strip():
             history.append({"role": "assistant", "content": EMPTY_PROMPT})
             yield "", history, *side
@@ -149,11 +156,15 @@ def build_app(assistant: Assistant) -> gr.Blocks:
 
     with gr.Blocks(title="paperchat") as app:
         writer = f"written by {assistant.llm.describe()}, every citation checked" if assistant.llm else "no LLM needed"
-        gr.Markdown(f"## paperchat\nCited answers from {assistant.info()['documents']} paper abstracts · hybrid BM25 + vector search, {escape_markdown(writer)}.")
+        gr.Markdown(
+            f"## paperchat\nCited answers from {assistant.info()['documents']} paper abstracts · hybrid BM25 + vector search, {escape_markdown(writer)}."
+        )
         with gr.Row():
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(label="Chat", height=520, elem_id="chat")
-                question = gr.Textbox(placeholder="Ask about the papers…", show_label=False, elem_id="question", autofocus=True)
+                question = gr.Textbox(
+                    placeholder="Ask about the papers…", show_label=False, elem_id="question", autofocus=True
+                )
                 with gr.Row():
                     send = gr.Button("Ask", variant="primary", elem_id="ask")
                     clear = gr.Button("New chat")
@@ -189,11 +200,16 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             return [], sources_panel([]), None, None
 
         filter_inputs = [since, until, author, category, venue, source, has_code]
-        inputs, outputs = [question, chatbot, k, mode, *filter_inputs], [question, chatbot, sources, bibtex, ris, active]
+        inputs, outputs = (
+            [question, chatbot, k, mode, *filter_inputs],
+            [question, chatbot, sources, bibtex, ris, active],
+        )
         question.submit(respond, inputs, outputs, api_visibility="private")
         send.click(respond, inputs, outputs, api_visibility="private")
         clear.click(new_chat, None, [chatbot, sources, bibtex, ris], api_visibility="private")
-        reset.click(lambda: ("", "", "", "", "", "", False, ""), None, [*filter_inputs, active], api_visibility="private")
+        reset.click(
+            lambda: ("", "", "", "", "", "", False, ""), None, [*filter_inputs, active], api_visibility="private"
+        )
         app.unload(session_ended)
         gr.api(search_api, api_name="search")
         gr.api(chat_api, api_name="chat")
@@ -210,10 +226,19 @@ def check_port(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise PaperchatError(f"cannot serve on {host}:{port} ({exc.strerror or exc}); choose another with --port") from None
+            raise PaperchatError(
+                f"cannot serve on {host}:{port} ({exc.strerror or exc}); choose another with --port"
+            ) from None
 
 
-def launch(assistant: Assistant, host: str = "127.0.0.1", port: int = 7860, share: bool = False, auth: str | None = None, block: bool = True):
+def launch(
+    assistant: Assistant,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    share: bool = False,
+    auth: str | None = None,
+    block: bool = True,
+):
     """Serve the app; binds to loopback unless `host` says otherwise. `auth` is 'user:password'."""
     credentials = None
     if auth:
@@ -224,7 +249,10 @@ def launch(assistant: Assistant, host: str = "127.0.0.1", port: int = 7860, shar
     app = build_app(assistant)
     app.queue(default_concurrency_limit=8)
     app.launch(
-        blocked_paths=[str(assistant.settings.index), str(assistant.settings.cache_dir)],  # never served, whatever Gradio allows by default
+        blocked_paths=[
+            str(assistant.settings.index),
+            str(assistant.settings.cache_dir),
+        ],  # never served, whatever Gradio allows by default
         server_name=host,
         server_port=port,
         share=share,

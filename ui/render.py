@@ -35,7 +35,11 @@ def markdown_link(title: str, url: str) -> str:
 def html_link(text_html: str, url: str) -> str:
     """`text_html` linked to an http(s) url, or left as plain text when the url is not one."""
     target = web_url(url)
-    return f"<a href='{html.escape(target)}' target='_blank' rel='noopener noreferrer'>{text_html}</a>" if target else text_html
+    return (
+        f"<a href='{html.escape(target)}' target='_blank' rel='noopener noreferrer'>{text_html}</a>"
+        if target
+        else text_html
+    )
 
 
 def highlight(snippet: str) -> str:
