@@ -166,7 +166,8 @@ class Assistant:
         where: Filter | Mapping | None = None,
         **overrides,
     ) -> list[Hit]:
-        """The top `k` papers for `query` (mode: hybrid, bm25 or vector), best first, whatever the relevance gate says."""
+        """The top `k` papers for `query` (mode: hybrid, bm25 or vector), best first, whatever the relevance gate
+        says."""
         return self.retrieve(query, k, mode, gate=False, history=history, where=where, **overrides).hits
 
     def export(self, hits: Sequence[Hit], fmt: str = "bibtex") -> str:
@@ -316,7 +317,8 @@ class Assistant:
             return None
 
     def resolve_history(self, history: Sequence[str]) -> str:
-        """The last history turn as a stand-alone question (follow-ups rewritten in turn): the context of the next message."""
+        """The last history turn as a stand-alone question (follow-ups rewritten in turn): the context of the next
+        message."""
         previous = ""
         for turn in history:
             turn = filter_requests(turn)[1] if turn else ""

@@ -113,7 +113,8 @@ _SWITCH = re.compile(
 )
 # "... instead of the weights", "rather than text", ", not generation": what the user rules out.
 _EXCLUDED = re.compile(
-    r"(?:\b(?:instead of|rather than|other than|apart from|except for)|(?:^|,|\bbut)\s*not)\s+(?:the |a |an )?(?:[\w+\-]+\s*){1,4}",
+    r"(?:\b(?:instead of|rather than|other than|apart from|except for)|(?:^|,|\bbut)\s*not)"
+    r"\s+(?:the |a |an )?(?:[\w+\-]+\s*){1,4}",
     re.I,
 )
 CONTEXT_WEIGHT = 0.7
@@ -331,7 +332,8 @@ def written_answer(extractive: Answer, sentences: list[CheckedSentence], model: 
             notices=[
                 *extractive.notices,
                 *notices,
-                f"None of the sentences {model} wrote is supported by the abstracts it cites; showing the extractive answer instead.",
+                f"None of the sentences {model} wrote is supported by the abstracts it cites; "
+                "showing the extractive answer instead.",
             ],
         )
     unsupported = sum(not s.supported for s in sentences)
@@ -345,7 +347,10 @@ def written_answer(extractive: Answer, sentences: list[CheckedSentence], model: 
     )
 
 
-NOTHING_RELEVANT = "Nothing relevant: no paper in the index is close enough to this question. Try other words, or ask about a topic the corpus covers."
+NOTHING_RELEVANT = (
+    "Nothing relevant: no paper in the index is close enough to this question. "
+    "Try other words, or ask about a topic the corpus covers."
+)
 
 
 def repr_phrase(phrase: str) -> str:
@@ -376,7 +381,8 @@ def compose_answer(
     weights: Mapping[str, float] | None = None,
     sources: int = 3,
 ) -> str:
-    """Extractive answer: the best-matching sentence (IDF-weighted) of each top abstract, each followed by its [n] marker."""
+    """Extractive answer: the best-matching sentence (IDF-weighted) of each top abstract, each followed by its [n]
+    marker."""
     lines = []
     for hit in hits[:sources]:
         sentences = split_sentences(hit.abstract)

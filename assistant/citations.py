@@ -29,7 +29,10 @@ _ANY_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 NUMBER_WORDS = {
     word: str(value)
     for value, word in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty".split()
+        (
+            "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+            "seventeen eighteen nineteen twenty"
+        ).split()
     )
     if value >= 2
 } | {"thirty": "30", "forty": "40", "fifty": "50", "hundred": "100", "thousand": "1000", "twice": "2"}
@@ -109,7 +112,8 @@ def _numbers(markers: str) -> list[int]:
 
 
 def stated_numbers(sentence: str) -> set[str]:
-    """The numbers a sentence states ("57.7", "400" of "400x", "1000" of "1,000"); digits inside names are not numbers."""
+    """The numbers a sentence states ("57.7", "400" of "400x", "1000" of "1,000"); digits inside names are not
+    numbers."""
     return {n.replace(",", "") for n in _STATED_NUMBER.findall(sentence)} | _worded(sentence)
 
 
@@ -124,7 +128,8 @@ def _worded(text: str) -> set[str]:
     return {NUMBER_WORDS[word.lower()] for word in _NUMBER_WORD.findall(text)}
 
 
-# A name as papers write them: CamelCase (ImageNet), capitals (GSM8K, PPO), letters with digits (GPT-2, Llama-3, CUB-200).
+# A name as papers write them: CamelCase (ImageNet), capitals (GSM8K, PPO), letters with digits
+# (GPT-2, Llama-3, CUB-200).
 _WORDISH = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*")
 
 
@@ -183,7 +188,8 @@ def coverage(sentence_terms: Sequence[str], source_terms: set[str]) -> float:
 
 
 def support_score(similarity: float, covered: float, unmatched: int) -> float:
-    """The support score of one (sentence, source) pair: 0 when the sentence states a number or name the source lacks."""
+    """The support score of one (sentence, source) pair: 0 when the sentence states a number or name the source
+    lacks."""
     if unmatched:
         return 0.0
     return 1.0 / (
@@ -230,7 +236,8 @@ class CitationChecker:
         vectors = self.encode([*sentences, *read_with.values(), *flat]) if sentences else np.zeros((0, 1))
         count = len(sentences)
         sentence_vectors, unit_vectors = vectors[:count], vectors[count + len(read_with) :]
-        # Each sentence is compared through its own vector and, when it refers back, the vector of it read with the one before.
+        # Each sentence is compared through its own vector and, when it refers back, the vector of it read with the
+        # one before.
         views = [[sentence_vectors[i]] for i in range(count)]
         for row_of_context, i in enumerate(read_with):
             views[i].append(vectors[count + row_of_context])

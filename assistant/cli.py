@@ -97,7 +97,8 @@ def _llm_options(parser: argparse.ArgumentParser) -> None:
         "--llm-url",
         metavar="URL",
         help="an OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1 (Ollama) or "
-        "http://127.0.0.1:8080/v1 (llama.cpp); the key comes from PAPERCHAT_LLM_API_KEY. Unset: extractive answers, no network",
+        "http://127.0.0.1:8080/v1 (llama.cpp); the key comes from PAPERCHAT_LLM_API_KEY. "
+        "Unset: extractive answers, no network",
     )
     group.add_argument("--llm-model", metavar="NAME", help="model name at that endpoint (default: the first it lists)")
 
@@ -150,10 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
         "ingest",
         cmd_ingest,
         "add papers to the index (no path: the bundled Daily Papers corpus)",
-        "Load Daily Papers pages (.txt), JSONL, CSV/TSV, BEIR corpus.jsonl, the arXiv metadata snapshot, OpenAlex works, "
-        "Daily Papers API JSON, BibTeX or RIS files and add new or changed papers. Running it twice changes nothing; "
+        "Load Daily Papers pages (.txt), JSONL, CSV/TSV, BEIR corpus.jsonl, the arXiv metadata snapshot, "
+        "OpenAlex works, Daily Papers API JSON, BibTeX or RIS files and add new or changed papers. "
+        "Running it twice changes nothing; "
         "a paper seen again in a new source (matched by arXiv id, DOI or title) gains that source.",
-        "paperchat ingest my_papers.jsonl library.bib\npaperchat ingest arxiv-metadata-oai-snapshot.json --category cs.CL --since 2024-01-01\n"
+        "paperchat ingest my_papers.jsonl library.bib\n"
+        "paperchat ingest arxiv-metadata-oai-snapshot.json --category cs.CL --since 2024-01-01\n"
         "paperchat ingest beir/scifact --index ~/scifact-index",
     )
     ingest.add_argument("paths", nargs="*", metavar="PATH", help="files or folders; none means the bundled corpus")
@@ -179,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_search,
         "ranked papers for a query, with snippets and why each ranked",
         "Search the index. One QUERY prints ranked hits; --queries FILE runs a batch (JSONL lines with _id/id and "
-        "text/question, optionally history or turns). When nothing is relevant enough, nothing is listed (see --no-gate).",
+        "text/question, optionally history or turns). When nothing is relevant enough, nothing is listed "
+        "(see --no-gate).",
         'paperchat search "speculative decoding" -k 5\npaperchat search "LoRA" --mode bm25 --json\n'
         'paperchat search "code generation" --since 2024 --has-code\n'
         'paperchat search "model merging" -k 20 --format bibtex > merging.bib\n'
@@ -192,13 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print {query, mode, took_ms, relevant, relevance, hits} as JSON"
     )
     search.add_argument("--queries", metavar="FILE", help="batch: a JSONL file of queries")
-    (
-        search.add_argument(
-            "--format",
-            choices=("jsonl", "trec", *EXPORT_FORMATS),
-            help="bibtex, ris or csljson: the hits for a reference manager; batch output: jsonl (default: hits as every surface "
-            "shows them, with the gate's decision) or a six-column TREC run (the ranking of every query, for scoring tools)",
-        ),
+    search.add_argument(
+        "--format",
+        choices=("jsonl", "trec", *EXPORT_FORMATS),
+        help="bibtex, ris or csljson: the hits for a reference manager; batch output: jsonl (default: hits as "
+        "every surface shows them, with the gate's decision) or a six-column TREC run (the ranking of every query, "
+        "for scoring tools)",
     )
     search.add_argument("--output", "-o", metavar="FILE", help="batch output file (default: stdout)")
     search.add_argument("--no-gate", action="store_true", help="list hits even when nothing is relevant enough")
@@ -211,8 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_ask,
         "a short cited answer from the abstracts (follow-ups via --history)",
         "Answer a question from the top abstracts, with [n] citations, or say that nothing is relevant. The answer is "
-        "extractive (sentences of the abstracts) unless an LLM endpoint is given: then the model writes it, it streams to the "
-        "terminal, and every citation is checked against its abstract afterwards. A follow-up ('what about vision?') is "
+        "extractive (sentences of the abstracts) unless an LLM endpoint is given: then the model writes it, "
+        "it streams to the terminal, and every citation is checked against its abstract afterwards. "
+        "A follow-up ('what about vision?') is "
         "resolved against --history.",
         'paperchat ask "how do people detect LLM-generated text?"\n'
         'paperchat ask "any that need no training?" --history "how do people detect LLM-generated text?" --json\n'
@@ -344,7 +348,8 @@ def _print_retrieval(result: Retrieval, as_json: bool) -> None:
     elif not result.hits:
         nothing = nothing_relevant(result.missing, result.covered, []).rstrip(".")
         say(
-            f"{nothing} (for {result.query!r}, relevance {result.relevance:.2f}); use --no-gate to list the closest papers anyway."
+            f"{nothing} (for {result.query!r}, relevance {result.relevance:.2f}); "
+            "use --no-gate to list the closest papers anyway."
         )
     else:
         say(f"{len(result.hits)} results for {result.query!r} ({result.mode}, {result.took_ms:.0f} ms)\n")
@@ -553,7 +558,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
     auth = args.auth or os.environ.get("PAPERCHAT_AUTH")
     if args.share and not auth and not args.share_without_auth:
         raise PaperchatError(
-            "--share publishes the whole index to anyone with the link: add --auth USER:PASSWORD (or say --share-without-auth)"
+            "--share publishes the whole index to anyone with the link: "
+            "add --auth USER:PASSWORD (or say --share-without-auth)"
         )
     check_port(args.host, args.port)
     launch(_open(args), host=args.host, port=args.port, share=args.share, auth=auth)

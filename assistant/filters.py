@@ -47,7 +47,8 @@ class Filter:
 
     @classmethod
     def of(cls, where: Filter | Mapping | None) -> Filter | None:
-        """A `Filter` from a Filter, a dict of its fields (unknown keys are an error), or None; None when nothing is asked."""
+        """A `Filter` from a Filter, a dict of its fields (unknown keys are an error), or None; None when nothing is
+        asked."""
         if where is None or isinstance(where, Filter):
             return where if where is None or where.active else None
         if not isinstance(where, Mapping):

@@ -45,7 +45,8 @@ class Concept:
 
 
 def key_concepts(text: str, tokenizer: Tokenizer, weight: float = 1.0) -> list[Concept]:
-    """The content words of `text` in order (stopwords, chat filler and back-references removed), grouped into phrases."""
+    """The content words of `text` in order (stopwords, chat filler and back-references removed), grouped into
+    phrases."""
     concepts = []
     for number, words in enumerate(content_phrases(text)):
         for word in words:

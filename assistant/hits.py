@@ -69,4 +69,7 @@ class Hit:
                 return f"{name}: -"
             return f"{name}: #{rank} ({score:{fmt}})" if rank else f"{name}: not in top ({score:{fmt}})"
 
-        return f"{side('bm25', self.bm25_rank, self.bm25, '.2f')}, {side('vector', self.vector_rank, self.vector, '.3f')}, fused {self.score:.4f}"
+        return (
+            f"{side('bm25', self.bm25_rank, self.bm25, '.2f')}, "
+            f"{side('vector', self.vector_rank, self.vector, '.3f')}, fused {self.score:.4f}"
+        )

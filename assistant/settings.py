@@ -102,7 +102,8 @@ class Settings(BaseSettings):
     )
     llm_url: str | None = Field(
         None,
-        description="an OpenAI-compatible endpoint (http://127.0.0.1:11434/v1 for Ollama) for written answers; unset: extractive answers, no network",
+        description="an OpenAI-compatible endpoint (http://127.0.0.1:11434/v1 for Ollama) for written answers; "
+        "unset: extractive answers, no network",
     )
     llm_model: str | None = Field(
         None, min_length=1, description="the model name the endpoint expects (default: the first it lists)"

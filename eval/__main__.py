@@ -88,12 +88,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--half",
         choices=HALVES,
-        help="only the dev or the test half of every dataset's queries (the split the fusion study chose defaults on; see eval/README.md)",
+        help="only the dev or the test half of every dataset's queries "
+        "(the split the fusion study chose defaults on; see eval/README.md)",
     )
     parser.add_argument(
         "--fit-gate",
         metavar="FILE",
-        help="fit the relevance gate's models on the dev half and write them to FILE (the format of assistant/gate.json)",
+        help="fit the relevance gate's models on the dev half and write them to FILE "
+        "(the format of assistant/gate.json)",
     )
     parser.add_argument(
         "--claims",
@@ -115,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Imported here: the report's matplotlib and the gate's scikit-learn are slow to import, which `paperchat search` must not pay for its parser.
+    # Imported here: the report's matplotlib and the gate's scikit-learn are slow to import, which `paperchat search`
+    # must not pay for its parser.
     from paperchat.api import Assistant
     from paperchat.eval.gate import accuracy, accuracy_text, decisions, fit_gate, labelled_questions
     from paperchat.eval.report import text_table, write_outputs
@@ -142,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
         for name in CLAIM_SETS:
             tables[name] = figures(build_cases(assistant, load_claims(name, args.half), progress=not args.quiet))
             print(
-                f"== citation checker, {name}{f' ({args.half} half)' if args.half else ''}: claims flagged as unsupported\n{figures_text(tables[name])}\n"
+                f"== citation checker, {name}{f' ({args.half} half)' if args.half else ''}: "
+                f"claims flagged as unsupported\n{figures_text(tables[name])}\n"
             )
         out.mkdir(parents=True, exist_ok=True)
         (out / "claims.json").write_text(json.dumps(tables, indent=2), encoding="utf-8")
@@ -164,7 +168,8 @@ def run(args: argparse.Namespace) -> int:
         unknown = set(wanted) - {v.name for v in DEFAULT_VARIANTS}
         if unknown:
             raise PaperchatError(
-                f"unknown variant(s) {', '.join(sorted(unknown))}; choose from {', '.join(v.name for v in DEFAULT_VARIANTS)}"
+                f"unknown variant(s) {', '.join(sorted(unknown))}; "
+                f"choose from {', '.join(v.name for v in DEFAULT_VARIANTS)}"
             )
         variants = tuple(v for v in DEFAULT_VARIANTS if v.name in wanted)
     sets = [] if args.sets.strip() == "none" else [s.strip() for s in args.sets.split(",") if s.strip()]
@@ -182,7 +187,8 @@ def run(args: argparse.Namespace) -> int:
         table = accuracy(decisions(assistant, labelled_questions(args.half), progress=not args.quiet))
         summary["relevance_gate"] = table
         print(
-            f"== relevance gate{f' ({args.half} half)' if args.half else ''}: answerable questions answered, off-topic ones declined\n{accuracy_text(table)}\n"
+            f"== relevance gate{f' ({args.half} half)' if args.half else ''}: "
+            f"answerable questions answered, off-topic ones declined\n{accuracy_text(table)}\n"
         )
     for folder in args.beir:
         dataset = load_beir(Path(folder))

@@ -273,7 +273,8 @@ def print_table(results: list[dict]) -> None:
         (
             "  same, cached query embedding",
             lambda r: (
-                f"{r['paperchat_hybrid_cached_embedding']['p50_ms']} / {r['paperchat_hybrid_cached_embedding']['p95_ms']}"
+                f"{r['paperchat_hybrid_cached_embedding']['p50_ms']} / "
+                f"{r['paperchat_hybrid_cached_embedding']['p95_ms']}"
             ),
         ),
         ("common stack p50 / p95 ms", lambda r: f"{r['common_stack']['p50_ms']} / {r['common_stack']['p95_ms']}"),
@@ -378,7 +379,8 @@ def run(args: argparse.Namespace) -> int:
         for name in ("new_query", "filtered_1pct_query", "repeated_query", "query_embedding"):
             print(f"{name.replace('_', ' ')}: p50 {result[name]['p50_ms']} ms, p95 {result[name]['p95_ms']} ms")
         print(
-            f"{result['documents']:,} documents; queries embedded by {result['query_backend']}; RSS {result['rss_mb']} MB; {len(queries)} queries, median of {REPEATS} runs each"
+            f"{result['documents']:,} documents; queries embedded by {result['query_backend']}; "
+            f"RSS {result['rss_mb']} MB; {len(queries)} queries, median of {REPEATS} runs each"
         )
         (out / "search-only.json").write_text(
             json.dumps({"queries": len(queries), "repeats": REPEATS, **result}, indent=2)
@@ -396,7 +398,8 @@ def run(args: argparse.Namespace) -> int:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print_table(results)
     print(
-        f"peak RSS of the whole run (ingest included): {peak:.0f} MB; {len(queries)} queries, median of {REPEATS} runs each"
+        f"peak RSS of the whole run (ingest included): {peak:.0f} MB; "
+        f"{len(queries)} queries, median of {REPEATS} runs each"
     )
     (out / "bench.json").write_text(
         json.dumps(

@@ -220,7 +220,8 @@ class ChromaRepository:
         stored = metadata.get("model")
         if stored and stored != self.model:
             raise PaperchatError(
-                f"the index at {self.where} was built with the model {stored!r} ({metadata.get('dimension')} dimensions), "
+                f"the index at {self.where} was built with the model {stored!r} "
+                f"({metadata.get('dimension')} dimensions), "
                 f"not {self.model!r}; use --model {stored} or build a new index with --index DIR"
             )
 

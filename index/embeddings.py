@@ -300,7 +300,8 @@ class OnnxQueryEncoder:
 
 
 def _folder_key(folder: Path) -> str | None:
-    """Identity of a model folder from its files' names, sizes and times; None unless a local folder with `tokenizer.json`."""
+    """Identity of a model folder from its files' names, sizes and times; None unless a local folder with
+    `tokenizer.json`."""
     if not (folder / "tokenizer.json").is_file():
         return None
     digest = hashlib.sha256(str(folder.resolve()).encode())

@@ -40,7 +40,8 @@ def _required(title: str, abstract: str) -> None:
 
 
 def from_arxiv(record: Mapping, source: str) -> Paper:
-    """One line of the arXiv metadata snapshot (`id`, `title`, `abstract`, `authors_parsed`, `categories`, `versions`, ...)."""
+    """One line of the arXiv metadata snapshot (`id`, `title`, `abstract`, `authors_parsed`, `categories`,
+    `versions`, ...)."""
     title, abstract = clean(record.get("title")), clean(record.get("abstract"))
     _required(title, abstract)
     identifier = arxiv_id(str(record.get("id") or ""))
@@ -119,7 +120,8 @@ def from_openalex(record: Mapping, source: str) -> Paper:
 
 
 def from_daily_papers(entry: Mapping, source: str) -> Paper:
-    """One entry of the Hugging Face Daily Papers API (`paper`: `id`, `title`, `summary`, `authors`, `publishedAt`, ...)."""
+    """One entry of the Hugging Face Daily Papers API (`paper`: `id`, `title`, `summary`, `authors`,
+    `publishedAt`, ...)."""
     paper = entry.get("paper") if isinstance(entry.get("paper"), Mapping) else entry
     title, abstract = clean(paper.get("title") or entry.get("title")), clean(paper.get("summary"))
     _required(title, abstract)
@@ -165,7 +167,8 @@ def from_bibtex(fields: Mapping[str, str], source: str) -> Paper:
 
 
 def from_ris(record: Mapping, source: str) -> Paper:
-    """One RIS record as `rispy` reads it (`title`/`primary_title`, `authors`, `abstract`, `year`/`date`, `doi`, ...)."""
+    """One RIS record as `rispy` reads it (`title`/`primary_title`, `authors`, `abstract`, `year`/`date`,
+    `doi`, ...)."""
     title = clean(record.get("title") or record.get("primary_title"))
     abstract = clean(record.get("abstract") or record.get("notes_abstract"))
     _required(title, abstract)

@@ -194,7 +194,8 @@ def _names(value, separators: str = r"\s*;\s*|\s+and\s+") -> list[str]:
 
 
 class _CappedProblems(list):
-    """The first `limit` problems of a file, and a count of the rest: a broken multi-GB file must not fill the memory with reports."""
+    """The first `limit` problems of a file, and a count of the rest: a broken multi-GB file must not fill the memory
+    with reports."""
 
     def __init__(self, limit: int) -> None:
         super().__init__()
@@ -348,7 +349,8 @@ def parse_csv(text: str, source: str, problems: list[Problem]) -> Iterator[Paper
             Problem(
                 source,
                 1,
-                f"no abstract column: the header needs one of {', '.join(TEXT_FIELDS)} (found: {', '.join(columns) or 'nothing'})",
+                f"no abstract column: the header needs one of {', '.join(TEXT_FIELDS)} "
+                f"(found: {', '.join(columns) or 'nothing'})",
             )
         )
         return
@@ -452,7 +454,8 @@ def merge_entries(
 
 
 def date_in(date: str, since: str | None, until: str | None) -> bool:
-    """Whether a date of any precision can lie in [since, until] (the rule filters use: `columns.date_bounds`); unknown dates cannot."""
+    """Whether a date of any precision can lie in [since, until] (the rule filters use: `columns.date_bounds`); unknown
+    dates cannot."""
     low, high = date_bounds(date)
     if not low:
         return not since and not until

@@ -2,8 +2,9 @@
 
 A snapshot holds, row-aligned over the same document ids: the BM25 arrays, a copy of the
 document vectors, the documents and metadata (`Records`), the passage vectors of long
-abstracts (`Passages`) and the metadata columns filters test (`Columns`). It is immutable: a search takes one snapshot and reads only it, so a
-refresh in the middle of a query cannot mix rows of two builds.
+abstracts (`Passages`) and the metadata columns filters test (`Columns`). It is immutable: a
+search takes one snapshot and reads only it, so a refresh in the middle of a query cannot mix
+rows of two builds.
 
 On disk a snapshot is a build folder plus a manifest (`CURRENT.json`) naming it, written last
 and switched atomically, so a reader never sees a half-built snapshot. The manifest records the
@@ -163,7 +164,8 @@ class Snapshot:
     def load(
         cls, folder: Path, fingerprint: str, engine: str, tokenizer: Tokenizer, params: BM25Params
     ) -> tuple[Snapshot | None, str]:
-        """The saved snapshot if it matches `fingerprint`, the format and the settings and is intact, else (None, why)."""
+        """The saved snapshot if it matches `fingerprint`, the format and the settings and is intact, else
+        (None, why)."""
         try:
             manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         except FileNotFoundError:

@@ -208,7 +208,8 @@ class Store:
             return self._snapshot
 
     def _current_fingerprint(self) -> str:
-        """Call with the lock held: Chroma's fingerprint, the store reopened first if another process wrote since our snapshot."""
+        """Call with the lock held: Chroma's fingerprint, the store reopened first if another process wrote since our
+        snapshot."""
         fingerprint = self.repository.fingerprint()
         if self._snapshot is not None and fingerprint != self._snapshot_fingerprint:
             self.repository.reopen()

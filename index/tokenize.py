@@ -74,7 +74,10 @@ class Tokenizer:
     keep_identifiers: bool = True
 
     def describe(self) -> str:
-        return f"words+folded+stopwords_en_plus{'+snowball' if self.stem else ''}{'+identifiers' if self.keep_identifiers else ''}"
+        return (
+            f"words+folded+stopwords_en_plus{'+snowball' if self.stem else ''}"
+            f"{'+identifiers' if self.keep_identifiers else ''}"
+        )
 
     def tokens(self, text: str, cache: bool = True) -> list[str]:
         """Terms of `text` in order; a compound identifier is followed by its parts.

@@ -68,7 +68,8 @@ from pathlib import Path
 from paperchat.index.embeddings import Embedder
 embedder = Embedder(cache_dir=Path(sys.argv[1]))
 vector = embedder.encode_query(sys.argv[2])
-print(json.dumps({"torch_imported": "torch" in sys.modules, "backend": embedder.active_query_backend, "vector": vector.tolist()}))
+print(json.dumps({"torch_imported": "torch" in sys.modules, "backend": embedder.active_query_backend, \
+"vector": vector.tolist()}))
 """
 
 
@@ -105,7 +106,10 @@ def test_later_processes_embed_queries_without_importing_torch(tmp_path):
 def test_a_failing_onnx_query_path_is_a_warning_visible_by_default(tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("the cache cannot live here")
-    script = "import sys; from pathlib import Path; from paperchat.index.embeddings import Embedder; print(Embedder(cache_dir=Path(sys.argv[1])).active_query_backend)"
+    script = (
+        "import sys; from pathlib import Path; from paperchat.index.embeddings import Embedder; "
+        "print(Embedder(cache_dir=Path(sys.argv[1])).active_query_backend)"
+    )
     result = subprocess.run([sys.executable, "-c", script, str(blocker)], capture_output=True, text=True, timeout=300)
     assert result.stdout.strip() == "torch"
     assert "ONNX export or load failed" in result.stderr and "query embedding stays on torch" in result.stderr

@@ -151,7 +151,10 @@ def test_a_sentence_that_refers_back_is_read_with_the_one_before(assistant):
     sources = [(p.title, p.abstract) for p in paper.values()]
     checker = CitationChecker(assistant.store.embedder.encode, assistant.store.snapshot().tokenizer)
     leaning = "It trains only about 2% extra parameters while the base diffusion model stays frozen [1]."
-    first = "Adapter guidance distillation uses small adapters to mimic classifier-free guidance within one forward pass [1]."
+    first = (
+        "Adapter guidance distillation uses small adapters to mimic "
+        "classifier-free guidance within one forward pass [1]."
+    )
     answer = f"{first} {leaning}"
     assert [s.supported for s in checker.check(answer, sources)] == [True, True]
     assert not checker.check(leaning, sources)[0].supported  # alone, "it" says too little
@@ -287,9 +290,8 @@ def test_the_browser_shows_the_sources_first_then_streams_the_answer_as_diffs(as
             events = [json.loads(line[5:]) for line in received.splitlines() if line.startswith("data:")]
             updates = [event["output"]["data"] for event in events if event.get("msg") == "process_generating"][1:]
             assert len(updates) >= 3, events
-            for (
-                update
-            ) in updates:  # after the first, each update carries edits to the chat, never the whole history again
+            # after the first, each update carries edits to the chat, never the whole history again
+            for update in updates:
                 assert QUESTION not in json.dumps(update) and isinstance(update[1], list)
             appends = [edit for update in updates for edit in update[1] if edit[0] == "append"]
             assert len(appends) >= 3, updates[:3]
@@ -309,7 +311,8 @@ window.fetch = async (...args) => {
     const [page, copy] = response.body.tee();
     (async () => {
         const reader = copy.getReader(), decoder = new TextDecoder();
-        for (;;) { const {done, value} = await reader.read(); if (done) break; window.__streamed.push(decoder.decode(value, {stream: true})); }
+        for (;;) { const {done, value} = await reader.read(); if (done) break; \
+window.__streamed.push(decoder.decode(value, {stream: true})); }
     })();
     return new Response(page, {status: response.status, statusText: response.statusText, headers: response.headers});
 };

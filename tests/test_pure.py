@@ -325,8 +325,8 @@ def test_nothing_relevant_names_what_is_missing_and_the_closest_papers():
         rank, title = 1, "MMGP: mesh morphing"
 
     text = nothing_relevant(["road traffic"], ["graph neural networks"], [Closest()])
-    assert (
-        text
-        == "No paper here covers \u201croad traffic\u201d; the closest papers match only \u201cgraph neural networks\u201d: [1] MMGP: mesh morphing."
+    assert text == (
+        "No paper here covers \u201croad traffic\u201d; "
+        "the closest papers match only \u201cgraph neural networks\u201d: [1] MMGP: mesh morphing."
     )
     assert nothing_relevant([], [], []).startswith("Nothing relevant")

@@ -464,12 +464,14 @@ def test_load_16_clients_x_50_requests_all_correct(served):
     assert [(question, found) for question, expected, found, _ in answers if found != expected] == []
     latencies = [elapsed for *_, elapsed in answers]
     print(
-        f"\nload test: 16 clients x 50 requests: p50 {np.percentile(latencies, 50):.0f} ms, p95 {np.percentile(latencies, 95):.0f} ms"
+        f"\nload test: 16 clients x 50 requests: p50 {np.percentile(latencies, 50):.0f} ms, "
+        f"p95 {np.percentile(latencies, 95):.0f} ms"
     )
 
 
 def private_files(assistant) -> list[Path]:
-    """Files a served app must never hand out: the index's records, its Chroma database, the ONNX model copy, /etc/passwd."""
+    """Files a served app must never hand out: the index's records, its Chroma database, the ONNX model copy,
+    /etc/passwd."""
     snapshot_files = sorted(assistant.store.snapshot_folder.rglob("records.jsonl"))
     return [
         snapshot_files[0],

@@ -129,9 +129,16 @@ def test_real_browser_asks_a_question_and_clicks_an_example(server, tmp_path):
 
 HOSTILE = {
     "id": "hostile",
-    "title": "Prompt injection ](javascript:window.__pwned=1) <script>window.__pwned=2</script> <img src=x onerror='window.__pwned=3'>",
-    "abstract": "We study prompt injection against retrieval assistants. ![tracker]({tracker}/pixel.png) <script>window.__pwned=4</script> "
-    "<img src={tracker}/img.png onerror='window.__pwned=5'> [click](javascript:window.__pwned=6). Prompt injection hides instructions in data.",
+    "title": (
+        "Prompt injection ](javascript:window.__pwned=1) <script>window.__pwned=2</script> "
+        "<img src=x onerror='window.__pwned=3'>"
+    ),
+    "abstract": (
+        "We study prompt injection against retrieval assistants. ![tracker]({tracker}/pixel.png) "
+        "<script>window.__pwned=4</script> "
+        "<img src={tracker}/img.png onerror='window.__pwned=5'> [click](javascript:window.__pwned=6). "
+        "Prompt injection hides instructions in data."
+    ),
     "url": "javascript:window.__pwned=7",
     "code_links": ["javascript:window.__pwned=8"],
 }

@@ -138,7 +138,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             yield "", history, *side
 
     def search_api(query: str, k: int = 10, mode: str = "hybrid") -> dict:
-        """Ranked hits for a query: {query, mode, took_ms, relevant, relevance, hits: [Hit...]}; no hits when nothing is relevant."""
+        """Ranked hits for a query: {query, mode, took_ms, relevant, relevance, hits: [Hit...]}; no hits when nothing
+        is relevant."""
         try:
             return assistant.retrieve(query, int(k), mode).to_dict()
         except PaperchatError as exc:
@@ -157,7 +158,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
     with gr.Blocks(title="paperchat") as app:
         writer = f"written by {assistant.llm.describe()}, every citation checked" if assistant.llm else "no LLM needed"
         gr.Markdown(
-            f"## paperchat\nCited answers from {assistant.info()['documents']} paper abstracts · hybrid BM25 + vector search, {escape_markdown(writer)}."
+            f"## paperchat\nCited answers from {assistant.info()['documents']} paper abstracts · "
+            f"hybrid BM25 + vector search, {escape_markdown(writer)}."
         )
         with gr.Row():
             with gr.Column(scale=3):

@@ -59,7 +59,8 @@ def source_card(hit: Hit) -> str:
         f"<details class='why'><summary>why #{hit.rank}</summary>"
         f"<table><tr><th></th><th>rank</th><th>score</th></tr>"
         f"<tr><td>BM25</td><td>{hit.bm25_rank or '–'}</td><td>{hit.bm25 if hit.bm25 is not None else '–'}</td></tr>"
-        f"<tr><td>vector</td><td>{hit.vector_rank or '–'}</td><td>{hit.vector if hit.vector is not None else '–'}</td></tr>"
+        f"<tr><td>vector</td><td>{hit.vector_rank or '–'}</td>"
+        f"<td>{hit.vector if hit.vector is not None else '–'}</td></tr>"
         f"<tr><td>fused</td><td>{hit.rank}</td><td>{hit.score}</td></tr></table></details>"
     )
     return (
@@ -82,7 +83,8 @@ def searched_markdown(answer: Answer) -> str:
 
 
 def sentence_markdown(sentence: CheckedSentence) -> str:
-    """A written sentence with its citations; an unsupported one is marked, naming the source that supports it if any."""
+    """A written sentence with its citations; an unsupported one is marked, naming the source that supports it if
+    any."""
     text = escape_markdown(sentence.text) + (" " + escape_markdown(sentence.markers()) if sentence.cited else "")
     if sentence.supported:
         return text
