@@ -26,7 +26,8 @@ from paperchat.index.bm25 import ENGINES
 from paperchat.index.errors import PaperchatError
 from paperchat.index.loaders import FORMATS, ingest_filter
 from paperchat.index.papers import web_url
-from paperchat.search import CONTROL_CHARACTERS, Retrieval
+from paperchat.index.tokenize import CONTROL_CHARACTERS
+from paperchat.search import Retrieval
 from paperchat.settings import FUSIONS, MODES
 
 EXAMPLES = """\

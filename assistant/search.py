@@ -11,7 +11,6 @@ passages' (`index/passages.py`), so the endings of long abstracts count too. A q
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +28,7 @@ from paperchat.index.errors import PaperchatError
 from paperchat.index.papers import Paper
 from paperchat.index.snapshot import Snapshot
 from paperchat.index.store import Store
+from paperchat.index.tokenize import CONTROL_CHARACTERS
 from paperchat.settings import MODES, Settings
 from paperchat.snippets import make_snippet
 
@@ -36,9 +36,6 @@ MAX_QUERY_CHARS = 2000
 _BM25_WORKER = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="paperchat-bm25")
 MAX_K = 1000
 EXACT_SEARCH_LIMIT = 20_000  # documents; an exact scan of 20k x 384 floats takes about 2 ms
-CONTROL_CHARACTERS = re.compile(
-    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]"
-)  # also zero-width and bidi controls
 
 
 def clean_query(query: str) -> tuple[str, list[str]]:

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from paperchat.index.bm25 import ENGINES
+from paperchat.index.bm25 import ENGINES, BM25Params
 from paperchat.index.embeddings import DEFAULT_MODEL, QUERY_BACKENDS, default_cache_dir
 from paperchat.index.errors import PaperchatError
 
@@ -64,8 +64,8 @@ class Settings(BaseSettings):
         1024, ge=1, le=100_000, description="papers per Chroma write", json_schema_extra=INDEX_TIME
     )
     engine: Literal[ENGINES] = Field("bm25s", description="BM25 engine", json_schema_extra=INDEX_TIME)
-    bm25_k1: float = Field(1.2, ge=0, le=10, json_schema_extra=INDEX_TIME)
-    bm25_b: float = Field(0.75, ge=0, le=1, json_schema_extra=INDEX_TIME)
+    bm25_k1: float = Field(BM25Params.k1, ge=0, le=10, json_schema_extra=INDEX_TIME)
+    bm25_b: float = Field(BM25Params.b, ge=0, le=1, json_schema_extra=INDEX_TIME)
     refresh_seconds: float = Field(
         30.0,
         ge=0,

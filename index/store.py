@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import sys
 import threading
 import time
@@ -33,7 +32,7 @@ from paperchat.index.papers import Paper
 from paperchat.index.passages import pack_passages, split_sentences
 from paperchat.index.plan import paper_to_record, plan_ingest
 from paperchat.index.snapshot import Snapshot
-from paperchat.index.tokenize import Tokenizer
+from paperchat.index.tokenize import CONTROL_CHARACTERS, Tokenizer
 
 LOCK_FILE = "write.lock"
 HOLDER_FILE = "write.lock.holder"  # the lock holder's pid and command, for the messages of those who wait
@@ -128,12 +127,7 @@ class WriteLock:
             return "another process"
         if not psutil.pid_exists(pid):  # a note left by a holder that was killed; the lock died with it
             return "another process"
-        return f"pid {pid} ({_printable(command)[:200]})"
-
-
-def _printable(text: str) -> str:
-    """Another process's command line as message text: control characters become spaces."""
-    return re.sub(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]", " ", text)
+        return f"pid {pid} ({CONTROL_CHARACTERS.sub(' ', command)[:200]})"
 
 
 class Store:

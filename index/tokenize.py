@@ -27,6 +27,11 @@ def _stemmer() -> Stemmer.Stemmer:
     return Stemmer.Stemmer("english")
 
 
+# Characters that must never reach a terminal or a query as such: C0/C1 controls but tab and newline,
+# zero-width characters, and the bidi embedding, override and isolate controls.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+
+
 def fold(word: str) -> str:
     """Accents removed ("schrödinger" -> "schrodinger"), so that either spelling finds the other.
 
