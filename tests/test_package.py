@@ -28,9 +28,10 @@ def run(command: list, **options) -> subprocess.CompletedProcess:
 def test_every_imported_package_is_a_declared_requirement():
     """deptry reads pyproject.toml and every import under the package folders: an import whose
     distribution is not declared (DEP001) or is only a transitive dependency (DEP003) fails."""
-    result = subprocess.run(
-        [sys.executable, "-m", "deptry", "."], cwd=REPO, capture_output=True, text=True, timeout=300
-    )
+    # the package's own folders only: a virtual environment inside the checkout, of any name, is not ours
+    folders = ["assistant", "index", "ui", "eval"]
+    command = [sys.executable, "-m", "deptry", *folders]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
