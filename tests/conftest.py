@@ -89,3 +89,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+def small_assistant(index: Path, embedder, corpus: Path | None = None, **settings):
+    """An index of a test's own (no bundled corpus) that embeds with the session's loaded model,
+    holding `corpus` when one is given; `settings` go to `Assistant.open`."""
+    from paperchat import Assistant
+
+    assistant = Assistant.open(index, bootstrap=False, load_model=False, notify=lambda message: None, **settings)
+    assistant.store.embedder = embedder
+    if corpus is not None:
+        assistant.ingest([corpus], progress=False)
+    return assistant

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import write
-from paperchat import Assistant, PaperchatError
+from conftest import small_assistant, write
+from paperchat import PaperchatError
 from paperchat.filters import Filter, conversation_filter, date_mask, filter_requests
 from paperchat.index.columns import Columns, date_bounds
 
@@ -144,9 +144,7 @@ def filtered_index(tmp_path_factory, embedder):
                 )
             )
         )
-    assistant = Assistant.open(folder / "index", bootstrap=False, load_model=False, notify=lambda m: None)
-    assistant.store.embedder = embedder
-    assistant.ingest([write(folder / "papers.jsonl", "\n".join(rows) + "\n")], progress=False)
+    assistant = small_assistant(folder / "index", embedder, write(folder / "papers.jsonl", "\n".join(rows) + "\n"))
     return assistant
 
 

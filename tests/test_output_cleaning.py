@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from conftest import small_assistant
 from paperchat.cli import json_text, terminal_text
 
 # Recolour, retitle the window (OSC ... BEL), C1 CSI, backspace over text, carriage return, right-to-left override.
@@ -36,7 +37,6 @@ def test_json_output_escapes_controls_and_reads_back_unchanged():
 
 @pytest.fixture(scope="module")
 def hostile_index(tmp_path_factory, embedder):
-    from paperchat import Assistant
 
     folder = tmp_path_factory.mktemp("hostile-output")
     record = {
@@ -54,9 +54,7 @@ def hostile_index(tmp_path_factory, embedder):
         + json.dumps({"id": "plain", "title": "Plain paper", "abstract": "About graph rewiring."})
         + "\n"
     )
-    assistant = Assistant.open(folder / "index", bootstrap=False, load_model=False, notify=lambda message: None)
-    assistant.store.embedder = embedder
-    assistant.ingest([corpus], progress=False)
+    small_assistant(folder / "index", embedder, corpus)
     return folder / "index"
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import psutil
 import pytest
 
-from conftest import write
+from conftest import small_assistant, write
 from paperchat import Assistant, PaperchatError
 from paperchat.index.store import HOLD_AFTER_BATCH
 from paperchat.ui.app import launch
@@ -94,18 +94,12 @@ def chroma_server(tmp_path_factory):
 
 def test_ingest_and_search_against_a_real_chroma_server(chroma_server, tmp_path, embedder):
     corpus = synthetic_corpus(tmp_path / "c.jsonl", 40)
-    replica_a = Assistant.open(
-        tmp_path / "a", chroma_url=chroma_server, bootstrap=False, load_model=False, notify=lambda m: None
-    )
-    replica_a.store.embedder = embedder
+    replica_a = small_assistant(tmp_path / "a", embedder, chroma_url=chroma_server)
     _, report = replica_a.ingest([corpus], progress=False)
     assert report.added == 40 and replica_a.info()["documents"] == 40 and replica_a.info()["index"] == chroma_server
     assert replica_a.search("protein folding M11", k=1)[0].id == "doc-00011"
     # A second replica with its own local folder derives its own snapshot from the server's data.
-    replica_b = Assistant.open(
-        tmp_path / "b", chroma_url=chroma_server, bootstrap=False, load_model=False, notify=lambda m: None
-    )
-    replica_b.store.embedder = embedder
+    replica_b = small_assistant(tmp_path / "b", embedder, chroma_url=chroma_server)
     assert replica_b.search("speech recognition M2", k=1, mode="bm25")[0].id == "doc-00002"
     replica_a.remove(["doc-00002"])
     replica_b.refresh(force=True)
@@ -117,25 +111,8 @@ def test_a_metadata_only_update_reaches_another_replica(chroma_server, tmp_path,
         tmp_path / "first.jsonl",
         json.dumps({"id": "m1", "title": "Mixture of experts routing", "abstract": "Sparse expert routing."}) + "\n",
     )
-    writer = Assistant.open(
-        tmp_path / "w",
-        chroma_url=chroma_server,
-        collection="metadata-replicas",
-        bootstrap=False,
-        load_model=False,
-        notify=lambda m: None,
-    )
-    writer.store.embedder = embedder
-    writer.ingest([first], progress=False)
-    reader = Assistant.open(
-        tmp_path / "r",
-        chroma_url=chroma_server,
-        collection="metadata-replicas",
-        bootstrap=False,
-        load_model=False,
-        notify=lambda m: None,
-    )
-    reader.store.embedder = embedder
+    writer = small_assistant(tmp_path / "w", embedder, first, chroma_url=chroma_server, collection="metadata-replicas")
+    reader = small_assistant(tmp_path / "r", embedder, chroma_url=chroma_server, collection="metadata-replicas")
     assert reader.search("expert routing", k=1, mode="bm25")[0].citation.url.startswith("https://arxiv.org/search/")
     moved = write(
         tmp_path / "first.jsonl",
@@ -253,9 +230,7 @@ def test_chat_keeps_serving_while_another_process_ingests_into_the_same_index(tm
 def test_a_long_lived_assistant_can_write_after_another_process_wrote(tmp_path, embedder):
     index = tmp_path / "index"
     first = synthetic_corpus(tmp_path / "first.jsonl", 10)
-    assistant = Assistant.open(index, bootstrap=False, load_model=False, notify=lambda m: None)
-    assistant.store.embedder = embedder
-    assistant.ingest([first], progress=False)
+    assistant = small_assistant(index, embedder, first)
     second = write(
         tmp_path / "second.jsonl",
         json.dumps({"id": "late", "title": "Quokka surveys", "abstract": "Counting quokkas with drones."}) + "\n",
@@ -302,16 +277,13 @@ def test_a_running_app_says_so_while_the_server_is_down_and_answers_again_once_i
     app = None
     try:
         url = f"http://127.0.0.1:{port}"
-        assistant = Assistant.open(
+        assistant = small_assistant(
             tmp_path / "replica",
+            embedder,
+            synthetic_corpus(tmp_path / "c.jsonl", 30),
             chroma_url=url,
-            bootstrap=False,
-            load_model=False,
-            notify=lambda m: None,
             refresh_seconds=0,
         )
-        assistant.store.embedder = embedder
-        assistant.ingest([synthetic_corpus(tmp_path / "c.jsonl", 30)], progress=False)
         web = free_port()
         app = launch(assistant, port=web, block=False)
         client = Client(f"http://127.0.0.1:{web}/", verbose=False)
@@ -571,9 +543,7 @@ def test_another_process_writing_100_times_leaves_this_processs_threads_and_memo
     stopped, not left running beside the new one (threads and memory would grow with every write)."""
     index = tmp_path / "index"
     corpus = synthetic_corpus(tmp_path / "c.jsonl", 10)
-    reader = Assistant.open(index, bootstrap=False, load_model=False, notify=lambda m: None)
-    reader.store.embedder = embedder
-    reader.ingest([corpus], progress=False)
+    reader = small_assistant(index, embedder, corpus)
     script = write(tmp_path / "writer.py", WRITER)
     writer = subprocess.Popen(
         [sys.executable, str(script), str(index), str(corpus), str(tmp_path / "w.jsonl")],

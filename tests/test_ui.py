@@ -7,6 +7,7 @@ import socket
 
 import pytest
 
+from conftest import small_assistant
 from paperchat.ui.app import launch
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -152,8 +153,6 @@ HOSTILE = {
 def test_a_hostile_record_runs_no_script_loads_nothing_and_links_nowhere(tmp_path, embedder):
     from playwright.sync_api import expect, sync_playwright
 
-    from paperchat import Assistant
-
     assert CHROMIUM, "PAPERCHAT_REQUIRE_BROWSER is set but Chromium is not installed"
     tracker = f"http://127.0.0.1:{free_port()}"  # nothing listens: any request to it is recorded below, never answered
     record = {key: value.format(tracker=tracker) if isinstance(value, str) else value for key, value in HOSTILE.items()}
@@ -164,11 +163,7 @@ def test_a_hostile_record_runs_no_script_loads_nothing_and_links_nowhere(tmp_pat
         + json.dumps({"id": "plain", "title": "Plain paper", "abstract": "About graph rewiring."})
         + "\n"
     )
-    assistant = Assistant.open(
-        tmp_path / "index", bootstrap=False, load_model=False, notify=lambda m: None, min_relevance=0.0
-    )
-    assistant.store.embedder = embedder
-    assistant.ingest([corpus], progress=False)
+    assistant = small_assistant(tmp_path / "index", embedder, corpus, min_relevance=0.0)
     port = free_port()
     app = launch(assistant, port=port, block=False)
     try:
@@ -249,8 +244,6 @@ def test_download_files_are_replaced_by_each_answer_and_removed_when_the_session
 
     import httpx
 
-    from paperchat import Assistant
-
     topics = {
         "pruning": "Pruning large language models",
         "lora": "LoRA adapters for fine-tuning",
@@ -264,11 +257,7 @@ def test_download_files_are_replaced_by_each_answer_and_removed_when_the_session
             for key, title in topics.items()
         )
     )
-    assistant = Assistant.open(
-        tmp_path / "index", bootstrap=False, load_model=False, notify=lambda m: None, min_relevance=0.0
-    )
-    assistant.store.embedder = embedder
-    assistant.ingest([corpus], progress=False)
+    assistant = small_assistant(tmp_path / "index", embedder, corpus, min_relevance=0.0)
     port = free_port()
     app = launch(assistant, port=port, block=False)
     server = f"http://127.0.0.1:{port}/"
