@@ -66,15 +66,15 @@ _EMBEDDED: dict[Path, object] = {}  # folder -> the one embedded client this pro
 _EMBEDDED_LOCK = threading.Lock()
 
 
-def embedded_client(path: Path, create: bool = True, stale=None):
-    """This process's one embedded client on `path`, shared by every repository of the folder.
+def embedded_client(path: Path, key: Path, create: bool = True, stale=None):
+    """This process's one embedded client on `path` (`key`: the folder resolved, once, by the caller),
+    shared by every repository of the folder.
 
     With `stale` (the client a repository found behind another process's writes, see
     `ChromaRepository.reopen`), that client is closed and a new one takes its place for every
     repository of the folder. One client per folder is what makes closing it stop Chroma's view
     of the files: a second client on the folder would keep the old view alive and be handed it back.
     """
-    key = path.resolve()
     with _EMBEDDED_LOCK:
         client = _EMBEDDED.get(key)
         if client is not None and client is stale:
@@ -135,7 +135,8 @@ class ChromaRepository:
         self.model = model
         self._dimension = dimension  # asked only when needed: it may mean loading the model
         self.where = chroma_url or str(path)  # for messages
-        self._client = connect(path, chroma_url, create) if chroma_url else embedded_client(path, create)
+        self._folder = None if chroma_url else Path(path).resolve()  # the key of the folder's shared client
+        self._client = connect(path, chroma_url, create) if chroma_url else embedded_client(path, self._folder, create)
         self._papers = None
         self._passages = None
 
@@ -149,7 +150,7 @@ class ChromaRepository:
         """Take up the folder's current client when another repository in this process reopened it:
         the collections opened through the closed one are opened again."""
         if not self.chroma_url:
-            current = embedded_client(self.path)
+            current = embedded_client(self.path, self._folder)
             if current is not self._client:
                 self._client, self._papers, self._passages = current, None, None
 
@@ -164,7 +165,7 @@ class ChromaRepository:
         """
         if self.chroma_url:
             return
-        self._client = embedded_client(self.path, stale=self._client)
+        self._client = embedded_client(self.path, self._folder, stale=self._client)
         self._papers = self._passages = None
 
     @property
