@@ -138,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"gate models written to {args.fit_gate}; copy them to assistant/gate.json to ship them")
         return 0
     if args.claims:
-        from paperchat.eval.citations import CLAIM_SETS, build_cases, figures, figures_text, load_claims
+        from paperchat.eval.citations import build_cases, figures, figures_text, load_claims
+        from paperchat.eval.datasets import CLAIM_SETS
 
         assistant = Assistant.open(root / "bundled", progress=not args.quiet)
         tables = {}

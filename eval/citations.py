@@ -25,9 +25,8 @@ from dataclasses import dataclass, replace
 
 from paperchat.api import Assistant
 from paperchat.citations import CitationChecker, Support, verdict
-from paperchat.eval.datasets import bundled_file, in_dev_half, read_jsonl
+from paperchat.eval.datasets import bundled_file, in_dev_half, read_jsonl, split_group
 
-CLAIM_SETS = ("claims", "claims2")
 SOURCES = 5
 KINDS = ("supported", "swapped (near)", "swapped (random)", "altered")
 
@@ -48,9 +47,9 @@ class Case:
 
 
 def load_claims(name: str = "claims", which: str | None = None) -> list[dict]:
-    """A claims set, or its dev or test half (MD5 of the id even = dev)."""
+    """A claims set, or its dev or test half (all claims about one source paper in one half: `split_group`)."""
     claims = read_jsonl(bundled_file(name))
-    return [c for c in claims if which is None or in_dev_half(c["_id"]) == (which == "dev")]
+    return [c for c in claims if which is None or in_dev_half(split_group(c["_id"])) == (which == "dev")]
 
 
 def build_cases(assistant: Assistant, claims: Sequence[dict], progress: bool = True) -> list[Case]:

@@ -4,14 +4,30 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 from paperchat.index.errors import PaperchatError
+from paperchat.index.tokenize import fold
 
-BUNDLED_SETS = ("questions", "topics", "chats", "blind_topics", "blind_topics_short", "blind_chats", "blind_chats2")
+BUNDLED_SETS = (
+    "questions",
+    "topics",
+    "chats",
+    "blind_topics",
+    "blind_topics_short",
+    "blind_chats",
+    "blind_chats2",
+    "blind_backpoint",
+    "blind_paraphrase",
+)
 GATE_SETS = ("offtopic", "blind_offtopic", "blind_offtopic2")
+FILTER_SETS = ("blind_filters",)
+CLAIM_SETS = ("claims", "claims2")
 ANSWERABLE_KINDS = ("control",)  # in a gate set; every other kind (near, far) has no answer in the corpus
 
 
@@ -21,6 +37,10 @@ class Query:
     text: str
     history: list[str] = field(default_factory=list)
     kind: str = ""
+    group: str = ""  # what decides its half (`split_group`); queries of one group are never split
+
+    def __post_init__(self) -> None:
+        self.group = self.group or split_group(self.id, [*self.history, self.text])
 
 
 @dataclass
@@ -36,16 +56,60 @@ class Dataset:
 HALVES = ("dev", "test")
 
 
-def in_dev_half(query_id: str) -> bool:
-    """The fixed dev/test split of the fusion study: a query is in the dev half when the MD5 of its id is even."""
-    return int(hashlib.md5(query_id.encode("utf-8")).hexdigest(), 16) % 2 == 0
+def in_dev_half(group: str) -> bool:
+    """The fixed dev/test split: a query is in the dev half when the MD5 of its group (`split_group`) is even."""
+    return int(hashlib.md5(group.encode("utf-8")).hexdigest(), 16) % 2 == 0
+
+
+def normalised(text: str) -> str:
+    """A query's text for grouping: lower-case, accents folded, words only ("Machine unlearning?" = "machine
+    unlearning")."""
+    return " ".join(re.findall(r"\w+", fold(text).lower()))
+
+
+@lru_cache(maxsize=1)
+def bundled_groups() -> dict[str, str]:
+    """The split group of every bundled judged record, over all sets at once (ids are unique across them).
+
+    Records are joined when they share a normalised query text (a chat by its first turn), the same
+    set of two or more judged answers, or (claims) the source paper; a group is named by its smallest
+    key. So "machine unlearning" as a topic and as a short topic land in the same half, and so do
+    all claims about one paper.
+    """
+    parent: dict[str, str] = {}
+
+    def root(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    members: dict[str, list[str]] = {}
+    for name in (*BUNDLED_SETS, *GATE_SETS, *FILTER_SETS, *CLAIM_SETS):
+        for record in read_jsonl(bundled_file(name)):
+            if "source" in record:
+                keys = [f"paper:{record['source']}"]
+            else:
+                keys = [f"text:{normalised((record.get('turns') or [record['text']])[0])}"]
+                answers = sorted(a["id"] for a in record.get("answers", []))
+                if len(answers) >= 2:
+                    keys.append("answers:" + "|".join(answers))
+            members[record["_id"]] = keys
+            for key in keys[1:]:
+                parent[max(root(keys[0]), root(key))] = min(root(keys[0]), root(key))
+    return {record_id: root(keys[0]) for record_id, keys in members.items()}
+
+
+def split_group(record_id: str, turns: Sequence[str] = ()) -> str:
+    """The group deciding a record's half: its bundled group, else (a BEIR query) its normalised first turn."""
+    return bundled_groups().get(record_id) or f"text:{normalised(turns[0] if turns else record_id)}"
 
 
 def half(dataset: Dataset, which: str) -> Dataset:
     """The dev or test half of a dataset's queries (and their judgments), same corpus."""
     if which not in HALVES:
         raise PaperchatError(f"unknown half {which!r}; choose dev or test")
-    keep = [q for q in dataset.queries if in_dev_half(q.id) == (which == "dev")]
+    keep = [q for q in dataset.queries if in_dev_half(q.group) == (which == "dev")]
     ids = {q.id for q in keep}
     return Dataset(
         f"{dataset.name}-{which}",

@@ -35,7 +35,7 @@ MODES = {"hybrid": "hybrid", "lexical": "bm25"}
 
 def labelled_questions(which: str | None) -> list[tuple[str, Query, bool]]:
     """(set:kind, question, answerable) for every gate and judged question in a half (None: all)."""
-    keep = (lambda q: True) if which is None else (lambda q: in_dev_half(q.id) == (which == "dev"))
+    keep = (lambda q: True) if which is None else (lambda q: in_dev_half(q.group) == (which == "dev"))
     found = [
         (f"{name}:{q.kind or 'off-topic'}", q, answerable)
         for name in GATE_SETS
@@ -123,7 +123,7 @@ def fit_gate(
     """
     questions = labelled_questions("dev")
     elsewhere = [
-        (index, [(f"{data.name}:question", q, True) for q in data.queries if in_dev_half(q.id)])
+        (index, [(f"{data.name}:question", q, True) for q in data.queries if in_dev_half(q.group)])
         for index, data in others
     ]
     models, report = {}, []

@@ -9,13 +9,18 @@ import pytest
 from paperchat.eval.__main__ import main as eval_main
 from paperchat.eval.datasets import (
     BUNDLED_SETS,
+    CLAIM_SETS,
+    FILTER_SETS,
     GATE_SETS,
     bundled_file,
     half,
     in_dev_half,
     load_bundled_set,
+    normalised,
+    read_jsonl,
     read_trec_qrels,
     read_trec_run,
+    split_group,
 )
 from paperchat.eval.gate import accuracy, decisions, labelled_questions
 from paperchat.eval.runner import DEFAULT_VARIANTS, evaluate_dataset, score_run
@@ -128,9 +133,29 @@ def test_dev_and_test_halves_split_every_set_once():
         half(dataset, "train")
 
 
+def test_one_query_text_or_one_claimed_paper_never_lands_in_both_halves():
+    """Groups span every set: the same normalised question (a chat by its first turn), the same judged answers, or
+    claims about the same paper are all dev or all test."""
+    halves: dict[tuple[str, str], set[bool]] = {}
+    for name in (*BUNDLED_SETS, *GATE_SETS, *FILTER_SETS, *CLAIM_SETS):
+        for record in read_jsonl(bundled_file(name)):
+            dev = in_dev_half(split_group(record["_id"]))
+            keys = (
+                [("paper", record["source"])]
+                if "source" in record
+                else [("text", normalised((record.get("turns") or [record["text"]])[0]))]
+            )
+            if len(record.get("answers", [])) >= 2:
+                keys.append(("answers", "|".join(sorted(a["id"] for a in record["answers"]))))
+            for key in keys:
+                halves.setdefault(key, set()).add(dev)
+    assert halves[("text", "machine unlearning")] and all(len(found) == 1 for found in halves.values())
+    assert sum(len(found) for found in halves.values()) > 1000
+
+
 def test_the_citation_checker_keeps_its_held_out_figures(assistant):
     """The test half of the judged claims (eval/README.md#citation-checker): few false alarms, every swap caught."""
-    from paperchat.eval.citations import CLAIM_SETS, build_cases, figures, load_claims
+    from paperchat.eval.citations import build_cases, figures, load_claims
 
     for name in CLAIM_SETS:
         table = figures(build_cases(assistant, load_claims(name, "test"), progress=False))
