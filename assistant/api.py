@@ -2,41 +2,26 @@
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict
 from pathlib import Path
 
-from paperchat.chat import (
-    Answer,
-    AnswerEvent,
-    Formulation,
-    compose_answer,
-    content_words,
-    fallback,
-    formulations,
-    nothing_relevant,
-    rewrite_follow_up,
-    search_terms,
-    written_answer,
-)
-from paperchat.citations import CitationChecker
+from paperchat.chat import Answer, AnswerEvent, formulations
+from paperchat.conversation import Conversation, next_topic
 from paperchat.export import export
-from paperchat.filters import Filter, conversation_filter, filter_requests
-from paperchat.hits import Hit
+from paperchat.filters import Filter
+from paperchat.hits import Hit, citation_of
 from paperchat.index.bm25 import BM25Params
 from paperchat.index.embeddings import Embedder
 from paperchat.index.errors import PaperchatError
 from paperchat.index.loaders import LoadReport, ingest_filter, load_bundled, load_paths
 from paperchat.index.store import IngestReport, Store
-from paperchat.llm import LLM, LLMError, answer_messages, clean_rewrite, rewrite_messages
+from paperchat.intents import read_filter_request, read_pointer
+from paperchat.llm import LLM
 from paperchat.search import Retrieval, Searcher
 from paperchat.settings import Settings
 from paperchat.snippets import split_sentences
-
-NAME_CLOSEST = 0.1  # a declined question names its closest papers when the gate gave it at least this chance
 
 
 class Assistant:
@@ -143,6 +128,7 @@ class Assistant:
         history: Sequence[str] = (),
         where: Filter | Mapping | None = None,
         rewritten: str | None = None,
+        context: str | None = None,
         **overrides,
     ) -> Retrieval:
         """Ranked hits plus the relevance evidence. With `gate` (the default) `hits` is empty when
@@ -150,11 +136,13 @@ class Assistant:
         messages, oldest first) the query is searched as weighted formulations with its context
         (`paperchat.chat.formulations`; `Retrieval.formulations` lists them). `where` (a `Filter` or a
         dict of its fields) keeps only matching papers, on both sides before fusion. `rewritten` (an
-        LLM's stand-alone version of a follow-up) replaces the rule-based rewrite. `overrides` change
+        LLM's stand-alone version of a follow-up) replaces the rule-based rewrite. `context` (the previous
+        stand-alone question, as a `Conversation` keeps it) stands for `history`. `overrides` change
         retrieval settings for this call."""
         self.refresh()
         settings = self.settings.for_retrieval(**overrides) if overrides else None
-        searched = formulations(query, self.resolve_history(history), rewritten) if history else query
+        context = self.resolve_history(history) if context is None else context
+        searched = formulations(query, context, rewritten) if context else query
         return self.searcher.retrieve(searched, k, mode, settings, gate, Filter.of(where))
 
     def search(
@@ -189,6 +177,19 @@ class Assistant:
             "llm": self.llm.describe() if self.llm else "none (extractive answers; no network calls)",
         }
 
+    def chat(self) -> Conversation:
+        """A new conversation: `conversation.ask(message)` answers each turn and remembers what it showed and the
+        filter in force (`paperchat.conversation`)."""
+        return Conversation(self)
+
+    def replay(self, history: Sequence[str], k: int = 5, mode: str | None = None) -> Conversation:
+        """A conversation whose earlier messages were `history` (oldest first), answered again without an LLM."""
+        conversation = self.chat()
+        for message in history:
+            if message and message.strip():
+                conversation.ask(message, k, mode, write=False)
+        return conversation
+
     def ask(
         self,
         message: str,
@@ -198,8 +199,8 @@ class Assistant:
         where: Filter | Mapping | None = None,
         write: bool | None = None,
     ) -> Answer:
-        """Answer a chat message: resolve a follow-up against `history` (earlier user messages),
-        search, and answer with [n] citations, or say that nothing is relevant.
+        """Answer one chat message after `history` (earlier user messages): search, and answer with [n] citations,
+        or say that nothing is relevant. For a running chat keep a `chat()` conversation instead.
 
         The answer is extractive unless an LLM is configured (`llm_url`): then the model writes it
         from the top abstracts and every citation is checked (`ask_stream` streams it; `write=False`
@@ -208,10 +209,7 @@ class Assistant:
         turns too, on top of `where`; a message that only asks for a filter searches the previous
         question again, filtered.
         """
-        for event in self.ask_stream(message, history, k, mode, where, write):
-            if event.kind == "answer":
-                return event.answer
-        raise AssertionError("ask_stream ends with an answer")
+        return self.replay(history, k, mode).ask(message, k, mode, where, write)
 
     def ask_stream(
         self,
@@ -225,142 +223,50 @@ class Assistant:
         """`ask`, step by step: a `sources` event once the papers are found (before any token), a
         `token` event for each piece of a written answer, and a final `answer` event with the checked
         answer. Any failure of the LLM ends in the extractive answer with a one-line notice."""
-        if write and self.llm is None:
-            raise PaperchatError(
-                "no LLM is configured: set llm_url (--llm-url or PAPERCHAT_LLM_URL) for written answers"
-            )
-        llm = self.llm if write is not False else None
-        history = [turn for turn in history if turn and turn.strip()]
-        extractive = self._extractive(message, history, k, mode, where, llm)
-        yield AnswerEvent("sources", extractive)
-        if llm is None or not extractive.hits or extractive.searched[:1] and extractive.searched[0].role == "more like":
-            yield AnswerEvent("answer", extractive)  # nothing to write from, or a list of similar papers is the answer
-            return
-        # A message that only sets a filter ("only the ones since 2024") asks the previous question again.
-        question = message if content_words(filter_requests(message)[1]) else extractive.query
-        pieces: list[str] = []
-        try:
-            for piece in llm.stream(
-                answer_messages(question, history, extractive.hits, self.settings.llm_abstract_chars)
-            ):
-                pieces.append(piece)
-                yield AnswerEvent("token", extractive, piece)
-        except LLMError as exc:
-            yield AnswerEvent(
-                "answer", fallback(extractive, f"No written answer: {exc}; showing the extractive answer.")
-            )
-            return
-        checker = CitationChecker(self.store.embedder.encode, self.store.snapshot().tokenizer)
-        sentences = checker.check("".join(pieces), [(hit.title, hit.abstract) for hit in extractive.hits])
-        yield AnswerEvent("answer", written_answer(extractive, sentences, llm.describe()))
-
-    def _extractive(
-        self,
-        message: str,
-        history: list[str],
-        k: int,
-        mode: str | None,
-        where: Filter | Mapping | None,
-        llm: LLM | None,
-    ) -> Answer:
-        """The retrieval for a chat message and its extractive answer (or the "nothing relevant" reply)."""
-        similar_to = _more_like(message)
-        if similar_to is not None and history:
-            return self._more_like(message, history, similar_to, k, mode)
-        asked, rest = filter_requests(message)
-        authors = []
-        if asked.get("same_authors") and history:
-            previous = self.search(history[-1], 1, mode, history=history[:-1])
-            authors = previous[0].citation.authors if previous else []
-        given = Filter.of(where)
-        merged = {
-            **({name: value for name, value in asdict(given).items() if value is not None} if given else {}),
-            **conversation_filter([*history, message], authors),
-        }
-        if content_words(rest) or not history:
-            searched, context = (rest or message), history
-        else:  # only a filter: the previous question again
-            searched, context = history[-1], history[:-1]
-        notices: list[str] = []
-        rewritten = self._llm_rewrite(llm, searched, context, notices) if llm and context else None
-        retrieval = self.retrieve(searched, k, mode, history=context, where=merged or None, rewritten=rewritten)
-        hits = retrieval.hits
-        snapshot = self.store.snapshot()
-        terms = search_terms(" ".join(f.text for f in retrieval.formulations), snapshot.tokenizer)
-        if hits:
-            text = compose_answer(hits, terms, snapshot.tokenizer, snapshot.bm25.idf(terms))
-        else:
-            text = nothing_relevant(
-                retrieval.missing, retrieval.covered, retrieval.closest if retrieval.relevance >= NAME_CLOSEST else []
-            )
-        return Answer(
-            message,
-            retrieval.query,
-            len(retrieval.formulations) > 1,
-            bool(hits),
-            text,
-            hits,
-            retrieval.relevance,
-            retrieval.formulations,
-            retrieval.covered,
-            retrieval.missing,
-            retrieval.where,
-            notices=notices,
-        )
-
-    def _llm_rewrite(self, llm: LLM, message: str, history: list[str], notices: list[str]) -> str | None:
-        """The LLM's stand-alone version of a follow-up, or None (the rule-based rewrite is used) when it fails."""
-        try:
-            return clean_rewrite(llm.complete(rewrite_messages(message, history), max_tokens=64))
-        except LLMError as exc:
-            notices.append(f"The follow-up was rewritten by rule, not by the model: {exc}.")
-            return None
+        return self.replay(history, k, mode).ask_stream(message, k, mode, where, write)
 
     def resolve_history(self, history: Sequence[str]) -> str:
         """The last history turn as a stand-alone question (follow-ups rewritten in turn): the context of the next
-        message."""
+        message. The same rule a `Conversation` keeps its `topic` by."""
         previous = ""
         for turn in history:
-            turn = filter_requests(turn)[1] if turn else ""
-            if content_words(turn) and _more_like(turn) is None:
-                previous = rewrite_follow_up(turn, previous) if previous else turn
+            request = read_filter_request(turn or "")
+            if turn and read_pointer(turn) is None and not request.only_filter:
+                previous = next_topic(previous, request.rest)
         return previous
 
-    def similar(self, doc_id: str, k: int = 5, mode: str | None = None) -> list[Hit]:
-        """Papers like `doc_id`: its title and opening sentences used as the query, itself left out."""
+    def hit(self, doc_id: str, rank: int = 1) -> Hit:
+        """The paper `doc_id` as a hit (no scores): a paper the user pointed at rather than searched for."""
+        paper = self.store.snapshot().papers([doc_id]).get(doc_id)
+        if paper is None:
+            raise PaperchatError(f"no paper with id {doc_id!r} in the index")
+        snippet = " ".join(split_sentences(paper.abstract)[:2])
+        return Hit(
+            rank,
+            paper.id,
+            paper.title,
+            snippet,
+            0.0,
+            0.0,
+            None,
+            None,
+            None,
+            citation_of(paper),
+            paper.abstract,
+            {"code_links": paper.code_links},
+        )
+
+    def similar(
+        self, doc_id: str, k: int = 5, mode: str | None = None, where: Filter | Mapping | None = None
+    ) -> list[Hit]:
+        """Papers like `doc_id` (among those `where` keeps): its title and opening sentences used as the query,
+        itself left out."""
         paper = self.store.snapshot().papers([doc_id]).get(doc_id)
         if paper is None:
             raise PaperchatError(f"no paper with id {doc_id!r} in the index")
         sentences = split_sentences(paper.abstract)
         query = " ".join([paper.title] + sentences[:2])
-        hits = [h for h in self.search(query, k + 1, mode) if h.id != doc_id][:k]
+        hits = [h for h in self.search(query, k + 1, mode, where=where) if h.id != doc_id][:k]
         for rank, hit in enumerate(hits, start=1):
             hit.rank = rank
         return hits
-
-    def _more_like(self, message: str, history: list[str], number: int, k: int, mode: str | None) -> Answer:
-        earlier = self.search(history[-1], max(number, 1), mode, history=history[:-1])
-        if not 1 <= number <= len(earlier):
-            raise PaperchatError(f"there is no source [{number}] in the previous answer")
-        source = earlier[number - 1]
-        hits = self.similar(source.id, k, mode)
-        snapshot = self.store.snapshot()
-        terms = snapshot.tokenizer.tokens(source.title)
-        text = compose_answer(hits, terms, snapshot.tokenizer, snapshot.bm25.idf(terms))
-        return Answer(
-            message,
-            f"more like: {source.title}",
-            True,
-            bool(hits),
-            text,
-            hits,
-            1.0,
-            [Formulation(source.title, 1.0, "more like")],
-        )
-
-
-def _more_like(message: str) -> int | None:
-    match = re.fullmatch(
-        r"\s*(?:show\s+)?(?:more|papers|others?)\s+(?:like|similar\s+to)\s+\[?(\d{1,3})\]?\s*[.!?]*\s*", message, re.I
-    )
-    return int(match.group(1)) if match else None

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from paperchat.api import Assistant
 from paperchat.chat import describe_searched, nothing_relevant
+from paperchat.conversation import Conversation
 from paperchat.export import EXPORT_FORMATS, export
 from paperchat.filters import Filter
 from paperchat.hits import Hit
@@ -35,7 +36,8 @@ examples:
   paperchat search "training-free detection of LLM-generated text"
   paperchat search "LoRA" -k 3 --mode bm25 --json
   paperchat ask "pruning large language models"
-  paperchat ask "what about for vision models?" --history "pruning large language models"
+  paperchat ask "pruning large language models" --session chat.json
+  paperchat ask "only the ones with code" --session chat.json
   paperchat search --queries questions.jsonl --format trec -o run.trec
   paperchat ingest my_papers.jsonl other.csv
   paperchat info --json
@@ -213,13 +215,16 @@ def build_parser() -> argparse.ArgumentParser:
         commands,
         "ask",
         cmd_ask,
-        "a short cited answer from the abstracts (follow-ups via --history)",
+        "a short cited answer from the abstracts (a chat kept in --session FILE)",
         "Answer a question from the top abstracts, with [n] citations, or say that nothing is relevant. The answer is "
         "extractive (sentences of the abstracts) unless an LLM endpoint is given: then the model writes it, "
         "it streams to the terminal, and every citation is checked against its abstract afterwards. "
-        "A follow-up ('what about vision?') is "
-        "resolved against --history.",
-        'paperchat ask "how do people detect LLM-generated text?"\n'
+        "With --session FILE the chat is kept in that JSON file (created if missing): a follow-up ('what about "
+        "vision?'), a filter request ('only the ones with code', 'clear the filters') or a pointer ('more like [2]', "
+        "'compare [1] and [3]') is read against the turns before it. --history gives earlier messages for one-off use.",
+        'paperchat ask "how do people detect LLM-generated text?" --session chat.json\n'
+        'paperchat ask "only the ones with code" --session chat.json\n'
+        'paperchat ask "more like [2]" --session chat.json\n'
         'paperchat ask "any that need no training?" --history "how do people detect LLM-generated text?" --json\n'
         'paperchat ask "how is LoRA made cheaper?" --llm-url http://127.0.0.1:11434/v1 --llm-model llama3.2',
     )
@@ -230,6 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="MESSAGE",
         help="an earlier question in the conversation (repeatable, oldest first)",
+    )
+    ask.add_argument(
+        "--session",
+        metavar="FILE",
+        help="keep the chat in this JSON file: read if present, extended with this turn (created if missing)",
     )
     ask.add_argument("-k", type=int, default=5, help="number of sources (default 5)")
     ask.add_argument("--mode", choices=MODES, help="hybrid (default), bm25 or vector")
@@ -467,19 +477,30 @@ def _search_batch(
 
 def cmd_ask(args: argparse.Namespace) -> int:
     where = Filter.of(_where(args))
+    if args.session and args.history:
+        raise PaperchatError("--session keeps the history itself; leave out --history")
     assistant = _open(args)
     write = False if args.no_llm else None
+    conversation = (
+        Conversation.load(assistant, args.session)
+        if args.session
+        else assistant.replay(args.history, args.k, args.mode)
+    )
+    changed = conversation.index_changed()
     if args.json:
-        print(
-            json_text(
-                assistant.ask(args.message, args.history, args.k, args.mode, where=where, write=write).to_dict(),
-                indent=2,
-            )
-        )
+        answer = conversation.ask(args.message, args.k, args.mode, where=where, write=write)
+        record = {**answer.to_dict(), "filter": conversation.filter}  # in force after this turn ({}: none)
+        if args.session:
+            conversation.save(args.session)
+            record.update(session=args.session, turn=len(conversation.turns), index_changed=changed)
+        print(json_text(record, indent=2))
         return 0
+    if changed:
+        say(f"paperchat: {changed}", err=True)
     streamed = False
-    for event in assistant.ask_stream(args.message, args.history, args.k, args.mode, where=where, write=write):
+    for event in conversation.ask_stream(args.message, args.k, args.mode, where=where, write=write):
         if event.kind == "sources":
+            say(filter_line(event.answer.where))
             if event.answer.rewritten:
                 say(f"(searched: {describe_searched(event.answer.searched)})\n")
             if assistant.llm and event.answer.hits and not args.no_llm:  # the sources come before the first token
@@ -489,6 +510,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
             streamed = True
         else:
             answer = event.answer
+    if args.session:
+        conversation.save(args.session)
     if streamed:
         print("\n")
     for notice in answer.notices:
@@ -500,6 +523,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
     for hit in answer.hits:
         say(format_hit(hit) + "\n")
     return 0
+
+
+def filter_line(where: Filter | None) -> str:
+    """The first line of every chat answer: the filter in force, and how to remove it."""
+    if where is None:
+        return "Filter: none"
+    return f"Filter: {where.describe()} (say \u201cclear the filters\u201d to remove it)"
 
 
 def citation_check(sentences) -> str:

@@ -8,8 +8,7 @@ ones within the filtered set, and `k` hits come back whenever `k` papers match.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -95,68 +94,3 @@ def date_mask(date_from: np.ndarray, date_to: np.ndarray, since: str | None, unt
     if until:
         keep &= date_from <= date_bounds(until)[1]
     return keep
-
-
-_YEAR = r"((?:19|20)\d{2}(?:-\d{2}(?:-\d{2})?)?)"
-_REQUESTS = [
-    (
-        "since",
-        re.compile(
-            rf"\b(?:only\s+(?:the\s+ones\s+|papers\s+)?)?(?:since|from|after|newer\s+than|published\s+in\s+or\s+after)\s+{_YEAR}(?:\s+on(?:wards?)?)?\b",
-            re.I,
-        ),
-    ),
-    (
-        "until",
-        re.compile(
-            rf"\b(?:only\s+(?:the\s+ones\s+|papers\s+)?)?(?:until|before|up\s+to|older\s+than)\s+{_YEAR}\b", re.I
-        ),
-    ),
-    (
-        "category",
-        re.compile(r"\b(?:just|only|in)\s+(?:the\s+)?([a-z][a-z\-]*\.[A-Za-z]{2})\b(?:\s+(?:ones|papers))?", re.I),
-    ),
-    (
-        "has_code",
-        re.compile(
-            r"\b(?:only\s+)?(?:the\s+ones\s+|papers\s+)?(?:with|that\s+have|having)\s+(?:released\s+|public\s+|open\s+)?code\b",
-            re.I,
-        ),
-    ),
-    ("same_authors", re.compile(r"\b(?:by|from)\s+the\s+same\s+(?:authors?|group|team|people)\b", re.I)),
-    (
-        "clear",
-        re.compile(
-            r"\b(?:clear|drop|remove|reset)\s+(?:the\s+|all\s+)?filters?\b|\b(?:any|all)\s+(?:years?|dates?)\s+again\b",
-            re.I,
-        ),
-    ),
-]
-
-
-def filter_requests(message: str) -> tuple[dict, str]:
-    """Filter changes a chat message asks for ("only the ones since 2024", "just cs.CV", "with code",
-    "by the same authors", "clear the filters") and the message without them. Pure; `same_authors`
-    and `clear` are flags the caller resolves."""
-    found: dict = {}
-    rest = message
-    for name, pattern in _REQUESTS:
-        match = pattern.search(rest)
-        if match:
-            found[name] = match.group(1) if match.groups() else True
-            rest = rest[: match.start()] + " " + rest[match.end() :]
-    return (found, " ".join(rest.split()).strip(" ,.;:!?-")) if found else ({}, message)
-
-
-def conversation_filter(messages: Sequence[str], authors_of_previous: Sequence[str] = ()) -> dict:
-    """The filter a conversation has set so far: each message's requests narrow it, "clear" empties it.
-    `authors_of_previous` resolves "by the same authors" for the last message (its first author)."""
-    current: dict = {}
-    for number, message in enumerate(messages):
-        asked, _ = filter_requests(message)
-        if asked.pop("clear", False):
-            current = {}
-        if asked.pop("same_authors", False) and number == len(messages) - 1 and authors_of_previous:
-            asked["author"] = authors_of_previous[0]
-        current.update(asked)
-    return current

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from paperchat.index.papers import Paper
+
 
 @dataclass
 class Citation:
@@ -73,3 +75,20 @@ class Hit:
             f"{side('bm25', self.bm25_rank, self.bm25, '.2f')}, "
             f"{side('vector', self.vector_rank, self.vector, '.3f')}, fused {self.score:.4f}"
         )
+
+
+def citation_of(paper: Paper) -> Citation:
+    """What a hit cites of its paper."""
+    return Citation(
+        paper.title,
+        paper.url,
+        paper.pages,
+        paper.dates,
+        paper.authors,
+        paper.date,
+        paper.year,
+        paper.arxiv_id,
+        paper.doi,
+        paper.venue,
+        paper.categories,
+    )

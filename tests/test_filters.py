@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from conftest import small_assistant, write
 from paperchat import PaperchatError
-from paperchat.filters import Filter, conversation_filter, date_mask, filter_requests
+from paperchat.filters import Filter, date_mask
 from paperchat.index.columns import Columns, date_bounds
 
 METADATA = [
@@ -186,32 +186,6 @@ def test_every_hit_matches_the_filter_and_bm25_is_the_unfiltered_ranking_restric
         assert len(hits) == min(10, len(matching))  # k hits whenever k papers match
     for hit in hits:  # ranks are within the filtered set
         assert hit.vector_rank is None or hit.vector_rank <= len(matching)
-
-
-@pytest.mark.parametrize(
-    "message, asked, rest",
-    [
-        ("only the ones since 2024", {"since": "2024"}, ""),
-        ("just cs.CV", {"category": "cs.CV"}, ""),
-        ("any with code?", {"has_code": True}, "any"),
-        ("papers on LoRA before 2023-06", {"until": "2023-06"}, "papers on LoRA"),
-        ("what about by the same authors?", {"same_authors": True}, "what about"),
-        ("clear the filters", {"clear": True}, ""),
-        ("pruning large language models", {}, "pruning large language models"),
-    ],
-)
-def test_filter_requests_in_a_chat_message(message, asked, rest):
-    assert filter_requests(message) == (asked, rest)
-
-
-def test_a_conversation_narrows_its_filter_turn_by_turn_until_cleared():
-    turns = ["pruning LLMs", "only the ones since 2024", "just cs.CL", "by the same authors"]
-    assert conversation_filter(turns, ["Ada Lovelace"]) == {
-        "since": "2024",
-        "category": "cs.CL",
-        "author": "Ada Lovelace",
-    }
-    assert conversation_filter([*turns, "clear the filters", "with code"]) == {"has_code": True}
 
 
 def test_a_chat_filter_holds_for_the_following_turns(assistant):
