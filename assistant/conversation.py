@@ -258,17 +258,19 @@ class Conversation:
                 "Say \u201cclear the filters\u201d to search them all."
             )
         everywhere = self.assistant.retrieve(searched, 10, mode, context=context)
-        if not everywhere.hits:
+        keep = where.mask(snapshot.columns)
+        outside = [h for h in everywhere.hits if not keep[snapshot.positions([h.id])[0]]]
+        if not outside:
             return (
                 f"{matching} paper{'s' if matching != 1 else ''} match {described}, and none is about this; "
                 + nothing_relevant(everywhere.missing, everywhere.covered, [])
             )
-        named = "; ".join(h.title for h in everywhere.hits[:3])
+        named = "; ".join(h.title for h in outside[:3])
         about = " or ".join(map(repr_phrase, filtered.missing[:1] or [searched]))
         return (
             f"{matching} paper{'s' if matching != 1 else ''} match {described}; none is about {about}. "
-            f"{len(everywhere.hits)} outside the filter are, among them: {named}. "
-            "Say \u201cclear the filters\u201d to see them."
+            f"{len(outside)} outside the filter {'are' if len(outside) != 1 else 'is'}: {named}"
+            f"{' and more' if len(outside) > 3 else ''}. Say \u201cclear the filters\u201d to see them."
         )
 
     def _authors_shown(self) -> list[str]:
