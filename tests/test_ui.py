@@ -223,6 +223,47 @@ def test_real_browser_sets_a_filter_and_downloads_the_sources_as_bibtex(server, 
         )
         page.locator("#clear-filters").click()
         expect(page.locator("#filter-source textarea, #filter-source input").first).to_have_value("", timeout=10_000)
+        expect(page.locator("#active-filter")).to_contain_text("Filter: none", timeout=10_000)
+        browser.close()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not CHROMIUM and not os.environ.get("PAPERCHAT_REQUIRE_BROWSER"),
+    reason="needs Chromium: apt-get install -y chromium",
+)
+def test_real_browser_chat_asks_for_a_filter_removes_it_with_one_click_and_points_at_a_shown_paper(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    assert CHROMIUM, "PAPERCHAT_REQUIRE_BROWSER is set but Chromium is not installed"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
+        page, other = (browser.new_page(viewport={"width": 1400, "height": 1000}) for _ in range(2))
+        for tab in (page, other):
+            tab.goto(server, wait_until="domcontentloaded")
+            tab.locator("#question textarea").wait_for(timeout=60_000)
+
+        def ask(tab, message: str, answers: int) -> None:
+            tab.locator("#question textarea").fill(message)
+            tab.locator("#ask").click()
+            expect(tab.locator("#chat [data-testid='bot']")).to_have_count(answers, timeout=60_000)
+
+        ask(page, "pruning large language models", 1)
+        ask(other, "pruning large language models", 1)
+        ask(page, "only the ones with code", 2)
+        expect(page.locator("#active-filter")).to_contain_text("has_code=True", timeout=60_000)
+        first = page.locator("#sources .source").first.inner_text()
+        ask(page, "more like [1]", 3)
+        expect(page.locator("#chat")).to_contain_text("more like", timeout=60_000)
+        assert first.splitlines()[0].split("] ", 1)[-1][:30] in page.locator("#chat").inner_text()
+        page.locator("#clear-filters").click()
+        expect(page.locator("#active-filter")).to_contain_text("Filter: none", timeout=10_000)
+        ask(page, "what about for vision transformers?", 4)
+        expect(page.locator("#active-filter")).to_contain_text("Filter: none", timeout=60_000)
+        ask(other, "more like [1]", 2)  # the other tab's conversation has no filter and its own [1]
+        expect(other.locator("#active-filter")).to_contain_text("Filter: none", timeout=60_000)
         browser.close()
 
 

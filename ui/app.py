@@ -12,6 +12,7 @@ from pathlib import Path
 import gradio as gr
 
 from paperchat import Assistant, PaperchatError
+from paperchat.conversation import Conversation
 from paperchat.export import export
 from paperchat.filters import Filter
 from paperchat.settings import MODES
@@ -22,7 +23,9 @@ EXAMPLES = [
     "pruning large language models",
     "What about for vision transformers?",
     "knowledge distillation for code models",
+    "only the ones with code",
     "more like [1]",
+    "clear the filters",
 ]
 WRITING = "…"  # the bubble's content until the first token (or the extractive answer) arrives
 EMPTY_PROMPT = (
@@ -30,19 +33,9 @@ EMPTY_PROMPT = (
 )
 
 
-def _text(content) -> str:
-    """Message content as plain text: Gradio gives a string or a list of typed parts."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, dict):
-        return str(content.get("text", ""))
-    if isinstance(content, (list, tuple)):
-        return " ".join(_text(part) for part in content).strip()
-    return ""
-
-
-def _user_messages(history: list[dict]) -> list[str]:
-    return [_text(m.get("content")) for m in history or [] if isinstance(m, dict) and m.get("role") == "user"]
+def filter_row(where: Filter | None) -> str:
+    """The filter row under the chat: what the last answer was filtered by ("Filter: none" when nothing)."""
+    return f"**Filter:** {escape_markdown(where.describe())}" if where else "**Filter:** none"
 
 
 FILTER_FIELDS = ("since", "until", "author", "category", "venue", "source", "has_code")
@@ -97,12 +90,22 @@ class Downloads:
 def build_app(assistant: Assistant) -> gr.Blocks:
     """The chat page plus two named API endpoints: `/search` (hits as JSON) and `/chat` (a cited answer as JSON)."""
 
-    def respond(request: gr.Request, message: str, history: list[dict], k: int, mode: str, *filter_values):
+    def respond(
+        request: gr.Request,
+        message: str,
+        history: list[dict],
+        conversation: Conversation | None,
+        k: int,
+        mode: str,
+        *filter_values,
+    ):
         """A generator: the sources panel first, then a written answer token by token, then the
         checked answer. Gradio sends each streamed update as a diff against the previous one, so
         a token travels as an append to the last message; the side outputs (sources, downloads,
-        filter) are yielded unchanged, which sends nothing for them."""
+        filter) are yielded unchanged, which sends nothing for them. The browser session's
+        `Conversation` (held in a `gr.State`) remembers the turns, what they showed and the filter."""
         history = list(history or [])
+        conversation = conversation or assistant.chat()
         side = (
             gr.update(),
             gr.update(),
@@ -111,19 +114,21 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         )  # sources, two downloads, active filter: kept until a search is done
         if not message or not message.strip():
             history.append({"role": "assistant", "content": EMPTY_PROMPT})
-            yield "", history, *side
+            yield "", history, conversation, *side
             return
-        earlier = _user_messages(history)
         history.append({"role": "user", "content": message})
         try:
             where = Filter.of(dict(zip(FILTER_FIELDS, (_filter_value(v) for v in filter_values))))
-            events = assistant.ask_stream(message, earlier, int(k), mode, where=where)
+            events = conversation.ask_stream(message, int(k), mode, where=where)
             found = next(events).answer
-            active = f"Filter: {escape_markdown(found.where.describe())}" if found.where else ""
-            side = (sources_panel(found.hits), *downloads.write(request.session_hash, found.hits), active)
+            side = (
+                sources_panel(found.hits),
+                *downloads.write(request.session_hash, found.hits),
+                filter_row(found.where),
+            )
             lead = searched_markdown(found)
             history.append({"role": "assistant", "content": lead + WRITING})
-            yield "", history, *side
+            yield "", history, conversation, *side
             streamed = ""
             for event in events:
                 if event.kind == "token":
@@ -131,11 +136,11 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     history[-1] = {"role": "assistant", "content": lead + escape_markdown(streamed)}
                 else:
                     history[-1] = {"role": "assistant", "content": reply_markdown(event.answer)}
-                yield "", history, *side
+                yield "", history, conversation, *side
         except PaperchatError as exc:
             reply = {"role": "assistant", "content": f"⚠️ {escape_markdown(str(exc))}"}
             history[-1:] = [history[-1], reply] if history[-1]["role"] == "user" else [reply]
-            yield "", history, *side
+            yield "", history, conversation, *side
 
     def search_api(query: str, k: int = 10, mode: str = "hybrid") -> dict:
         """Ranked hits for a query: {query, mode, took_ms, relevant, relevance, hits: [Hit...]}; no hits when nothing
@@ -164,6 +169,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         with gr.Row():
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(label="Chat", height=520, elem_id="chat")
+                conversation = gr.State(None)  # this browser session's Conversation, made at its first message
                 question = gr.Textbox(
                     placeholder="Ask about the papers…", show_label=False, elem_id="question", autofocus=True
                 )
@@ -173,6 +179,9 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                 with gr.Row():
                     k = gr.Slider(1, 20, value=5, step=1, label="results")
                     mode = gr.Radio(list(MODES), value="hybrid", label="mode")
+                with gr.Row():
+                    active = gr.Markdown(filter_row(None), elem_id="active-filter")
+                    reset = gr.Button("Clear filters", elem_id="clear-filters", size="sm")
                 with gr.Accordion("Filters (kept for the whole chat)", open=False, elem_id="filters"):
                     with gr.Row():
                         since = gr.Textbox(label="since", placeholder="2024 or 2024-06-01", elem_id="filter-since")
@@ -183,8 +192,6 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                         venue = gr.Textbox(label="venue", elem_id="filter-venue")
                         source = gr.Textbox(label="source", placeholder="Jun 6", elem_id="filter-source")
                         has_code = gr.Checkbox(label="has code", elem_id="filter-has-code")
-                    reset = gr.Button("Clear filters", elem_id="clear-filters")
-                active = gr.Markdown("", elem_id="active-filter")
                 gr.Examples(EXAMPLES, inputs=question, label="Examples (click, then Ask)")
             with gr.Column(scale=2):
                 gr.Markdown("### Sources")
@@ -199,19 +206,23 @@ def build_app(assistant: Assistant) -> gr.Blocks:
 
         def new_chat(request: gr.Request):
             downloads.end(request.session_hash)
-            return [], sources_panel([]), None, None
+            return [], None, sources_panel([]), None, None, filter_row(None)
+
+        def clear_filters(conversation: Conversation | None):
+            """The one-click removal: the filter boxes and the filter the chat asked for."""
+            if conversation is not None:
+                conversation.clear_filter()
+            return "", "", "", "", "", "", False, conversation, filter_row(None)
 
         filter_inputs = [since, until, author, category, venue, source, has_code]
         inputs, outputs = (
-            [question, chatbot, k, mode, *filter_inputs],
-            [question, chatbot, sources, bibtex, ris, active],
+            [question, chatbot, conversation, k, mode, *filter_inputs],
+            [question, chatbot, conversation, sources, bibtex, ris, active],
         )
         question.submit(respond, inputs, outputs, api_visibility="private")
         send.click(respond, inputs, outputs, api_visibility="private")
-        clear.click(new_chat, None, [chatbot, sources, bibtex, ris], api_visibility="private")
-        reset.click(
-            lambda: ("", "", "", "", "", "", False, ""), None, [*filter_inputs, active], api_visibility="private"
-        )
+        clear.click(new_chat, None, [chatbot, conversation, sources, bibtex, ris, active], api_visibility="private")
+        reset.click(clear_filters, conversation, [*filter_inputs, conversation, active], api_visibility="private")
         app.unload(session_ended)
         gr.api(search_api, api_name="search")
         gr.api(chat_api, api_name="chat")
