@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from paperchat.chat import (
     Answer,
     AnswerEvent,
@@ -252,9 +254,10 @@ class Conversation:
         matching = int(where.mask(snapshot.columns).sum())
         described = repr_phrase(_describe(asdict(where)))
         if matching == 0:
-            reason = _why_none_match(where, snapshot.columns)
+            reason, fields = _why_none_match(where, snapshot.columns)
             return (
-                f"No paper in this index {reason}, so {described} matches none of the {len(snapshot)} papers. "
+                f"No paper in this index {reason}, so {repr_phrase(_describe(fields))} matches none of the "
+                f"{len(snapshot)} papers. "
                 "Say \u201cclear the filters\u201d to search them all."
             )
         everywhere = self.assistant.retrieve(searched, 10, mode, context=context)
@@ -363,16 +366,18 @@ def _describe(values: Mapping) -> str:
     )
 
 
-def _why_none_match(where: Filter, columns) -> str:
-    """Which condition no paper can meet, in words ("has a date")."""
-    if (where.since or where.until) and not (columns.date_from > 0).any():
-        return "has a date"
-    if where.author and not columns.authors.any():
-        return "lists its authors"
-    if where.venue and not columns.venue.any():
-        return "names a venue"
-    if where.category and not (columns.categories != "||").any():
-        return "has an arXiv category"
-    if where.has_code and not columns.has_code.any():
-        return "links its code"
-    return "matches all of these conditions"
+def _why_none_match(where: Filter, columns) -> tuple[str, dict]:
+    """The condition no paper of the index can meet, in words ("has a date"), and the filter fields it concerns."""
+    present = {
+        "has a date": (("since", "until"), columns.date_from > 0),
+        "lists its authors": (("author",), np.char.str_len(columns.authors) > 0),
+        "names a venue": (("venue",), np.char.str_len(columns.venue) > 0),
+        "has an arXiv category": (("category",), np.char.str_len(columns.categories) > 2),
+        "links its code": (("has_code",), columns.has_code),
+    }
+    asked = {key: value for key, value in asdict(where).items() if value not in (None, False)}
+    for reason, (names, rows) in present.items():
+        fields = {name: asked[name] for name in names if name in asked}
+        if fields and not rows.any():
+            return reason, fields
+    return "matches all of these conditions", asked

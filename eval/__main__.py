@@ -120,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
     # Imported here: the report's matplotlib and the gate's scikit-learn are slow to import, which `paperchat search`
     # must not pay for its parser.
     from paperchat.api import Assistant
+    from paperchat.eval.filters import filter_reading, reading_table, reading_text
     from paperchat.eval.gate import accuracy, accuracy_text, decisions, fit_gate, labelled_questions
     from paperchat.eval.report import text_table, write_outputs
 
@@ -190,6 +191,12 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"== relevance gate{f' ({args.half} half)' if args.half else ''}: "
             f"answerable questions answered, off-topic ones declined\n{accuracy_text(table)}\n"
+        )
+        rows = filter_reading(assistant, args.half, progress=not args.quiet)
+        summary["filter_reading"] = reading_table(rows)
+        print(
+            f"== filter reading{f' ({args.half} half)' if args.half else ''}: content questions set no filter, "
+            f"requests end with the filter meant\n{reading_text(summary['filter_reading'], rows)}\n"
         )
     for folder in args.beir:
         dataset = load_beir(Path(folder))
