@@ -181,11 +181,18 @@ class Conversation:
         request = read_filter_request(message)
         if request.error:
             return self._refused(message, f"Filter not changed: {request.error}. {self._filter_line()}")
-        authors = self._authors_shown() if request.same_authors else None
+        authors = self._authors_shown(request.same_authors) if request.same_authors else None
         if request.same_authors and not authors:
-            reason = "no answer has shown a paper yet" if not self.shown else "the paper shown as [1] lists no authors"
+            number = request.same_authors
+            reason = (
+                "no answer has shown a paper yet"
+                if not self.shown
+                else f"the last answer showed no [{number}]"
+                if not 1 <= number <= len(self.shown) and number != -1
+                else f"the paper shown as [{number}] lists no authors in this index"
+            )
             return self._refused(
-                message, f"Filter not changed: \u201cby the same authors\u201d needs authors, and {reason}."
+                message, f"Filter not changed: \u201cby the same authors\u201d needs authors; {reason}."
             )
         wanted = apply_filter_request(self.filter, request, authors)
         try:
@@ -276,11 +283,13 @@ class Conversation:
             f"{' and more' if len(outside) > 3 else ''}. Say \u201cclear the filters\u201d to see them."
         )
 
-    def _authors_shown(self) -> list[str]:
+    def _authors_shown(self, number: int) -> list[str]:
+        """The authors of paper [number] (-1: the last) of the last list shown; [] when there is none."""
         shown = self.shown
-        if not shown:
+        if not shown or not (1 <= number <= len(shown) or number == -1):
             return []
-        paper = self.assistant.store.snapshot().papers(shown[:1]).get(shown[0])
+        doc_id = shown[number - 1 if number > 0 else -1]
+        paper = self.assistant.store.snapshot().papers([doc_id]).get(doc_id)
         return list(paper.authors) if paper else []
 
     def _pointed(self, message: str, pointer: Pointer, k: int, mode: str | None) -> tuple[Answer, Turn]:

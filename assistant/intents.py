@@ -98,6 +98,13 @@ _CLAUSE_END = (
 )
 
 
+# "skip anything before 2022", "nothing after 2019": what is excluded, so the bound is the date itself
+_EXCLUDING = (
+    r"\b(?:skip|exclude|drop|hide|remove|filter\s+out|ignore|no|nothing|not)\s+(?:anything|papers|ones|stuff|work|"
+    r"those|results)?\s*(?:published\s+|from\s+)?"
+)
+
+
 def _date_pattern(before: str, after: str = "") -> re.Pattern:
     return re.compile(rf"(?:{before})(?P<date>{_DATE})(?:{after}){_AFTER_DATE}", re.I)
 
@@ -114,6 +121,8 @@ _DATE_FORMS = [
         ),
         True,
     ),
+    ("since", _date_pattern(_EXCLUDING + r"(?:before|older\s+than|earlier\s+than|prior\s+to)\s+"), True),
+    ("until", _date_pattern(_EXCLUDING + r"(?:after|newer\s+than|later\s+than|since)\s+"), True),
     ("since", _date_pattern(r"\bfrom\s+", r"\s+on(?:wards?)?\b"), True),
     (
         "since",
@@ -144,7 +153,7 @@ _DATE_FORMS = [
 ]
 _CODE = (
     r"(?:(?:released|public|open[- ]source|available|official|runnable|an?)\s+)*(?:source\s+code|code(?:\s+links?)?|"
-    r"implementations?|github(?:\s+(?:link|repo(?:sitory)?))?|repo(?:sitory)?)"
+    r"implementations?|code\s*bases?|github(?:\s+(?:links?|repos?(?:itory)?))?|repos?(?:itory)?)"
 )
 _CODE_FORMS = [
     (
@@ -166,6 +175,22 @@ _CODE_FORMS = [
     ),
     (True, re.compile(rf"\b(?:whose\s+)?{_CODE}\s+(?:is|are)\s+(?:out|available|released|public){_CLAUSE_END}", re.I)),
     (True, re.compile(r"\bhas[_ ]code\s*(?:=|is)?\s*(?:true|yes)\b", re.I)),
+    (
+        True,
+        re.compile(
+            rf"\b(?:(?:that|which)\s+)?(?:links?|linking|points?\s+to)\s+(?:to\s+)?(?:an?\s+|their\s+|its\s+)?{_CODE}"
+            rf"{_CLAUSE_END}",
+            re.I,
+        ),
+    ),
+    (
+        True,
+        re.compile(
+            r"(?:^|\b(?:only|just)\s+)(?:(?:released|public|open[- ]source|available|official)\s+)+(?:code|"
+            r"implementations?|code\s*bases?|repos?)\s*(?:only|required|needed|please)?\s*[.!?]*$",
+            re.I,
+        ),
+    ),
 ]
 _CATEGORY = re.compile(rf"(?<![\w.])(?P<value>(?:{ARCHIVES})\.[a-z]{{2}})(?![\w.-])", re.I)
 _VENUE = "|".join(VENUES)
@@ -184,7 +209,15 @@ _AUTHOR = re.compile(
     rf"authored\s+by|(?:from|by)\s+(?:the\s+)?authors?)\s+(?P<value>{_NAME})(?=\s*(?:$|[?!.,;:)]|please\b|only\b|"
     rf"and\b|in\b|since\b|with\b))"
 )
-_SAME_AUTHORS = re.compile(r"\b(?:by|from)\s+the\s+same\s+(?:authors?|group|team|people|lab)\b", re.I)
+_AUTHOR_ALONE = re.compile(
+    rf"^\s*(?:(?:and|but|ok|okay)\s+)?(?:only\s+|just\s+)?(?:(?:papers|ones|those)\s+)?by\s+(?P<value>{_NAME})"
+    rf"\s*(?:please|only)?\s*[.!?]*\s*$"
+)
+_SAME_AUTHORS = re.compile(
+    r"\b(?:by|from)\s+the\s+same\s+(?:authors?|group|team|people|lab)(?:\s+as\s+(?:\[(?P<number>\d{1,3})\]|"
+    r"(?:the\s+)?(?P<ordinal>first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|last)(?:\s+(?:one|paper))?))?",
+    re.I,
+)
 _SOURCE = re.compile(
     r"\b(?:only\s+)?(?:(?:stuff|papers|ones)\s+)?(?:from|in|on)\s+(?:the\s+)?(?P<value>hf\s+daily\s+papers|"
     r"hugging\s*face\s+daily\s+papers)(?:\s+only)?\b",
@@ -193,7 +226,8 @@ _SOURCE = re.compile(
 _CLEAR_ALL = re.compile(
     r"\b(?:clear|drop|remove|reset|forget|lose|undo|cancel|ignore|get\s+rid\s+of|turn\s+off|no\s+more|without)\s+"
     r"(?:all\s+)?(?:of\s+)?(?:the\s+|that\s+|those\s+|these\s+|my\s+|any\s+)?(?:filters?|restrictions?|constraints?|"
-    r"limits?)\b|\b(?:show|give)\s+(?:me\s+)?(?:everything|all(?:\s+(?:the\s+)?papers)?)\s+again\b|\bno\s+filters?\b",
+    r"limits?)\b|\b(?:show|give)\s+(?:me\s+)?(?:everything|all(?:\s+(?:the\s+)?papers)?)\s+again\b|\bno\s+filters?\b|"
+    r"\b(?:clear|reset|remove|drop|undo)\s+(?:it\s+all|everything|all)\b",
     re.I,
 )
 _CLEAR_FIELD = re.compile(
@@ -213,7 +247,7 @@ class FilterRequest:
 
     set: dict = field(default_factory=dict)
     clear: tuple[str, ...] = ()
-    same_authors: bool = False
+    same_authors: int = 0  # "by the same authors (as [n])": the position n of that paper in the last list shown
     rest: str = ""
     error: str | None = None
 
@@ -250,8 +284,9 @@ def read_filter_request(message: str, this_year: int | None = None) -> FilterReq
             word = (match.group("field") or match.group("again")).lower()
             clear.extend(FIELD_WORDS.get(word, FIELD_WORDS.get(word.rstrip("s"), ())))
             take(match)
-    if _SAME_AUTHORS.search(message):
-        take(_SAME_AUTHORS.search(message))
+    same = _SAME_AUTHORS.search(message)
+    if same:
+        take(same)
     for wanted, pattern in _CODE_FORMS:
         match = pattern.search(message)
         if match and free(match) and "has_code" not in found:
@@ -272,8 +307,8 @@ def read_filter_request(message: str, this_year: int | None = None) -> FilterReq
     if match and free(match):
         found["source"] = SOURCES[" ".join(match.group("value").lower().replace("huggingface", "hugging face").split())]
         take(match)
-    match = _AUTHOR.search(message)
-    if match and free(match):
+    match = _AUTHOR.search(message) or _AUTHOR_ALONE.search(message)
+    if match and free(match) and not _SAME_AUTHORS.search(message):
         found["author"] = match.group("value")
         take(match)
     error = None
@@ -299,7 +334,7 @@ def read_filter_request(message: str, this_year: int | None = None) -> FilterReq
                 continue
             take(match)
             found.update(_bounds(operation, start, end))
-    same_authors = bool(_SAME_AUTHORS.search(message))
+    same_authors = _position(same) if same else 0
     if "*" in clear:
         clear = ["*"]
     if not (found or clear or same_authors or error):
@@ -383,7 +418,7 @@ def apply_filter_request(current: dict, request: FilterRequest, authors: list[st
                 if other and (other > updated[name] if name == "until" else other < updated[name]):
                     updated.pop(name)
     updated.update(values)
-    if request.same_authors and authors:
+    if request.same_authors and authors:  # the caller looked up the authors of the paper it points at
         updated["author"] = authors[0]
     return updated
 

@@ -26,7 +26,7 @@ BUNDLED_SETS = (
     "blind_paraphrase",
 )
 GATE_SETS = ("offtopic", "blind_offtopic", "blind_offtopic2")
-FILTER_SETS = ("blind_filters",)
+FILTER_SETS = ("blind_filters", "blind_filters2")
 CLAIM_SETS = ("claims", "claims2")
 ANSWERABLE_KINDS = ("control",)  # in a gate set; every other kind (near, far) has no answer in the corpus
 

@@ -89,9 +89,10 @@ def test_filters_narrow_turn_by_turn_and_are_removed_by_field_or_all():
     }
     assert apply_filter_request(current, read_filter_request("clear the filters", YEAR)) == {}
     same = read_filter_request("by the same authors", YEAR)
-    assert same.same_authors and apply_filter_request({}, same, ["Ada Lovelace", "C. Babbage"]) == {
+    assert same.same_authors == 1 and apply_filter_request({}, same, ["Ada Lovelace", "C. Babbage"]) == {
         "author": "Ada Lovelace"
     }
+    assert read_filter_request("anything by the same group as [3]?", YEAR).same_authors == 3
 
 
 @pytest.mark.parametrize(

@@ -240,7 +240,8 @@ def test_paperchat_ask_streams_in_the_terminal(bundled_index, llm_server):
     )
     out, err = started.communicate(timeout=300)
     assert started.returncode == 0, err
-    assert out.startswith("Sources: [1] ") and "Training-free" in out.splitlines()[0]
+    lines = out.splitlines()
+    assert lines[0] == "Filter: none" and lines[1].startswith("Sources: [1] ") and "Training-free" in lines[1]
     assert "Citation check:" in out or "Extractive answer instead:" in out
     assert " 1. " in out and "test-key" not in out + err
 
