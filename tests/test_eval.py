@@ -42,7 +42,7 @@ def results(assistant):
 def test_judged_sets_are_valid_and_large_enough():
     papers = {p.id: p.title for p in load_bundled()[0]}
     sizes = {}
-    for name in (*BUNDLED_SETS, *GATE_SETS):
+    for name in (*BUNDLED_SETS, *GATE_SETS, *FILTER_SETS):
         records = [json.loads(line) for line in bundled_file(name).read_text().splitlines() if line.strip()]
         assert len({r["_id"] for r in records}) == len(records)
         for record in records:
