@@ -8,6 +8,11 @@ methods), and a rule-based rewrite adds the grammar's reading (`rewrite_follow_u
 substitution cues such as "what about X" or "X instead" drop the part of the previous topic
 that X replaces). None of the three has to be right on its own, so a phrasing no rule knows
 degrades to "message plus context" instead of failing.
+
+A message that points back ("what about doing that for video?", "can the same be done during
+pretraining?", "any benchmarks for that?") refers to the previous question's action or object: the
+rewrite keeps the whole previous topic (an opening "what about" replaces nothing then), and when
+the message says little beyond the pointer, the rewrite counts most (`POINTER_WEIGHTS`).
 """
 
 from __future__ import annotations
@@ -117,8 +122,28 @@ _EXCLUDED = re.compile(
     r"\s+(?:the |a |an )?(?:[\w+\-]+\s*){1,4}",
     re.I,
 )
+# A back-reference to the previous question's action or object: "the same", "like that", "can it be ...",
+# "does that work", "doing that", "tried those on", "benchmarks for that", "their sample complexity".
+_POINTED = r"(?:that|this|it|those|these|them|they|the same)"
+_POINTER = re.compile(
+    r"\b(?:the same|same (?:thing|idea|approach|trick|method)|similar|such|like (?:that|this|those|these|it))\b"
+    r"|\b(?:can|could|does|do|did|would|will|is|are|was|were|has|have|had|should|might|may)\s+" + _POINTED + r"\b"
+    r"|\b(?:do|does|did|doing|done|apply|applying|applied|use|using|used|try|tried|trying|extend|extending|point"
+    r"|pointed|pointing|having|make|making|run|running|combine|combining|push|pushing|take|taking|scale|scaling)\s+"
+    + _POINTED
+    + r"\b"
+    r"|\b(?:for|on|to|with|of|by|from|about|behind|after|into|in|at|beyond)\s+" + _POINTED + r"\s*(?:[?.!,;:]|$)"
+    r"|\b(?:its|their|those|these)\b",
+    re.I,
+)
+# "X instead", "rather X": a replacement said outright ("instead of X", "rather than X" only rule X out).
+_SAID_INSTEAD = re.compile(r"\b(?:instead|rather)\b(?!\s+(?:of|than)\b)", re.I)
 CONTEXT_WEIGHT = 0.7
 REWRITE_WEIGHT = 0.5
+# A message that points back and has at most POINTER_WORDS content words of its own ("can the same be done
+# during pretraining?") says little alone: searched as message, context, rewrite at these weights.
+POINTER_WORDS = 3
+POINTER_WEIGHTS = (0.7, 0.7, 1.0)
 
 
 @dataclass(frozen=True)
@@ -173,19 +198,40 @@ def _ends_with_trailing_cue(lowered: str) -> bool:
 
 
 def is_follow_up(message: str) -> bool:
-    """Does the message lean on the conversation (a cue opening, a back-reference, 'too'/'instead')?"""
+    """Does the message lean on the conversation (a cue opening, a back-reference, 'too'/'instead', or ruling
+    something out: 'rather than math', 'not prompt jailbreaks')?"""
     lowered = " ".join(message.lower().split())
     if _opens_with(lowered, SUBSTITUTION_CUES + ADDITION_CUES) or _ends_with_trailing_cue(lowered):
+        return True
+    if _EXCLUDED.search(message):
         return True
     words = set(re.findall(r"[a-z]+", lowered))
     return bool(words & REFERENCES) and len(content_words(message)) <= 6
 
 
+def points_back(message: str) -> bool:
+    """Does the message refer to the previous question's action or object ("doing that", "the same",
+    "can it be done ...", "benchmarks for that", "their limitations")?"""
+    return bool(_POINTER.search(" ".join(message.split())))
+
+
+def _after_cue(lowered: str) -> str:
+    """The message without its opening substitution cue (whose own 'that' in "more like that but" or 'same' in
+    "same for" is part of the cue, not a pointer)."""
+    for cue in sorted(SUBSTITUTION_CUES, key=len, reverse=True):
+        if lowered.startswith(cue):
+            return lowered[len(cue) :]
+    return lowered
+
+
 def wants_substitution(message: str) -> bool:
+    """Do the new words replace part of the previous topic? 'what about X', 'X instead', 'rather X' do; not when
+    the message points back at that topic ('what about doing that for video?' keeps it), and not 'instead of X'
+    alone (X is only ruled out)."""
     lowered = " ".join(message.lower().split())
-    return any(lowered.startswith(cue) for cue in SUBSTITUTION_CUES) or bool(
-        re.search(r"\b(instead|rather)\b", lowered)
-    )
+    if _SAID_INSTEAD.search(lowered):
+        return True
+    return _opens_with(lowered, SUBSTITUTION_CUES) and not points_back(_after_cue(lowered))
 
 
 def replaces_domain(message: str) -> bool:
@@ -197,9 +243,11 @@ def replaces_domain(message: str) -> bool:
 def rewrite_follow_up(message: str, previous_query: str) -> str:
     """A stand-alone query for `message` given the previous searched query (unchanged if not a follow-up).
 
-    Additive follow-ups keep the whole previous topic and add the new words. Substitutions
-    replace one chunk of a two-part topic ("pruning | large language models"): the domain
-    chunk (the last) when the new words come after for/in/on, else the method chunk (the first).
+    Additive follow-ups keep the whole previous topic and add the new words; so do follow-ups
+    that point back at it ("what about doing that for video?", "can the same be done during
+    pretraining?"). Substitutions replace one chunk of a two-part topic ("pruning | large
+    language models"): the domain chunk (the last) when the new words come after for/in/on,
+    else the method chunk (the first).
     """
     switched = _SWITCH.sub("", message)
     if switched != message:  # "Unrelated: ..." announces a fresh question
@@ -223,6 +271,8 @@ def formulations(message: str, previous: str, rewritten: str | None = None) -> l
     The message (without what it rules out: "instead of the weights") at weight 1; the previous
     question as context at CONTEXT_WEIGHT; a rewrite, when it says something new, at
     REWRITE_WEIGHT: `rewritten` (an LLM's stand-alone query) when given, else the rule-based one.
+    A message that points back with few words of its own ("what about doing that for video?")
+    is searched at POINTER_WEIGHTS instead: the rewrite, which says what "that" is, counts most.
     A message that announces a new subject ("Unrelated: ...") is searched alone. Weights were
     chosen on the dev half of the judged chats (eval/README.md).
     """
@@ -230,13 +280,16 @@ def formulations(message: str, previous: str, rewritten: str | None = None) -> l
     if not previous or switched != message.strip():
         return [Formulation(switched or message)]
     own = " ".join(_EXCLUDED.sub(" ", message).split()) or message
-    found = [Formulation(own), Formulation(previous, CONTEXT_WEIGHT, "context")]
+    weights = (1.0, CONTEXT_WEIGHT, REWRITE_WEIGHT)
+    if points_back(message) and len(content_words(own)) <= POINTER_WORDS:
+        weights = POINTER_WEIGHTS
+    found = [Formulation(own, weights[0]), Formulation(previous, weights[1], "context")]
     excluded = {w.lower() for phrase in _EXCLUDED.findall(message) for w in content_words(phrase)}
     role = "llm rewrite" if rewritten else "rewrite"
     if not rewritten:
         rewritten = " ".join(w for w in rewrite_follow_up(message, previous).split() if w.lower() not in excluded)
-    if rewritten and rewritten not in (message, previous):
-        found.append(Formulation(rewritten, REWRITE_WEIGHT, role))
+    if rewritten and rewritten not in (message, own, previous):
+        found.append(Formulation(rewritten, weights[2], role))
     return found
 
 
