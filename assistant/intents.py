@@ -209,13 +209,27 @@ _AUTHOR = re.compile(
     rf"authored\s+by|(?:from|by)\s+(?:the\s+)?authors?)\s+(?P<value>{_NAME})(?=\s*(?:$|[?!.,;:)]|please\b|only\b|"
     rf"and\b|in\b|since\b|with\b))"
 )
+_ORDINALS = {
+    "first": 1,
+    "second": 2,
+    "third": 3,
+    "fourth": 4,
+    "fifth": 5,
+    "sixth": 6,
+    "seventh": 7,
+    "eighth": 8,
+    "ninth": 9,
+    "tenth": 10,
+    "last": -1,
+}
+# "[2]", "the second one", "the last paper": a paper of the last list shown
+_PAPER_REF = r"(?:\[(?P<number>\d{1,3})\]|(?:the\s+)?(?P<ordinal>" + "|".join(_ORDINALS) + r")(?:\s+(?:one|paper))?)"
 _AUTHOR_ALONE = re.compile(
     rf"^\s*(?:(?:and|but|ok|okay)\s+)?(?:only\s+|just\s+)?(?:(?:papers|ones|those)\s+)?by\s+(?P<value>{_NAME})"
     rf"\s*(?:please|only)?\s*[.!?]*\s*$"
 )
 _SAME_AUTHORS = re.compile(
-    r"\b(?:by|from)\s+the\s+same\s+(?:authors?|group|team|people|lab)(?:\s+as\s+(?:\[(?P<number>\d{1,3})\]|"
-    r"(?:the\s+)?(?P<ordinal>first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|last)(?:\s+(?:one|paper))?))?",
+    r"\b(?:by|from)\s+the\s+same\s+(?:authors?|group|team|people|lab)(?:\s+as\s+" + _PAPER_REF + ")?",
     re.I,
 )
 _SOURCE = re.compile(
@@ -423,24 +437,10 @@ def apply_filter_request(current: dict, request: FilterRequest, authors: list[st
     return updated
 
 
-_ORDINALS = {
-    "first": 1,
-    "second": 2,
-    "third": 3,
-    "fourth": 4,
-    "fifth": 5,
-    "sixth": 6,
-    "seventh": 7,
-    "eighth": 8,
-    "ninth": 9,
-    "tenth": 10,
-    "last": -1,
-}
 _MORE_LIKE = re.compile(
     r"\s*(?:show\s+(?:me\s+)?)?(?:more|papers|others?|something|anything)\s+(?:like|similar\s+to)\s+"
-    r"(?:\[(?P<number>\d{1,3})\]|(?:number\s+|#)?(?P<plain>\d{1,3})|(?:the\s+)?(?P<ordinal>"
-    + "|".join(_ORDINALS)
-    + r")(?:\s+(?:one|paper))?|(?P<that>that(?:\s+one|\s+paper)?|this(?:\s+one)?|it))\s*[.!?]*\s*",
+    r"(?:" + _PAPER_REF + r"|(?:number\s+|#)?(?P<plain>\d{1,3})|(?P<that>that(?:\s+one|\s+paper)?|this(?:\s+one)?|it))"
+    r"\s*[.!?]*\s*",
     re.I,
 )
 _COMPARE = re.compile(
