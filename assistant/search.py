@@ -21,7 +21,7 @@ import numpy as np
 from paperchat.chat import Formulation
 from paperchat.filters import Filter
 from paperchat.fusion import adaptive_bm25_weight, expansion_terms, feedback_weights, rocchio, rrf, smooth, zscore
-from paperchat.gate import CONCEPT_DOCUMENTS, Evidence, evidence, key_concepts, relevance
+from paperchat.gate import CONCEPT_DOCUMENTS, Concept, Evidence, concepts_by_meaning, evidence, key_concepts, relevance
 from paperchat.hits import Citation, Hit
 from paperchat.index.bm25 import top_positions
 from paperchat.index.errors import PaperchatError
@@ -150,12 +150,12 @@ class Searcher:
             (i for i in range(len(sides.ids)) if np.isfinite(fused[i])), key=lambda i: (-fused[i], sides.ids[i])
         )
         weights = snapshot.bm25.idf(sorted(set(terms)))
+        papers = [snapshot.paper(int(sides.positions[i])) for i in ranked_positions[: max(k, CONCEPT_DOCUMENTS)]]
         hits = []
-        for i in ranked_positions[:k]:
-            paper = snapshot.paper(int(sides.positions[i]))
+        for i, paper in zip(ranked_positions[:k], papers):
             snippet = make_snippet(paper.abstract, terms, tokenizer, weights)
             hits.append(_hit(len(hits) + 1, paper, snippet, float(fused[i]), sides, i))
-        found = self.judge(snapshot, formulations, sides, hits)
+        found = self.judge(snapshot, formulations, sides, papers[:CONCEPT_DOCUMENTS])
         probability = relevance(found)
         relevant = bool(hits) and probability >= settings.min_relevance
         return Retrieval(
@@ -174,18 +174,48 @@ class Searcher:
             where=where,
         )
 
-    def judge(self, snapshot: Snapshot, formulations: Sequence[Formulation], sides: Sides, hits: list[Hit]) -> Evidence:
-        """The relevance gate's evidence (`paperchat.gate`): the question's concepts against the top abstracts."""
+    def judge(
+        self, snapshot: Snapshot, formulations: Sequence[Formulation], sides: Sides, top: Sequence[Paper]
+    ) -> Evidence:
+        """The relevance gate's evidence (`paperchat.gate`): the question's concepts against the top abstracts
+        (`top`: the first CONCEPT_DOCUMENTS papers of the whole ranking, so the judgement does not depend on k).
+
+        A concept no top abstract holds by words is looked for by meaning, except in bm25 mode
+        (which never embeds): `meaning`."""
         tokenizer = snapshot.tokenizer
         question = key_concepts(formulations[0].text, tokenizer)
         context = [c for f in formulations[1:] for c in key_concepts(f.text, tokenizer, f.weight)]
         idf = snapshot.bm25.idf(sorted({t for c in question + context for t in c.terms}))
-        documents = [set(tokenizer.tokens(h.title + " " + h.abstract)) for h in hits[:CONCEPT_DOCUMENTS]]
+        documents = [set(tokenizer.tokens(p.title + " " + p.abstract)) for p in top[:CONCEPT_DOCUMENTS]]
         similarity = None if sides.vector is None else float(sides.vector.max()) if sides.vector.size else 0.0
         asked = sorted({t for c in question for t in c.terms})
         return evidence(
-            similarity, question, context, idf, documents, snapshot.bm25.known(asked), snapshot.bm25.max_idf
+            similarity,
+            question,
+            context,
+            idf,
+            documents,
+            snapshot.bm25.known(asked),
+            snapshot.bm25.max_idf,
+            self.meaning(snapshot, question, documents) if sides.vector is not None else None,
         )
+
+    def meaning(self, snapshot: Snapshot, question: list[Concept], documents: list[set[str]]) -> dict[int, set[int]]:
+        """Question concepts that no top abstract holds by words, mapped to the abstracts that express them by
+        meaning (`paperchat.gate.concepts_by_meaning`, against the words of each abstract in the snapshot's
+        lexicon; nothing when the snapshot has no lexicon). Nothing of the abstracts is embedded here."""
+        lexicon = snapshot.lexicon
+        if not len(lexicon):
+            return {}
+        return concepts_by_meaning(
+            question, documents, lambda terms: np.asarray(lexicon.vectors[lexicon.rows(terms)]), self._embed_words
+        )
+
+    def _embed_words(self, words: list[str]) -> np.ndarray:
+        """The query vectors of a question's words: `encode_query` each (ONNX Runtime, cached; ~4 ms a word on
+        2 cores), not one `encode` batch (15-20 ms for up to five words, and it imports torch, seconds, in
+        a process that only searches)."""
+        return np.vstack([self.store.embedder.encode_query(word) for word in words])
 
     def score_sides(
         self,

@@ -1,16 +1,24 @@
-"""Passages of long abstracts and MaxP scoring: pure functions.
+"""Pieces of abstracts as vectors: passages of long abstracts (MaxP scoring) and the words of all of them.
 
 MiniLM reads at most 256 word pieces, and every bundled abstract is longer (median 326), so a
 document vector never sees an abstract's ending. An abstract longer than the model's window is
 also embedded as sentence-packed passages that each fit it (the first one led by the title), and
 a document's dense score is the best of its own vector and its passages' (MaxP, Dai and Callan
 2019). eval/README.md records the study behind it.
+
+The `Lexicon` holds the other end of the scale: every distinct word of the abstracts, embedded
+alone, grouped by its BM25 term. The relevance gate asks it whether a top abstract expresses a
+question's word by meaning ("forgot" ~ "forgets", "purged" ~ "removal"): a word embedded alone
+is close to its near-synonyms and far from merely related topics, which a passage or sentence
+vector is not (a lone word scores about as high against a sentence on a neighbouring topic as
+against one that says it; see `paperchat.gate`).
 """
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,6 +26,11 @@ import numpy as np
 
 PASSAGE_VECTORS_FILE = "passage-vectors.npy"
 PASSAGE_OFFSETS_FILE = "passage-offsets.npy"
+LEXICON_FILE = "lexicon.json"
+LEXICON_VECTORS_FILE = "lexicon-vectors.npy"
+# A word of an abstract for the lexicon: letters and digits, hyphenated parts kept together ("class-incremental").
+_LEXICON_WORD = re.compile(r"[^\W_]+(?:-[^\W_]+)*")
+LEXICON_MIN_CHARS = 3
 # A sentence ends at . ! or ? before a capital or a digit, which may follow an opening quote or bracket.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 # ... or before any opening quote or bracket: a written answer's citation marker "[2]" opens a new piece.
@@ -142,3 +155,86 @@ class Passages:
     @classmethod
     def load(cls, folder: Path) -> Passages:
         return cls(np.load(folder / PASSAGE_OFFSETS_FILE), np.load(folder / PASSAGE_VECTORS_FILE, mmap_mode="r"))
+
+
+def lexicon_words(texts: Iterable[str], tokens: Callable[[str], list[str]]) -> list[tuple[str, str]]:
+    """The distinct words of `texts` (lower-cased, at least LEXICON_MIN_CHARS long, with a letter), each
+    with its BM25 term (`tokens`: the index's tokenizer), sorted; a hyphenated word also gives its parts.
+    Stopwords (no term) are left out."""
+    found: dict[str, str] = {}
+    for text in texts:
+        for match in _LEXICON_WORD.finditer(text.lower()):
+            word = match.group(0)
+            for piece in (word, *word.split("-")) if "-" in word else (word,):
+                if piece in found or len(piece) < LEXICON_MIN_CHARS or not any(ch.isalpha() for ch in piece):
+                    continue
+                terms = tokens(piece)
+                if terms:
+                    found[piece] = terms[0]
+    return sorted(found.items())
+
+
+class Lexicon:
+    """Distinct words of the abstracts, their BM25 terms and unit vectors (row i: `words[i]`)."""
+
+    def __init__(self, words: list[str], terms: list[str], vectors: np.ndarray) -> None:
+        self.words = words
+        self.terms = terms
+        self.vectors = vectors
+        rows: dict[str, list[int]] = {}
+        for row, term in enumerate(terms):
+            rows.setdefault(term, []).append(row)
+        self._rows = rows
+
+    @classmethod
+    def build(
+        cls,
+        texts: Iterable[str],
+        tokens: Callable[[str], list[str]],
+        encode: Callable[[list[str]], np.ndarray] | None,
+        dimension: int,
+        previous: Lexicon | None = None,
+    ) -> Lexicon:
+        """Every word of `texts` embedded alone by `encode` (one batched call for the words `previous`, the
+        lexicon of the snapshot before, does not hold: a small ingest embeds only its new words); empty
+        without `encode`."""
+        vectors = np.zeros((0, dimension), dtype=np.float32)
+        if encode is None:
+            return cls([], [], vectors)
+        pairs = lexicon_words(texts, tokens)
+        words = [word for word, _ in pairs]
+        if words:
+            known = (
+                previous.row_of_word() if previous is not None and previous.vectors.shape[1:] == (dimension,) else {}
+            )
+            vectors = np.empty((len(words), dimension), dtype=np.float32)
+            new = [i for i, word in enumerate(words) if word not in known]
+            old = [i for i, word in enumerate(words) if word in known]
+            if old:
+                vectors[old] = np.asarray(previous.vectors[[known[words[i]] for i in old]])
+            if new:
+                vectors[new] = np.asarray(encode([words[i] for i in new]), dtype=np.float32)
+        return cls(words, [term for _, term in pairs], vectors)
+
+    def row_of_word(self) -> dict[str, int]:
+        return {word: row for row, word in enumerate(self.words)}
+
+    def __len__(self) -> int:
+        """Number of words."""
+        return len(self.words)
+
+    def rows(self, terms: Iterable[str]) -> np.ndarray:
+        """Rows of the words whose term is one of `terms` (a document's terms: the words it holds, in any form)."""
+        return np.fromiter((row for term in dict.fromkeys(terms) for row in self._rows.get(term, ())), dtype=np.int64)
+
+    def save(self, folder: Path) -> None:
+        (folder / LEXICON_FILE).write_text(json.dumps({"words": self.words, "terms": self.terms}), encoding="utf-8")
+        np.save(folder / LEXICON_VECTORS_FILE, np.ascontiguousarray(self.vectors, dtype=np.float32))
+
+    @classmethod
+    def load(cls, folder: Path) -> Lexicon:
+        listed = json.loads((folder / LEXICON_FILE).read_text(encoding="utf-8"))
+        vectors = np.load(folder / LEXICON_VECTORS_FILE, mmap_mode="r")
+        if not len(listed["words"]) == len(listed["terms"]) == len(vectors):
+            raise ValueError("lexicon words, terms and vectors do not line up")
+        return cls(listed["words"], listed["terms"], vectors)

@@ -2,9 +2,10 @@
 
 A snapshot holds, row-aligned over the same document ids: the BM25 arrays, a copy of the
 document vectors, the documents and metadata (`Records`), the passage vectors of long
-abstracts (`Passages`) and the metadata columns filters test (`Columns`). It is immutable: a
-search takes one snapshot and reads only it, so a refresh in the middle of a query cannot mix
-rows of two builds.
+abstracts (`Passages`) and the metadata columns filters test (`Columns`); and, keyed by BM25
+term, the vectors of the abstracts' words (`Lexicon`, for the relevance gate's meaning coverage;
+built only when `build` is given the embedder's `encode`). It is immutable: a search takes one
+snapshot and reads only it, so a refresh in the middle of a query cannot mix rows of two builds.
 
 On disk a snapshot is a build folder plus a manifest (`CURRENT.json`) naming it, written last
 and switched atomically, so a reader never sees a half-built snapshot. The manifest records the
@@ -21,6 +22,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +30,12 @@ import numpy as np
 from paperchat.index.bm25 import BM25Index, BM25Params, top_positions
 from paperchat.index.columns import Columns
 from paperchat.index.papers import Paper
-from paperchat.index.passages import Passages
+from paperchat.index.passages import Lexicon, Passages
 from paperchat.index.plan import record_to_paper
 from paperchat.index.records import Records
 from paperchat.index.tokenize import Tokenizer
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 6  # 6: the lexicon (the words of the abstracts and their vectors, for the gate)
 MANIFEST = "CURRENT.json"
 IDS_FILE = "ids.json"
 VECTORS_FILE = "vectors.npy"
@@ -58,7 +60,8 @@ def file_digest(path: Path) -> dict:
 
 
 class Snapshot:
-    """One immutable, row-aligned view of an index: BM25, vectors, records, passages and metadata columns."""
+    """One immutable view of an index: BM25, vectors, records, passages and metadata columns (row-aligned),
+    and the lexicon of the abstracts' words."""
 
     def __init__(
         self,
@@ -68,6 +71,7 @@ class Snapshot:
         records: Records,
         passages: Passages,
         columns: Columns,
+        lexicon: Lexicon | None = None,
     ) -> None:
         self.ids = ids
         self.bm25 = bm25
@@ -75,6 +79,7 @@ class Snapshot:
         self.records = records
         self.passages = passages
         self.columns = columns
+        self.lexicon = lexicon if lexicon is not None else Lexicon([], [], np.zeros((0, vectors.shape[1]), np.float32))
         self._positions = {doc_id: i for i, doc_id in enumerate(ids)}
 
     @classmethod
@@ -88,10 +93,28 @@ class Snapshot:
         engine: str = "bm25s",
         tokenizer: Tokenizer | None = None,
         params: BM25Params | None = None,
+        encode: Callable[[list[str]], np.ndarray] | None = None,
+        previous: Snapshot | None = None,
     ) -> Snapshot:
+        """A snapshot of what Chroma holds. With `encode` (the embedder's batched `encode`) the words of the
+        documents are embedded into its lexicon, reusing the vectors of the words `previous` (the snapshot
+        this one replaces) already has; without it the lexicon is empty and the gate reads words only."""
         bm25 = BM25Index.build(documents, engine, tokenizer, params)
+        lexicon = Lexicon.build(
+            documents,
+            bm25.tokenizer.tokens,
+            encode,
+            vectors.shape[1],
+            previous.lexicon if previous is not None else None,
+        )
         return cls(
-            ids, bm25, vectors, Records.from_lists(documents, metadatas), passages, Columns.from_metadatas(metadatas)
+            ids,
+            bm25,
+            vectors,
+            Records.from_lists(documents, metadatas),
+            passages,
+            Columns.from_metadatas(metadatas),
+            lexicon,
         )
 
     def __len__(self) -> int:
@@ -146,6 +169,7 @@ class Snapshot:
         self.records.save(build)
         self.passages.save(build)
         self.columns.save(build)
+        self.lexicon.save(build)
         (build / IDS_FILE).write_text(json.dumps(self.ids), encoding="utf-8")
         files = {p.name: file_digest(p) for p in sorted(build.iterdir())}
         manifest = {
@@ -196,12 +220,15 @@ class Snapshot:
             records = Records.load(build)
             passages = Passages.load(build)
             columns = Columns.load(build)
+            lexicon = Lexicon.load(build)
+            if len(lexicon) and lexicon.vectors.shape[1] != vectors.shape[1]:
+                return None, "the derived snapshot's parts do not line up"
             if not len(ids) == len(vectors) == len(records) == len(passages) == len(columns) == manifest["documents"]:
                 return None, "the derived snapshot's parts do not line up"
             bm25 = BM25Index.load(build, len(ids), engine, tokenizer, params)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             return None, f"the derived snapshot is unreadable ({type(exc).__name__})"
-        return cls(ids, bm25, vectors, records, passages, columns), "loaded"
+        return cls(ids, bm25, vectors, records, passages, columns, lexicon), "loaded"
 
 
 def _remove_old_builds(folder: Path, keep: str) -> None:

@@ -226,7 +226,16 @@ class Store:
                 self.notify(f"{why}; rebuilding it from Chroma")
             ids, documents, vectors, metadatas, passages = self.repository.everything()
             snapshot = Snapshot.build(
-                ids, documents, vectors, metadatas, passages, self.engine, self.tokenizer, self.bm25_params
+                ids,
+                documents,
+                vectors,
+                metadatas,
+                passages,
+                self.engine,
+                self.tokenizer,
+                self.bm25_params,
+                encode=self.embedder.encode,  # the gate's lexicon: the abstracts' words, embedded here
+                previous=self._snapshot,  # whose word vectors are reused: an ingest embeds only its new words
             )
             snapshot.save(self.snapshot_folder, fingerprint)
         return snapshot, fingerprint
