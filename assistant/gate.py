@@ -51,7 +51,7 @@ from paperchat.index.tokenize import Tokenizer
 
 COVERAGE_DOCUMENTS = 3
 CONCEPT_DOCUMENTS = 5
-MEANING_THRESHOLD = 0.65  # cosine of a question's word with a word of an abstract that counts as "means the same"
+MEANING_THRESHOLD = 0.6  # cosine of a question's word with a word of an abstract that counts as "means the same"
 
 
 @dataclass(frozen=True)

@@ -146,8 +146,7 @@ def test_real_words_forgot_is_expressed_by_an_abstract_on_forgetting_and_traffic
 
 
 def test_a_paraphrase_of_continual_learning_is_answered(assistant):
-    if not len(assistant.store.snapshot().lexicon):
-        pytest.skip("the snapshot has no lexicon: index/store.py does not pass the embedder's encode to Snapshot.build")
+    assert len(assistant.store.snapshot().lexicon), "the store builds the snapshot's lexicon"
     answer = assistant.retrieve(CONTINUAL, k=3)
     assert answer.relevant and answer.hits, (answer.relevance, answer.missing)
     assert "class-incremental" in " ".join(h.title.lower() for h in answer.hits)
