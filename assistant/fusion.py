@@ -90,3 +90,23 @@ def smooth(scores: np.ndarray, similarity_to_top: np.ndarray, top_scores: np.nda
     if strength == 0 or weights.sum() <= 0:
         return scores
     return scores + strength * (similarity_to_top @ weights) / weights.sum()
+
+
+# Cosines between a follow-up's query vector and its context's over which the context fades, and what it keeps.
+CONTEXT_NEAR = (0.2, 0.4)
+CONTEXT_FLOOR = 0.25
+
+
+def context_share(cosine: float, near: tuple[float, float] = CONTEXT_NEAR, floor: float = CONTEXT_FLOOR) -> float:
+    """The share of its weight the previous question keeps as a follow-up's context, from the cosine between the
+    message's and the context's query vectors.
+
+    A message far from the previous question ("where do they typically fail?") says nothing of its topic: the
+    context counts whole. A message close to it already carries that topic itself (a sibling question, "what if
+    you prune the fine-tuning deltas rather than the weights?"): the context would count the old topic twice and
+    drown what the message adds, so its weight fades linearly to `floor` between the cosines `near`. Chosen on
+    the dev half of the judged chats (eval/README.md): lowering the context for far messages instead lost there.
+    """
+    start, end = near
+    closeness = min(max((cosine - start) / (end - start), 0.0), 1.0)
+    return 1.0 - (1.0 - floor) * closeness

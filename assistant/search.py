@@ -14,13 +14,22 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
 from paperchat.chat import Formulation
 from paperchat.filters import Filter
-from paperchat.fusion import adaptive_bm25_weight, expansion_terms, feedback_weights, rocchio, rrf, smooth, zscore
+from paperchat.fusion import (
+    adaptive_bm25_weight,
+    context_share,
+    expansion_terms,
+    feedback_weights,
+    rocchio,
+    rrf,
+    smooth,
+    zscore,
+)
 from paperchat.gate import CONCEPT_DOCUMENTS, Concept, Evidence, concepts_by_meaning, evidence, key_concepts, relevance
 from paperchat.hits import Citation, Hit
 from paperchat.index.bm25 import top_positions
@@ -108,6 +117,7 @@ class Sides:
     vector: np.ndarray | None  # None in bm25 mode: the query was not embedded
     vectors: np.ndarray
     query_vector: np.ndarray | None
+    weights: list[float]  # what each formulation was searched with (`searched_weights`)
     bm25_rank: dict[str, int]
     vector_rank: dict[str, int]
 
@@ -167,7 +177,7 @@ class Searcher:
             relevance=round(probability, 4),
             relevant=relevant,
             closest=hits,
-            formulations=formulations,
+            formulations=[replace(f, weight=round(w, 3)) for f, w in zip(formulations, sides.weights)],
             covered=list(found.covered),
             missing=list(found.uncovered),
             evidence={name: round(value, 4) for name, value in found.features().items()},
@@ -229,14 +239,15 @@ class Searcher:
         """Top `depth` of each side, then exact scores of both sides on their union (BM25 alone without `embed`).
 
         Several formulations make one query: BM25 scores add up weighted, and the query vector is
-        the normalised weighted sum of the formulations' vectors. With `rows` (a filter's matching
+        the normalised weighted sum of the formulations' vectors, the context's weight scaled down the closer the
+        message is from it (`searched_weights`; not in bm25 mode, which never embeds). With `rows` (a filter's matching
         papers) both sides only ever see those rows.
         """
-        pending = _BM25_WORKER.submit(
-            _bm25_side, snapshot, weighted, depth, rows
-        )  # on another core while the query embeds
-        query_vector = self._query_vector(formulations) if embed else None
-        all_bm25, bm25_top = pending.result()
+        pending = _BM25_WORKER.submit(_bm25_scores, snapshot, weighted)  # on another core while the query embeds
+        vectors = self._formulation_vectors(formulations) if embed else None
+        weights = searched_weights(formulations, vectors)
+        query_vector = _combine(vectors, weights) if vectors is not None else None
+        all_bm25, bm25_top = _bm25_side(snapshot, pending.result(), weights, depth, rows)
         if not embed:
             vector_top = np.zeros(0, dtype=np.int64)
         elif rows is not None:
@@ -258,18 +269,14 @@ class Searcher:
             vector=snapshot.best_passage(query_vector, positions, vectors @ query_vector) if embed else None,
             vectors=vectors,
             query_vector=query_vector,
+            weights=weights,
             bm25_rank={snapshot.ids[i]: rank for rank, i in enumerate(bm25_top.tolist(), start=1)},
             vector_rank={snapshot.ids[i]: rank for rank, i in enumerate(vector_top.tolist(), start=1)},
         )
 
-    def _query_vector(self, formulations: Sequence[Formulation]) -> np.ndarray:
-        if len(formulations) == 1:
-            return self.store.embedder.encode_query(formulations[0].text)
-        combined = sum(f.weight * self.store.embedder.encode_query(f.text) for f in formulations)
-        norm = float(np.linalg.norm(combined))
-        return (
-            (combined / norm).astype(np.float32) if norm > 0 else self.store.embedder.encode_query(formulations[0].text)
-        )
+    def _formulation_vectors(self, formulations: Sequence[Formulation]) -> np.ndarray:
+        """The query vector of each formulation, one row each."""
+        return np.vstack([self.store.embedder.encode_query(f.text) for f in formulations])
 
     def nearest(self, snapshot: Snapshot, vector: np.ndarray, k: int) -> np.ndarray:
         """Rows of the `k` nearest documents by MaxP cosine (`Snapshot.best_passage`).
@@ -351,15 +358,43 @@ def _clean_formulations(query: str | Sequence[Formulation]) -> tuple[list[Formul
     return cleaned, notices
 
 
+def searched_weights(formulations: Sequence[Formulation], vectors: np.ndarray | None) -> list[float]:
+    """The weight each formulation is searched with: its own, except the context's, scaled by
+    `paperchat.fusion.context_share` of the cosine between the message's (the first) and the context's
+    query vectors (`vectors`, one row each; None when the query was not embedded: weights unchanged)."""
+    weights = [f.weight for f in formulations]
+    if vectors is None:
+        return weights
+    for i, formulation in enumerate(formulations[1:], start=1):
+        if formulation.role == "context":
+            weights[i] *= context_share(float(vectors[0] @ vectors[i]))
+    return weights
+
+
+def _combine(vectors: np.ndarray, weights: Sequence[float]) -> np.ndarray:
+    """The query vector of several formulations: the normalised weighted sum of theirs (the first's if that is 0)."""
+    if len(vectors) == 1:
+        return vectors[0]
+    combined = np.asarray(weights, dtype=np.float64) @ vectors
+    norm = float(np.linalg.norm(combined))
+    return (combined / norm).astype(np.float32) if norm > 0 else vectors[0]
+
+
+def _bm25_scores(snapshot: Snapshot, weighted: list[tuple[list[str], float]]) -> list[np.ndarray]:
+    """BM25 scores of every document for each formulation's terms, one array each."""
+    return [snapshot.bm25.scores(terms) for terms, _ in weighted]
+
+
 def _bm25_side(
-    snapshot: Snapshot, weighted: list[tuple[list[str], float]], depth: int, rows: np.ndarray | None = None
+    snapshot: Snapshot,
+    scored: list[np.ndarray],
+    weights: Sequence[float],
+    depth: int,
+    rows: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted BM25 scores of every document and the positions of the top `depth` (among `rows` only, when given)."""
-    scores = (
-        sum(weight * snapshot.bm25.scores(terms) for terms, weight in weighted)
-        if len(weighted) > 1
-        else snapshot.bm25.scores(weighted[0][0])
-    )
+    """Weighted BM25 scores of every document (`scored`: each formulation's, from `_bm25_scores`) and the positions
+    of the top `depth` (among `rows` only, when given)."""
+    scores = sum(weight * side for side, weight in zip(scored, weights)) if len(scored) > 1 else scored[0]
     if rows is not None:
         kept = np.zeros_like(scores)
         kept[rows] = scores[rows]

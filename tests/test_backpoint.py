@@ -1,6 +1,7 @@
 """Follow-ups that point back ("what about doing that for video?", "can the same be done during pretraining?") keep
 the previous question's action and object in what is searched; the message replaces only what it names."""
 
+import numpy as np
 import pytest
 
 from paperchat.chat import (
@@ -13,6 +14,8 @@ from paperchat.chat import (
     points_back,
     rewrite_follow_up,
 )
+from paperchat.fusion import CONTEXT_FLOOR, CONTEXT_NEAR, context_share
+from paperchat.search import searched_weights
 
 DIFFUSION = "How can diffusion models be sampled in fewer steps?"
 LORA = "How is low-rank adaptation used to fine-tune large models cheaply?"
@@ -144,3 +147,38 @@ def test_doing_that_for_video_finds_few_step_diffusion_not_video_llms(assistant)
     hits = assistant.search("what about doing that for video?", k=5, history=[DIFFUSION])
     assert hits[0].id in FEW_STEP_DIFFUSION
     assert not VIDEO_LLMS & {h.id for h in hits}
+
+
+def test_context_share_fades_only_when_the_message_is_close_to_the_context():
+    start, end = CONTEXT_NEAR
+    assert context_share(-0.1) == context_share(0.0) == context_share(start) == 1.0
+    assert context_share(end) == pytest.approx(CONTEXT_FLOOR) == context_share(0.9)
+    assert context_share((start + end) / 2) == pytest.approx((1 + CONTEXT_FLOOR) / 2)
+    shares = [context_share(c) for c in np.linspace(-0.2, 1.0, 25)]
+    assert all(a >= b for a, b in zip(shares, shares[1:]))
+
+
+def test_searched_weights_scale_the_context_alone():
+    searched = [Formulation("message", 1.0), Formulation("previous", 0.7, "context"), Formulation("rw", 0.5, "rewrite")]
+    far = np.array([[1.0, 0.0], [0.0, 1.0], [0.8, 0.6]])
+    near = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    assert searched_weights(searched, far) == [1.0, 0.7, 0.5]
+    assert searched_weights(searched, near) == pytest.approx([1.0, 0.7 * context_share(0.6), 0.5])
+    assert searched_weights(searched, None) == [1.0, 0.7, 0.5]  # bm25 mode: not embedded
+
+
+SPARSIFY = "how do people merge several fine-tuned models into one without retraining?"
+
+
+def test_a_sibling_question_is_searched_with_less_context_than_a_bare_aspect(assistant):
+    def context_weights(message):
+        """The context's weight as `formulations` gives it and as it is searched."""
+        searched = formulations(message, SPARSIFY)
+        vectors = assistant.searcher._formulation_vectors(searched)
+        at = [f.role for f in searched].index("context")
+        return searched[at].weight, searched_weights(searched, vectors)[at]
+
+    given, used = context_weights("what if you prune the fine-tuning deltas before merging them?")
+    assert used < given / 2
+    given, used = context_weights("where do they typically fail?")
+    assert used == pytest.approx(given)
