@@ -124,6 +124,8 @@ _DATE_FORMS = [
     ("since", _date_pattern(_EXCLUDING + r"(?:before|older\s+than|earlier\s+than|prior\s+to)\s+"), True),
     ("until", _date_pattern(_EXCLUDING + r"(?:after|newer\s+than|later\s+than|since)\s+"), True),
     ("since", _date_pattern(r"\bfrom\s+", r"\s+on(?:wards?)?\b"), True),
+    ("since", _date_pattern(r"\bin\s+or\s+(?:after|since)\s+"), True),
+    ("until", _date_pattern(r"\bin\s+or\s+before\s+"), True),
     (
         "since",
         _date_pattern(
@@ -149,7 +151,11 @@ _DATE_FORMS = [
     ("in", _date_pattern(r"\b", r"\s+(?:papers|ones|work)(?:\s+only)?\b|\s+only\b"), True),
     ("since", _date_pattern(r"\bfrom\s+"), False),
     ("in", _date_pattern(r"\bin\s+"), False),
-    ("replace", _date_pattern(r"\b(?:make|change)\s+(?:that|it)\s+(?:to\s+)?"), True),
+    (
+        "replace",
+        _date_pattern(r"\b(?:make|change|tighten|move|set|update|narrow|push|bump)\s+(?:that|it|this)\s+(?:to\s+)?"),
+        True,
+    ),
 ]
 _CODE = (
     r"(?:(?:released|public|open[- ]source|available|official|runnable|an?)\s+)*(?:source\s+code|code(?:\s+links?)?|"
@@ -175,6 +181,13 @@ _CODE_FORMS = [
     ),
     (True, re.compile(rf"\b(?:whose\s+)?{_CODE}\s+(?:is|are)\s+(?:out|available|released|public){_CLAUSE_END}", re.I)),
     (True, re.compile(r"\bhas[_ ]code\s*(?:=|is)?\s*(?:true|yes)\b", re.I)),
+    (
+        True,
+        re.compile(
+            rf"\b(?:anything|something|papers|ones|any|stuff|those|work)\s+(?:with|that\s+(?:have|has)|having)\s+{_CODE}\b",
+            re.I,
+        ),
+    ),
     (
         True,
         re.compile(
@@ -224,6 +237,10 @@ _ORDINALS = {
 }
 # "[2]", "the second one", "the last paper": a paper of the last list shown
 _PAPER_REF = r"(?:\[(?P<number>\d{1,3})\]|(?:the\s+)?(?P<ordinal>" + "|".join(_ORDINALS) + r")(?:\s+(?:one|paper))?)"
+_AUTHOR_ROLE = re.compile(
+    rf"\b(?:with|where|having)\s+(?P<value>{_NAME})\s+(?:is\s+)?as\s+(?:an?\s+|the\s+)?(?:co-?)?author\b|"
+    rf"\bauthors?\s*[:=]\s*(?P<named>{_NAME})"
+)
 _AUTHOR_ALONE = re.compile(
     rf"^\s*(?:(?:and|but|ok|okay)\s+)?(?:only\s+|just\s+)?(?:(?:papers|ones|those)\s+)?by\s+(?P<value>{_NAME})"
     rf"\s*(?:please|only)?\s*[.!?]*\s*$"
@@ -233,7 +250,8 @@ _SAME_AUTHORS = re.compile(
     re.I,
 )
 _SOURCE = re.compile(
-    r"\b(?:only\s+)?(?:(?:stuff|papers|ones)\s+)?(?:from|in|on)\s+(?:the\s+)?(?P<value>hf\s+daily\s+papers|"
+    r"(?:\b(?:only\s+)?(?:(?:stuff|papers|ones)\s+)?(?:from|in|on|to)\s+|\bsources?\s*[:=]\s*)(?:the\s+)?"
+    r"(?P<value>hf\s+daily\s+papers|"
     r"hugging\s*face\s+daily\s+papers)(?:\s+only)?\b",
     re.I,
 )
@@ -321,10 +339,15 @@ def read_filter_request(message: str, this_year: int | None = None) -> FilterReq
     if match and free(match):
         found["source"] = SOURCES[" ".join(match.group("value").lower().replace("huggingface", "hugging face").split())]
         take(match)
-    match = _AUTHOR.search(message) or _AUTHOR_ALONE.search(message)
+    match = _AUTHOR.search(message) or _AUTHOR_ALONE.search(message) or _AUTHOR_ROLE.search(message)
     if match and free(match) and not _SAME_AUTHORS.search(message):
-        found["author"] = match.group("value")
+        found["author"] = match.group("value") or match.group("named")
         take(match)
+    if "has_code" not in found:
+        wanted = _code_only(_remove(message, spans))
+        if wanted is not None:
+            found["has_code"] = wanted
+            spans.append((0, len(message)))
     error = None
     for operation, pattern, strong in _DATE_FORMS:
         for match in pattern.finditer(message):
@@ -354,6 +377,28 @@ def read_filter_request(message: str, this_year: int | None = None) -> FilterReq
     if not (found or clear or same_authors or error):
         return FilterRequest(rest=message)
     return FilterRequest(found, tuple(dict.fromkeys(clear)), same_authors, _remove(message, spans), error)
+
+
+_CODE_WORD = re.compile(r"\b(?:code|codebase|implementations?|repos?|repository|github)\b", re.I)
+_NEGATED = re.compile(r"\b(?:not|no|without|didn'?t|don'?t|never|lacking)\b", re.I)
+# Words of a message that only asks about code availability ("public code only", "I can only use things I can
+# actually run, so public code only", "ones that did NOT release code").
+CODE_FILLER = frozenset(
+    """code codebase implementation implementations repo repos repository github public open source open-source
+    release released releases ship ships shipped share shares shared publish published run runnable use usable
+    things reproducible grab get download available out did pls thanks actually so where whose ones has have myself
+    must should required requires require""".split()
+)
+
+
+def _code_only(rest: str) -> bool | None:
+    """For a message with no other request: True/False when all it asks about is (not) having code, else None."""
+    if not _CODE_WORD.search(rest) or re.match(r"\s*(?:(?:what|how)\s+about|and\s+(?:for|in|on))\b", rest, re.I):
+        return None  # "what about code?" asks about code as a topic
+    words = [w for w in content_words(rest) if w.lower() not in REQUEST_FILLER and w.lower() not in CODE_FILLER]
+    if words:
+        return None
+    return not _NEGATED.search(rest)
 
 
 class _NotADate(ValueError):

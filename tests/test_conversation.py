@@ -27,6 +27,8 @@ YEAR = 2026
         "results on the ImageNet 2012 validation set",
         "papers written by GPT-4 detectors",
         "the transformer from 2017 and what came after it",
+        "what about code?",
+        "source code summarization",
     ],
 )
 def test_content_questions_with_filter_like_words_set_no_filter(message):
@@ -55,6 +57,12 @@ def test_content_questions_with_filter_like_words_set_no_filter(message):
         ("anything by Geoffrey Hinton?", {"author": "Geoffrey Hinton"}),
         ("only the ICML ones", {"venue": "ICML"}),
         ("only stuff from HF Daily Papers", {"source": "HF Daily Papers"}),
+        ("source: HF Daily Papers", {"source": "HF Daily Papers"}),
+        ("public code only please", {"has_code": True}),
+        ("I need ones I can run myself, the repo must be public", {"has_code": True}),
+        ("only the ones that did not publish code", {"has_code": False}),
+        ("anything in or after may 2023", {"since": "2023-05"}),
+        ("just the ones with Ada Lovelace as an author", {"author": "Ada Lovelace"}),
     ],
 )
 def test_filter_requests_are_read_with_inclusive_bounds(message, wanted):
