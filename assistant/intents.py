@@ -100,8 +100,8 @@ _CLAUSE_END = (
 
 # "skip anything before 2022", "nothing after 2019": what is excluded, so the bound is the date itself
 _EXCLUDING = (
-    r"\b(?:skip|exclude|drop|hide|remove|filter\s+out|ignore|no|nothing|not)\s+(?:anything|papers|ones|stuff|work|"
-    r"those|results)?\s*(?:published\s+|from\s+)?"
+    r"\b(?:skip|exclude|drop|hide|remove|filter\s+out|ignore|no|nothing|not)\s+(?:anything|everything|all|papers|"
+    r"ones|stuff|work|those|results)?\s*(?:published\s+|from\s+)?"
 )
 
 
@@ -123,6 +123,16 @@ _DATE_FORMS = [
     ),
     ("since", _date_pattern(_EXCLUDING + r"(?:before|older\s+than|earlier\s+than|prior\s+to)\s+"), True),
     ("until", _date_pattern(_EXCLUDING + r"(?:after|newer\s+than|later\s+than|since)\s+"), True),
+    ("replace", _date_pattern(r"\b", rf"\s*,?\s+(?:not|instead\s+of|rather\s+than)\s+{_DATE}"), True),
+    (
+        "range",
+        re.compile(
+            rf"\b(?:restrict(?:ed)?|limit(?:ed)?|narrow)\s+(?:it\s+|this\s+)?to\s+(?P<date>{_DATE})\s+(?:and|to|through|-)\s+"
+            rf"(?P<end>{_DATE}){_AFTER_DATE}",
+            re.I,
+        ),
+        True,
+    ),
     ("since", _date_pattern(r"\bfrom\s+", r"\s+on(?:wards?)?\b"), True),
     ("since", _date_pattern(r"\bin\s+or\s+(?:after|since)\s+"), True),
     ("until", _date_pattern(r"\bin\s+or\s+before\s+"), True),
@@ -144,9 +154,9 @@ _DATE_FORMS = [
         True,
     ),
     ("until", _date_pattern(r"\b", r"\s*(?:or|and)\s+(?:earlier|older|before)\b"), True),
-    ("after", _date_pattern(r"\b(?:after|newer\s+than|later\s+than)\s+"), True),
+    ("after", _date_pattern(r"(?:\b(?:after|newer\s+than|later\s+than)\s+|\bpost-?\s*)"), True),
     ("before", _date_pattern(r"(?:\b(?:before|earlier\s+than|older\s+than|prior\s+to)\s+|\bpre-?\s*)"), True),
-    ("in", _date_pattern(r"\b(?:published|released|appeared|written)\s+in\s+"), True),
+    ("in", _date_pattern(r"\b(?:published|released|appeared|written|came\s+out|out)\s+in\s+"), True),
     ("in", _date_pattern(r"\b(?:only|just)\s+(?:(?:the\s+)?(?:ones|papers|work)\s+)?(?:from\s+|in\s+)?"), True),
     ("in", _date_pattern(r"\b", r"\s+(?:papers|ones|work)(?:\s+only)?\b|\s+only\b"), True),
     ("since", _date_pattern(r"\bfrom\s+"), False),
@@ -158,8 +168,8 @@ _DATE_FORMS = [
     ),
 ]
 _CODE = (
-    r"(?:(?:released|public|open[- ]source|available|official|runnable|an?)\s+)*(?:source\s+code|code(?:\s+links?)?|"
-    r"implementations?|code\s*bases?|github(?:\s+(?:links?|repos?(?:itory)?))?|repos?(?:itory)?)"
+    r"(?:(?:released|public|open[- ]source|available|official|runnable|an?)\s+)*(?:source\s+code|"
+    r"code(?:\s+(?:links?|releases?))?|implementations?|code\s*bases?|github(?:\s+(?:links?|repos?(?:itory)?))?|repos?(?:itory)?)"
 )
 _CODE_FORMS = [
     (
@@ -179,7 +189,14 @@ _CODE_FORMS = [
             re.I,
         ),
     ),
-    (True, re.compile(rf"\b(?:whose\s+)?{_CODE}\s+(?:is|are)\s+(?:out|available|released|public){_CLAUSE_END}", re.I)),
+    (
+        True,
+        re.compile(
+            rf"\b(?:whose\s+)?{_CODE}\s+(?:(?:is|are|was|were|has\s+been|got)\s+)?(?:out|available|released|public|"
+            rf"open[- ]?sourced){_CLAUSE_END}",
+            re.I,
+        ),
+    ),
     (True, re.compile(r"\bhas[_ ]code\s*(?:=|is)?\s*(?:true|yes)\b", re.I)),
     (
         True,
@@ -209,7 +226,8 @@ _CATEGORY = re.compile(rf"(?<![\w.])(?P<value>(?:{ARCHIVES})\.[a-z]{{2}})(?![\w.
 _VENUE = "|".join(VENUES)
 _VENUE_FORMS = [
     re.compile(
-        rf"\b(?:only|just|limit(?:ed)?\s+(?:it\s+)?to|restrict(?:ed)?\s+(?:it\s+)?to|(?:accepted|published|appeared)\s+"
+        rf"\b(?:only|just|(?:switch|change|make)\s+(?:that|it)\s+to|limit(?:ed)?\s+(?:it\s+)?to|"
+        rf"restrict(?:ed)?\s+(?:it\s+)?to|(?:accepted|published|appeared)\s+"
         rf"(?:at|to|in)|from)\s+(?:(?:the\s+)?(?:papers|ones)\s+(?:(?:accepted|published)\s+)?(?:at|in|from)\s+)?"
         rf"(?:the\s+)?(?P<value>{_VENUE})(?![\w-])(?:\s+(?:papers|ones))?(?:\s+only)?",
         re.I,
@@ -241,6 +259,10 @@ _AUTHOR_ROLE = re.compile(
     rf"\b(?:with|where|having)\s+(?P<value>{_NAME})\s+(?:is\s+)?as\s+(?:an?\s+|the\s+)?(?:co-?)?author\b|"
     rf"\bauthors?\s*[:=]\s*(?P<named>{_NAME})"
 )
+_AUTHOR_WORK = re.compile(
+    rf"\b(?:restrict(?:ed)?\s+(?:it\s+)?to|limit(?:ed)?\s+(?:it\s+)?to|only|just)\s+(?P<value>{_NAME})['\u2019]s\s+"
+    r"(?:work|papers|stuff|articles)\b"
+)
 _AUTHOR_ALONE = re.compile(
     rf"^\s*(?:(?:and|but|ok|okay)\s+)?(?:only\s+|just\s+)?(?:(?:papers|ones|those)\s+)?by\s+(?P<value>{_NAME})"
     rf"\s*(?:please|only)?\s*[.!?]*\s*$"
@@ -259,7 +281,8 @@ _CLEAR_ALL = re.compile(
     r"\b(?:clear|drop|remove|reset|forget|lose|undo|cancel|ignore|get\s+rid\s+of|turn\s+off|no\s+more|without)\s+"
     r"(?:all\s+)?(?:of\s+)?(?:the\s+|that\s+|those\s+|these\s+|my\s+|any\s+)?(?:filters?|restrictions?|constraints?|"
     r"limits?)\b|\b(?:show|give)\s+(?:me\s+)?(?:everything|all(?:\s+(?:the\s+)?papers)?)\s+again\b|\bno\s+filters?\b|"
-    r"\b(?:clear|reset|remove|drop|undo)\s+(?:it\s+all|everything|all)\b",
+    r"\b(?:clear|reset|remove|drop|undo)\s+(?:it\s+all|everything|all)\b(?!\s+(?:older|newer|earlier|later|before|"
+    r"after|since|until|prior|from|published|released|with|without|that|which|in|by)\b)",
     re.I,
 )
 _CLEAR_FIELD = re.compile(
@@ -298,6 +321,7 @@ class FilterRequest:
 def read_filter_request(message: str, this_year: int | None = None) -> FilterRequest:
     """The filter change `message` asks for, if any (pure; `this_year` defaults to today's)."""
     this_year = this_year or dt.date.today().year
+    message = re.sub(r"(?<!\w)w/\s*", "with ", message, flags=re.I)  # "w/ code only"
     spans: list[tuple[int, int]] = []
     found: dict = {}
     clear: list[str] = []
@@ -339,9 +363,11 @@ def read_filter_request(message: str, this_year: int | None = None) -> FilterReq
     if match and free(match):
         found["source"] = SOURCES[" ".join(match.group("value").lower().replace("huggingface", "hugging face").split())]
         take(match)
-    match = _AUTHOR.search(message) or _AUTHOR_ALONE.search(message) or _AUTHOR_ROLE.search(message)
+    match = next(
+        (m for m in (p.search(message) for p in (_AUTHOR, _AUTHOR_ALONE, _AUTHOR_ROLE, _AUTHOR_WORK)) if m), None
+    )
     if match and free(match) and not _SAME_AUTHORS.search(message):
-        found["author"] = match.group("value") or match.group("named")
+        found["author"] = match.groupdict().get("value") or match.group("named")
         take(match)
     if "has_code" not in found:
         wanted = _code_only(_remove(message, spans))
@@ -387,7 +413,7 @@ CODE_FILLER = frozenset(
     """code codebase implementation implementations repo repos repository github public open source open-source
     release released releases ship ships shipped share shares shared publish published run runnable use usable
     things reproducible grab get download available out did pls thanks actually so where whose ones has have myself
-    must should required requires require""".split()
+    must should required requires require link links ok okay but i.e e.g ie eg""".split()
 )
 
 

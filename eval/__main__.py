@@ -10,7 +10,9 @@ from pathlib import Path
 
 from paperchat.eval.datasets import (
     BUNDLED_SETS,
+    FILTER_SETS,
     HALVES,
+    HELD_OUT_FILTER_SETS,
     half,
     load_beir,
     load_bundled_set,
@@ -192,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
             f"== relevance gate{f' ({args.half} half)' if args.half else ''}: "
             f"answerable questions answered, off-topic ones declined\n{accuracy_text(table)}\n"
         )
-        rows = filter_reading(assistant, args.half, progress=not args.quiet)
+        rows = filter_reading(assistant, args.half, not args.quiet, FILTER_SETS + HELD_OUT_FILTER_SETS)
         summary["filter_reading"] = reading_table(rows)
         print(
             f"== filter reading{f' ({args.half} half)' if args.half else ''}: content questions set no filter, "

@@ -11,16 +11,23 @@ from __future__ import annotations
 import sys
 
 from paperchat.api import Assistant
-from paperchat.eval.datasets import FILTER_SETS, bundled_file, in_dev_half, read_jsonl, split_group
+from paperchat.eval.datasets import (
+    FILTER_SETS,
+    HELD_OUT_FILTER_SETS,
+    bundled_file,
+    in_dev_half,
+    read_jsonl,
+    split_group,
+)
 
 
-def load_filter_chats(which: str | None = None) -> list[dict]:
-    """The blind filter chats, or one half of them."""
+def load_filter_chats(which: str | None = None, names: tuple[str, ...] = FILTER_SETS) -> list[dict]:
+    """The blind filter chats of `names`, or one half of them (a held-out set is read whole)."""
     return [
         record
-        for name in FILTER_SETS
+        for name in names
         for record in read_jsonl(bundled_file(name))
-        if which is None or in_dev_half(split_group(record["_id"])) == (which == "dev")
+        if which is None or name in HELD_OUT_FILTER_SETS or in_dev_half(split_group(record["_id"])) == (which == "dev")
     ]
 
 
@@ -42,10 +49,12 @@ def play(assistant: Assistant, record: dict) -> dict:
     }
 
 
-def filter_reading(assistant: Assistant, which: str | None = None, progress: bool = True) -> list[dict]:
+def filter_reading(
+    assistant: Assistant, which: str | None = None, progress: bool = True, names: tuple[str, ...] = FILTER_SETS
+) -> list[dict]:
     from tqdm.auto import tqdm
 
-    chats = load_filter_chats(which)
+    chats = load_filter_chats(which, names)
     return [play(assistant, r) for r in tqdm(chats, desc="filters", unit="chat", disable=not progress, file=sys.stderr)]
 
 

@@ -63,6 +63,12 @@ def test_content_questions_with_filter_like_words_set_no_filter(message):
         ("only the ones that did not publish code", {"has_code": False}),
         ("anything in or after may 2023", {"since": "2023-05"}),
         ("just the ones with Ada Lovelace as an author", {"author": "Ada Lovelace"}),
+        ("w/ code pls", {"has_code": True}),
+        ("post-2021 only", {"since": "2022"}),
+        ("hide everything older than 2022", {"since": "2022"}),
+        ("limit it to 2020 and 2021", {"since": "2020", "until": "2021"}),
+        ("only Ada Lovelace's papers", {"author": "Ada Lovelace"}),
+        ("just the ones whose code was open-sourced", {"has_code": True}),
     ],
 )
 def test_filter_requests_are_read_with_inclusive_bounds(message, wanted):
@@ -84,7 +90,7 @@ def test_a_request_with_a_question_keeps_the_question():
 
 def test_filters_narrow_turn_by_turn_and_are_removed_by_field_or_all():
     current: dict = {}
-    for message in ("only since 2023", "with code", "just cs.CL", "actually make that 2024"):
+    for message in ("only since 2023", "with code", "just cs.CL", "actually make that 2025", "no wait, 2024 not 2025"):
         current = apply_filter_request(current, read_filter_request(message, YEAR))
     assert current == {"since": "2024", "has_code": True, "category": "cs.CL"}
     assert apply_filter_request(current, read_filter_request("never mind the date", YEAR)) == {
