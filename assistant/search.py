@@ -31,7 +31,7 @@ from paperchat.fusion import (
     zscore,
 )
 from paperchat.gate import CONCEPT_DOCUMENTS, Concept, Evidence, concepts_by_meaning, evidence, key_concepts, relevance
-from paperchat.hits import Citation, Hit
+from paperchat.hits import Hit, citation_of
 from paperchat.index.bm25 import top_positions
 from paperchat.index.errors import PaperchatError
 from paperchat.index.papers import Paper
@@ -414,19 +414,7 @@ def _hit(rank: int, paper: Paper, snippet: str, score: float, sides: Sides, i: i
         vector=None if sides.vector is None else round(float(sides.vector[i]), 4),
         bm25_rank=sides.bm25_rank.get(paper.id),
         vector_rank=sides.vector_rank.get(paper.id),
-        citation=Citation(
-            paper.title,
-            paper.url,
-            paper.pages,
-            paper.dates,
-            paper.authors,
-            paper.date,
-            paper.year,
-            paper.arxiv_id,
-            paper.doi,
-            paper.venue,
-            paper.categories,
-        ),
+        citation=citation_of(paper),
         abstract=paper.abstract,
         metadata={"code_links": paper.code_links},
     )
