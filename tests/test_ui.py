@@ -323,7 +323,7 @@ def test_download_files_are_replaced_by_each_answer_and_removed_when_the_session
         assert alive.wait(30)
         with httpx.Client(timeout=120) as http:
             for question in topics.values():
-                inputs = [question, [], 3, "hybrid", "", "", "", "", "", "", False]
+                inputs = [question, [], None, 3, "hybrid", "", "", "", "", "", "", False]  # None: the state
                 event = http.post(
                     f"{api}queue/join",
                     json={
