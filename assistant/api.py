@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -17,7 +18,6 @@ from paperchat.index.embeddings import Embedder
 from paperchat.index.errors import PaperchatError
 from paperchat.index.loaders import LoadReport, ingest_filter, load_bundled, load_paths
 from paperchat.index.store import IngestReport, Store
-from paperchat.intents import read_filter_request, read_pointer
 from paperchat.llm import LLM
 from paperchat.search import Retrieval, Searcher
 from paperchat.settings import Settings
@@ -227,13 +227,8 @@ class Assistant:
 
     def resolve_history(self, history: Sequence[str]) -> str:
         """The last history turn as a stand-alone question (follow-ups rewritten in turn): the context of the next
-        message. The same rule a `Conversation` keeps its `topic` by."""
-        previous = ""
-        for turn in history:
-            request = read_filter_request(turn or "")
-            if turn and read_pointer(turn) is None and not request.only_filter:
-                previous = next_topic(previous, request.rest)
-        return previous
+        message, by the rule a `Conversation` keeps its `topic` by (`paperchat.conversation.next_topic`)."""
+        return functools.reduce(next_topic, [turn for turn in history if turn], "")
 
     def hit(self, doc_id: str, rank: int = 1) -> Hit:
         """The paper `doc_id` as a hit (no scores): a paper the user pointed at rather than searched for."""

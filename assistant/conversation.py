@@ -70,11 +70,13 @@ class Turn:
 
 
 def next_topic(previous: str, message: str) -> str:
-    """The stand-alone question a message asks after `previous`: its rule-based rewrite when it has content words,
-    else the previous question (a message that only sets a filter or points at a paper asks nothing new)."""
-    if not content_words(message):
+    """The stand-alone question a message asks after `previous`: the rule-based rewrite of what it asks besides a
+    filter request, or the previous question when it asks nothing new (only a filter, a bad filter value, a pointer
+    at a shown paper, no content words). `Conversation.topic` and `Assistant.resolve_history` both follow it."""
+    request = read_filter_request(message)
+    if read_pointer(message) is not None or request.error or request.only_filter or not content_words(request.rest):
         return previous
-    return rewrite_follow_up(message, previous) if previous else message
+    return rewrite_follow_up(request.rest, previous) if previous else request.rest
 
 
 class Conversation:
@@ -83,7 +85,6 @@ class Conversation:
     def __init__(self, assistant: Assistant, turns: list[Turn] | None = None, fingerprint: str | None = None) -> None:
         self.assistant = assistant
         self.turns: list[Turn] = list(turns or [])
-        self.filter: dict = dict(self.turns[-1].filter) if self.turns else {}
         self.recorded_fingerprint = fingerprint  # the index state the turns were answered against
 
     # -- state ---------------------------------------------------------------------------------------------------
@@ -98,13 +99,13 @@ class Conversation:
         about one or two of them ("the second one", "compare [1] and [3]") keeps their numbers and the list."""
         return next((t.hits for t in reversed(self.turns) if t.kind in LIST_KINDS and t.hits), [])
 
-    def describe_filter(self) -> str:
-        """The filter in force as one line ("since=2024, has_code=True"), or "" when there is none."""
-        return ", ".join(f"{key}={value}" for key, value in self.filter.items())
+    @property
+    def filter(self) -> dict:
+        """The filter in force: the one the last turn left ({} before the first)."""
+        return self.turns[-1].filter if self.turns else {}
 
     def clear_filter(self) -> None:
         """Remove the filter: the next turns search every paper (the web chat's button)."""
-        self.filter = {}
         if self.turns:
             self.turns[-1].filter = {}
 
@@ -171,7 +172,6 @@ class Conversation:
     def _record(self, turn: Turn, answer: Answer) -> None:
         turn.answer = answer.text
         self.turns.append(turn)
-        self.filter = dict(turn.filter)
 
     def _extractive(self, message: str, k: int, mode: str | None, given: Filter | None, llm) -> tuple[Answer, Turn]:
         """The retrieval for a message and its extractive answer, with the turn that records it."""
@@ -200,12 +200,11 @@ class Conversation:
         except PaperchatError as exc:
             return self._refused(message, f"Filter not changed: {exc}. {self._filter_line()}")
         only_filter = request.only_filter
-        asked = message if not request.asked else request.rest
         if only_filter and not self.topic:
             turn = Turn(message, "filter", "", filter=wanted)
             text = f"Filter set: {_describe(wanted) or 'none'}. Ask a question to search with it."
             return Answer(message, "", False, False, text, [], where=Filter.of(wanted)), turn
-        searched = self.topic if only_filter else asked
+        searched = self.topic if only_filter else request.rest
         context = "" if only_filter else self.topic
         where = Filter.of({**(asdict(given) if given else {}), **wanted})
         notices: list[str] = []
@@ -221,7 +220,7 @@ class Conversation:
             text = nothing_relevant(
                 retrieval.missing, retrieval.covered, retrieval.closest if retrieval.relevance >= NAME_CLOSEST else []
             )
-        topic = searched if only_filter else next_topic(self.topic, asked)
+        topic = searched if only_filter else next_topic(self.topic, message)
         turn = Turn(
             message,
             "filter" if only_filter else "question",
@@ -360,7 +359,6 @@ class Conversation:
             if not isinstance(record, dict) or record.get("paperchat_session") != SESSION_FORMAT:
                 raise ValueError("not a paperchat session")
             conversation = cls(assistant, [Turn.from_dict(t) for t in record["turns"]], record.get("fingerprint"))
-            conversation.filter = dict(record.get("filter") or {})
             Filter.of(conversation.filter)
         except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
             raise PaperchatError(f"{path}: not a paperchat session file ({exc})") from None
