@@ -1,0 +1,31 @@
+"""`paperchat bench` end to end on a tiny corpus: every figure of the table is measured and printed."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.slow
+def test_bench_reports_the_serving_process_the_rebuild_and_a_capped_common_stack(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "paperchat.cli", "bench", "--sizes", "40,80"]
+        + ["--queries", "12", "--common-stack-max-size", "60", "--common-stack-seconds", "0.001"]
+        + ["--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    small, large = json.loads((tmp_path / "out" / "bench.json").read_text())["sizes"]
+    assert small["common_stack"]["queries_timed"] == 1  # capped by time: one query timed, and said so
+    assert large["common_stack"] is None  # above --common-stack-max-size: not built
+    for size in (small, large):
+        serving = size["serving_process"]
+        assert serving["documents"] == size["documents"] and serving["rss_mb"] > 0
+        assert serving["new_query"]["p50_ms"] >= serving["query_embedding"]["p50_ms"] > 0
+        assert size["open_with_rebuild_seconds"] > 0 and size["cli_search_seconds"] > 0
+    table = run.stdout
+    assert "(1 queries: --common-stack-seconds)" in table and "not run (above --common-stack-max-size)" in table
+    assert "its query embedding p50 (the floor)" in table and "open with a snapshot rebuilt from Chroma" in table
