@@ -263,7 +263,7 @@ class Conversation:
             reason, fields = _why_none_match(where, snapshot.columns)
             return (
                 f"No paper in this index {reason}, so {repr_phrase(_describe(fields))} matches none of the "
-                f"{len(snapshot)} papers. "
+                f"{snapshot.documents} papers. "
                 "Say \u201cclear the filters\u201d to search them all."
             )
         everywhere = self.assistant.retrieve(searched, 10, mode, context=context)

@@ -69,7 +69,7 @@ class Filter:
 
     def mask(self, columns: Columns) -> np.ndarray:
         """Which rows match (all of the given conditions)."""
-        keep = np.ones(len(columns), dtype=bool)
+        keep = columns.live.copy()  # a deleted row matches nothing
         if self.since or self.until:
             keep &= date_mask(columns.date_from, columns.date_to, self.since, self.until)
         if self.author:

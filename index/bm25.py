@@ -1,13 +1,24 @@
-"""The BM25 side: an index over the documents' terms, derived from what Chroma holds.
+"""The BM25 side: term frequencies per segment, scored with statistics global over all segments.
 
-Two engines behind one interface: `bm25s` (default; sparse matrices, memory-mapped on
-load) and `rank-bm25` (the reference implementation, slow at scale). Both see the same
-`Tokenizer` terms. It is saved and loaded as part of a `Snapshot` (`index/snapshot.py`).
+A snapshot is a base segment plus small delta segments (`index/snapshot.py`). Each segment keeps
+only what does not change when others are added or removed (`Postings`: its documents' term
+frequencies, term-major, and their lengths); the statistics BM25 needs from the whole collection
+(number of live documents, document frequencies, average length) are computed over all segments
+when a snapshot is assembled (`BM25Index`). So a score after any sequence of ingests and removals
+equals, to float rounding, the score of one index built from scratch over the same documents; no
+segment is ever rewritten for a statistic that moved. (bm25s and rank-bm25 bake the collection's
+statistics into their stored arrays, which is why neither can add a segment.)
+
+Two scoring formulas, named after the libraries whose scores they reproduce: `bm25s` (default;
+Lucene's BM25: IDF log(1 + (N - df + 0.5) / (df + 0.5)), term weight tf / (tf + k1 * norm)) and
+`rank-bm25` (Okapi BM25 as rank_bm25 computes it: IDF log((N - df + 0.5) / (df + 0.5)), negative
+values replaced by 0.25 x the mean IDF, term weight tf * (k1 + 1) / (tf + k1 * norm)).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +27,9 @@ import numpy as np
 from paperchat.index.tokenize import Tokenizer
 
 ENGINES = ("bm25s", "rank-bm25")
-TERMS_FILE = "corpus_terms.jsonl"
+VOCABULARY_FILE = "bm25-vocabulary.json"
+POSTINGS_FILE = "bm25-postings.npz"
+OKAPI_EPSILON = 0.25  # rank_bm25's floor for negative IDFs, as a share of the mean IDF
 
 
 @dataclass(frozen=True)
@@ -27,23 +40,112 @@ class BM25Params:
     b: float = 0.75
 
 
-class BM25Index:
-    """BM25 over a fixed number of documents (rows); `scores` returns one score per row."""
+class Postings:
+    """One segment's term frequencies, term-major: the rows holding term `vocabulary[t]` are
+    rows[indptr[t]:indptr[t + 1]] (ascending), with their frequencies in `frequencies`; `lengths` holds
+    each row's number of terms."""
 
-    def __init__(self, size: int, engine: str, tokenizer: Tokenizer, params: BM25Params, model) -> None:
-        self.size = size
+    def __init__(
+        self,
+        vocabulary: dict[str, int],
+        indptr: np.ndarray,
+        rows: np.ndarray,
+        frequencies: np.ndarray,
+        lengths: np.ndarray,
+    ) -> None:
+        self.vocabulary = vocabulary
+        self.indptr = indptr
+        self.rows = rows
+        self.frequencies = frequencies
+        self.lengths = lengths
+
+    @classmethod
+    def build(cls, documents: Sequence[Sequence[str]]) -> Postings:
+        """The postings of tokenised documents (row i: documents[i])."""
+        terms = sorted({t for doc in documents for t in doc})
+        vocabulary = {t: i for i, t in enumerate(terms)}
+        lengths = np.fromiter((len(doc) for doc in documents), dtype=np.int64, count=len(documents))
+        columns = np.fromiter(
+            (vocabulary[t] for doc in documents for t in doc), dtype=np.int64, count=int(lengths.sum())
+        )
+        owners = np.repeat(np.arange(len(documents), dtype=np.int64), lengths)
+        pairs, frequencies = np.unique(columns * max(len(documents), 1) + owners, return_counts=True)
+        term_of = pairs // max(len(documents), 1)
+        indptr = np.zeros(len(terms) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(term_of, minlength=len(terms)), out=indptr[1:])
+        return cls(
+            vocabulary,
+            indptr,
+            (pairs % max(len(documents), 1)).astype(np.int32),
+            frequencies.astype(np.float32),
+            lengths.astype(np.float32),
+        )
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def document_frequencies(self, live: np.ndarray | None) -> np.ndarray:
+        """Per term of the vocabulary, how many of its rows are live (all rows without `live`)."""
+        if live is None or not len(self.rows):
+            return np.diff(self.indptr)
+        counts = np.concatenate(([0], np.cumsum(live[self.rows], dtype=np.int64)))
+        return counts[self.indptr[1:]] - counts[self.indptr[:-1]]
+
+    def save(self, folder: Path) -> None:
+        (folder / VOCABULARY_FILE).write_text(json.dumps(sorted(self.vocabulary, key=self.vocabulary.get)))
+        np.savez(
+            folder / POSTINGS_FILE,
+            indptr=self.indptr,
+            rows=self.rows,
+            frequencies=self.frequencies,
+            lengths=self.lengths,
+        )
+
+    @classmethod
+    def load(cls, folder: Path) -> Postings:
+        terms = json.loads((folder / VOCABULARY_FILE).read_text(encoding="utf-8"))
+        with np.load(folder / POSTINGS_FILE, allow_pickle=False) as stored:
+            postings = cls(
+                {t: i for i, t in enumerate(terms)}, *(stored[n] for n in ("indptr", "rows", "frequencies", "lengths"))
+            )
+        lined_up = len(postings.indptr) == len(terms) + 1 and int(postings.indptr[-1]) == len(postings.rows)
+        if not lined_up or len(postings.rows) != len(postings.frequencies):
+            raise ValueError("BM25 postings do not line up with their vocabulary")
+        return postings
+
+
+class BM25Index:
+    """BM25 over the rows of several segments (global row = segment start + row), deleted rows left out of every
+    statistic and scored 0; `scores` returns one score per global row."""
+
+    def __init__(
+        self,
+        segments: Sequence[Postings],
+        engine: str,
+        tokenizer: Tokenizer,
+        params: BM25Params,
+        live: Sequence[np.ndarray | None] | None = None,
+    ) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"unknown BM25 engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        self.segments = list(segments)
         self.engine = engine
         self.tokenizer = tokenizer
         self.params = params
-        self._model = model
-        self._vocab: dict[str, int] | None = getattr(model, "vocab_dict", None)
-        self._idf: dict[str, float] | np.ndarray | None = None
-        self._sorted: bool | None = None
-        if engine == "bm25s" and size:
-            # Plain ndarray views of the memory-mapped postings: indexing a np.memmap costs a Python object per call.
-            self._indptr = np.asarray(model.scores["indptr"])
-            self._indices = np.asarray(model.scores["indices"])
-            self._data = np.asarray(model.scores["data"])
+        self.live = list(live) if live is not None else [None] * len(self.segments)
+        self.starts = np.concatenate(([0], np.cumsum([len(s) for s in self.segments]))).astype(np.int64)
+        self.size = int(self.starts[-1])
+        self.documents = sum(int(s.lengths.size if m is None else m.sum()) for s, m in zip(self.segments, self.live))
+        total_length = sum(
+            float(s.lengths.sum() if m is None else s.lengths[m].sum()) for s, m in zip(self.segments, self.live)
+        )
+        average = total_length / self.documents if self.documents else 1.0
+        k1, b = params.k1, params.b
+        # Per segment: k1 x the length normalisation of each row; frequencies of its terms over live rows.
+        self._norms = [k1 * ((1 - b) + b * s.lengths / average) for s in self.segments]
+        self._frequencies = [s.document_frequencies(m) for s, m in zip(self.segments, self.live)]
+        self._df: dict[str, int] = {}
+        self._okapi_floor: float | None = None
 
     @classmethod
     def build(
@@ -53,113 +155,116 @@ class BM25Index:
         tokenizer: Tokenizer | None = None,
         params: BM25Params | None = None,
     ) -> BM25Index:
+        """One segment over `texts`."""
         tokenizer = tokenizer or Tokenizer()
-        params = params or BM25Params()
-        return cls(len(texts), engine, tokenizer, params, cls._fit(engine, tokenizer.batch(texts), params))
-
-    @staticmethod
-    def _fit(engine: str, corpus: list[list[str]], params: BM25Params):
-        if engine == "bm25s":
-            import bm25s
-
-            model = bm25s.BM25(k1=params.k1, b=params.b, method="lucene")
-            if corpus:
-                model.index(corpus, show_progress=False)
-            return model
-        if engine == "rank-bm25":
-            from rank_bm25 import BM25Okapi
-
-            if not corpus:
-                return None
-            model = BM25Okapi([doc or [""] for doc in corpus], k1=params.k1, b=params.b)
-            model.doc_terms = corpus  # rank-bm25 cannot save itself: keep the terms to write them
-            return model
-        raise ValueError(f"unknown BM25 engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        return cls([Postings.build(tokenizer.batch(texts))], engine, tokenizer, params or BM25Params())
 
     def __len__(self) -> int:
         return self.size
 
-    def scores(self, query_terms: list[str]) -> np.ndarray:
-        """BM25 score of every document for the query terms (zeros when no term is known)."""
-        if not self.size:
-            return np.zeros(0, dtype=np.float32)
-        if self.engine == "bm25s":
-            known = [t for t in query_terms if t in self._vocab]
-            if not known:
-                return np.zeros(self.size, dtype=np.float32)
-            return np.asarray(self._model.get_scores(known), dtype=np.float32)
-        return np.asarray(self._model.get_scores(query_terms), dtype=np.float32)
+    # --- statistics ------------------------------------------------------------------------
 
-    def term_scores(self, term: str, positions: np.ndarray) -> np.ndarray:
-        """BM25 contribution of one term to the documents at `positions` only.
-
-        Reads the term's posting list from bm25s's term-major sparse matrix instead of scoring
-        the whole collection: what query expansion needs for a few hundred candidates.
-        """
-        if self.engine != "bm25s" or not self._postings_sorted():
-            return self.scores([term])[np.maximum(positions, 0)]
-        column = self._vocab.get(term)
-        start, end = (int(self._indptr[column]), int(self._indptr[column + 1])) if column is not None else (0, 0)
-        if end == start:
-            return np.zeros(len(positions), dtype=np.float32)
-        rows = self._indices[start:end]
-        at = np.minimum(np.searchsorted(rows, positions), end - start - 1)
-        return np.where(rows[at] == positions, self._data[start:end][at], 0.0).astype(np.float32)
-
-    def _postings_sorted(self) -> bool:
-        """Whether every posting list is in document order (bm25s builds them so; checked once)."""
-        if self._sorted is None:
-            if not self.size:
-                return False
-            descending = np.flatnonzero(np.diff(self._indices) < 0) + 1
-            self._sorted = bool(np.isin(descending, self._indptr).all())
-        return self._sorted
+    def document_frequency(self, term: str) -> int:
+        """Live documents holding `term`, over every segment."""
+        found = self._df.get(term)
+        if found is None:
+            found = 0
+            for segment, frequencies in zip(self.segments, self._frequencies):
+                column = segment.vocabulary.get(term)
+                if column is not None:
+                    found += int(frequencies[column])
+            self._df[term] = found
+        return found
 
     def idf(self, terms: list[str]) -> dict[str, float]:
-        """Inverse document frequency (BM25 form) of each term; unknown terms get the maximum."""
-        table = self._idf_table()
-        unknown = self.max_idf
-        if isinstance(table, dict):
-            return {term: table.get(term, unknown) for term in terms}
-        vocab = self._vocab or {}
-        columns = np.fromiter((vocab.get(term, -1) for term in terms), dtype=np.int64, count=len(terms))
-        values = (
-            np.where(columns >= 0, table[np.maximum(columns, 0)], unknown)
-            if len(table)
-            else np.full(len(terms), unknown)
-        )
-        return dict(zip(terms, values.tolist()))
+        """Inverse document frequency (Lucene's BM25 form) of each term; unknown terms get the maximum."""
+        return {term: self._lucene_idf(self.document_frequency(term)) for term in terms}
+
+    def _lucene_idf(self, frequency):
+        idf = np.log(1 + (self.documents - frequency + 0.5) / (frequency + 0.5))
+        return float(idf) if np.ndim(idf) == 0 else idf
 
     @property
     def max_idf(self) -> float:
         """The IDF of a term no document holds: the most specific a term can be."""
-        return self._idf_from_frequency(self.size, 0)
+        return self._lucene_idf(0)
 
     def known(self, terms: list[str]) -> set[str]:
-        """The terms that occur in at least one document."""
-        table = self._idf_table()
-        vocabulary = table if isinstance(table, dict) else (self._vocab or {})
-        return {t for t in terms if t in vocabulary}
+        """The terms that occur in at least one live document."""
+        return {t for t in terms if self.document_frequency(t) > 0}
 
-    def _idf_table(self) -> dict[str, float] | np.ndarray:
-        """IDF of every known term, computed once: an array over bm25s's vocabulary, else a dict."""
-        if self._idf is None:
-            total = self.size
-            if self.engine == "bm25s" and self.size:
-                self._idf = self._idf_from_frequency(total, np.diff(self._indptr))
-            else:
-                frequencies: dict[str, int] = {}
-                for doc in getattr(self._model, "doc_terms", None) or []:
-                    for t in set(doc):
-                        frequencies[t] = frequencies.get(t, 0) + 1
-                self._idf = {t: self._idf_from_frequency(total, f) for t, f in frequencies.items()}
-        return self._idf
+    def _okapi_idf(self, frequency: int) -> float:
+        idf = float(np.log(self.documents - frequency + 0.5) - np.log(frequency + 0.5))
+        if idf >= 0:
+            return idf
+        if self._okapi_floor is None:  # rank_bm25: OKAPI_EPSILON x the mean IDF over the whole vocabulary
+            frequencies: dict[str, int] = {}
+            for segment, counts in zip(self.segments, self._frequencies):
+                for term, column in segment.vocabulary.items():
+                    frequencies[term] = frequencies.get(term, 0) + int(counts[column])
+            values = [np.log(self.documents - f + 0.5) - np.log(f + 0.5) for f in frequencies.values() if f]
+            self._okapi_floor = OKAPI_EPSILON * float(np.mean(values)) if values else 0.0
+        return self._okapi_floor
 
-    @staticmethod
-    def _idf_from_frequency(total: int, frequency):
-        """BM25's IDF for a document frequency (a number, or an array of them)."""
-        idf = np.log(1 + (total - frequency + 0.5) / (frequency + 0.5))
-        return float(idf) if np.ndim(idf) == 0 else idf
+    def _weight(self, term: str) -> float:
+        frequency = self.document_frequency(term)
+        return self._lucene_idf(frequency) if self.engine == "bm25s" else self._okapi_idf(frequency)
+
+    # --- scoring ---------------------------------------------------------------------------
+
+    def _contributions(self, term: str, segment: int, weight: float) -> tuple[np.ndarray, np.ndarray]:
+        """Rows (in the segment) holding `term` and the term's BM25 contribution to each."""
+        postings = self.segments[segment]
+        column = postings.vocabulary.get(term)
+        if column is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        start, end = int(postings.indptr[column]), int(postings.indptr[column + 1])
+        rows = np.asarray(postings.rows[start:end], dtype=np.int64)
+        frequencies = np.asarray(postings.frequencies[start:end], dtype=np.float32)
+        saturation = frequencies / (frequencies + self._norms[segment][rows])
+        if self.engine == "rank-bm25":
+            saturation = saturation * (self.params.k1 + 1)
+        return rows, (weight * saturation).astype(np.float32)
+
+    def scores(self, query_terms: list[str]) -> np.ndarray:
+        """BM25 score of every row for the query terms (a repeated term counts again; deleted rows score 0)."""
+        scores = np.zeros(self.size, dtype=np.float32)
+        for term in query_terms:
+            if not self.document_frequency(term):
+                continue
+            weight = self._weight(term)
+            for segment, start in enumerate(self.starts[:-1].tolist()):
+                rows, values = self._contributions(term, segment, weight)
+                scores[start + rows] += values
+        return self._without_deleted(scores)
+
+    def term_scores(self, term: str, positions: np.ndarray) -> np.ndarray:
+        """BM25 contribution of one term to the rows at `positions` only (query expansion scores a few hundred
+        candidates): each segment's posting list searched for them, not the whole collection scored."""
+        found = np.zeros(len(positions), dtype=np.float32)
+        if not self.document_frequency(term) or not len(positions):
+            return found
+        weight = self._weight(term)
+        segment_of = np.searchsorted(self.starts, positions, side="right") - 1
+        for segment in np.unique(segment_of[(positions >= 0) & (positions < self.size)]).tolist():
+            mine = np.flatnonzero(segment_of == segment)
+            rows, values = self._contributions(term, segment, weight)
+            if not len(rows):
+                continue
+            local = positions[mine] - self.starts[segment]
+            at = np.minimum(np.searchsorted(rows, local), len(rows) - 1)
+            hit = rows[at] == local
+            live = self.live[segment]
+            if live is not None:
+                hit &= live[local]
+            found[mine[hit]] = values[at[hit]]
+        return found
+
+    def _without_deleted(self, scores: np.ndarray) -> np.ndarray:
+        for start, live in zip(self.starts[:-1].tolist(), self.live):
+            if live is not None:
+                scores[start : start + len(live)][~live] = 0.0
+        return scores
 
     def search(self, query_terms: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         """Positions and scores of the top `k` documents with a positive score, best first."""
@@ -169,31 +274,6 @@ class BM25Index:
 
     def describe(self) -> dict:
         return {"engine": self.engine, "tokenizer": self.tokenizer.describe(), "k1": self.params.k1, "b": self.params.b}
-
-    # --- persistence (inside a snapshot's build folder) ------------------------------------
-
-    def save(self, folder: Path) -> None:
-        if self.engine == "bm25s":
-            if self.size:
-                self._model.save(str(folder))
-            return
-        with (folder / TERMS_FILE).open("w", encoding="utf-8") as out:
-            for doc in self._model.doc_terms if self._model else []:
-                out.write(json.dumps(doc) + "\n")
-
-    @classmethod
-    def load(cls, folder: Path, size: int, engine: str, tokenizer: Tokenizer, params: BM25Params) -> BM25Index:
-        """The index saved in `folder` (bm25s arrays memory-mapped); raises OSError/ValueError when unreadable."""
-        if engine == "bm25s":
-            import bm25s
-
-            model = (
-                bm25s.BM25.load(str(folder), mmap=True, show_progress=False) if size else cls._fit(engine, [], params)
-            )
-        else:
-            with (folder / TERMS_FILE).open(encoding="utf-8") as lines:
-                model = cls._fit(engine, [json.loads(line) for line in lines], params)
-        return cls(size, engine, tokenizer, params, model)
 
 
 def top_positions(scores: np.ndarray, k: int, positive_only: bool = True) -> np.ndarray:

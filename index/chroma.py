@@ -10,10 +10,12 @@ fingerprint (`id:count:generation`) moves with every write, metadata-only ones i
 from __future__ import annotations
 
 import functools
+import json
 import threading
+import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,8 @@ from paperchat.index.passages import Passages
 
 READ_BATCH = 5000
 INGESTED = "ingested"  # papers-collection metadata key: an ingest finished here once (no bundled corpus again)
+MAX_LOGGED_IDS = 100_000  # a write changing more papers than this is not logged: replicas rebuild in full
+CHANGES_KEPT = 256  # writes the change log remembers
 
 
 def connect(path: Path, chroma_url: str | None, create: bool = True):
@@ -172,6 +176,10 @@ class ChromaRepository:
     def passages_name(self) -> str:
         return f"{self.name}-passages"
 
+    @property
+    def changes_name(self) -> str:
+        return f"{self.name}-changes"
+
     def _open(self, name: str, create: bool, metadata: dict | None = None):
         """A collection by name, or None when it does not exist and `create` is False.
 
@@ -287,28 +295,88 @@ class ChromaRepository:
     @_clear_faults
     def everything(self) -> tuple[list[str], list[str], np.ndarray, list[dict], Passages]:
         """Every id, document, vector, metadata and passage vector Chroma holds, read in pages."""
+        return self._read(
+            _pages(self.papers(), ["documents", "embeddings", "metadatas"]),
+            _pages(self.passages(), ["embeddings", "metadatas"]),
+        )
+
+    @_clear_faults
+    def fetch(self, ids: list[str]) -> tuple[list[str], list[str], np.ndarray, list[dict], Passages]:
+        """What `everything` returns, for the papers `ids` only (those Chroma holds): a delta segment's rows."""
+        papers, passages = self.papers(), self.passages()
+        chunks = [ids[start : start + READ_BATCH] for start in range(0, len(ids), READ_BATCH)]
+        return self._read(
+            (papers.get(ids=chunk, include=["documents", "embeddings", "metadatas"]) for chunk in chunks),
+            (
+                passages.get(where={"doc": {"$in": chunk}}, include=["embeddings", "metadatas"])
+                for chunk in (chunks if passages is not None else [])
+            ),
+        )
+
+    def _read(
+        self, paper_pages: Iterable[dict], passage_pages: Iterable[dict]
+    ) -> tuple[list[str], list[str], np.ndarray, list[dict], Passages]:
         ids: list[str] = []
         documents: list[str] = []
         vectors: list[np.ndarray] = []
         metadatas: list[dict] = []
-        for page in _pages(self.papers(), ["documents", "embeddings", "metadatas"]):
+        for page in paper_pages:
             ids.extend(page["ids"])
             documents.extend(page["documents"])
             vectors.append(np.asarray(page["embeddings"], dtype=np.float32))
             metadatas.extend(metadata or {} for metadata in page["metadatas"])
-        dimension = vectors[0].shape[1] if vectors else self._dimension()
+        dimension = vectors[0].shape[1] if vectors and vectors[0].ndim == 2 else self._dimension()
+        vectors = [v for v in vectors if v.ndim == 2 and len(v)]
         matrix = np.concatenate(vectors) if vectors else np.zeros((0, dimension), dtype=np.float32)
         owners: list[str] = []
         numbers: list[int] = []
         passage_vectors: list[np.ndarray] = []
-        for page in _pages(self.passages(), ["embeddings", "metadatas"]):
+        for page in passage_pages:
             owners.extend(str((m or {}).get("doc", "")) for m in page["metadatas"])
             numbers.extend(int((m or {}).get("n", 0)) for m in page["metadatas"])
-            passage_vectors.append(np.asarray(page["embeddings"], dtype=np.float32))
+            if len(page["ids"]):
+                passage_vectors.append(np.asarray(page["embeddings"], dtype=np.float32))
         passage_matrix = (
             np.concatenate(passage_vectors) if passage_vectors else np.zeros((0, dimension), dtype=np.float32)
         )
         return ids, documents, matrix, metadatas, Passages.group(ids, owners, numbers, passage_matrix, dimension)
+
+    @_clear_faults
+    def log_change(self, before: str, after: str, written: list[str], removed: list[str]) -> None:
+        """Record which papers a write changed, keyed by the fingerprint it left, so that a replica whose snapshot
+        derives from `before` adds one segment instead of rebuilding (`changes_since`). A change too large to log
+        is not: replicas then rebuild in full. The log keeps the last CHANGES_KEPT writes."""
+        if len(written) + len(removed) > MAX_LOGGED_IDS:
+            return
+        log = self._open(self.changes_name, create=True)
+        change = {"from": before, "written": written, "removed": removed}
+        log.upsert(ids=[after], embeddings=[[1.0]], documents=[json.dumps(change)], metadatas=[{"at": time.time()}])
+        if log.count() > CHANGES_KEPT:
+            entries = log.get(include=["metadatas"])
+            by_age = sorted(zip(entries["ids"], entries["metadatas"]), key=lambda entry: (entry[1] or {}).get("at", 0))
+            log.delete(ids=[doc_id for doc_id, _ in by_age[: len(by_age) - CHANGES_KEPT]])
+
+    @_clear_faults
+    def changes_since(self, before: str, now: str) -> tuple[list[str], list[str]] | None:
+        """The papers written and removed since the state `before` up to `now`, from the change log; None when the
+        log cannot account for every write in between (a writer that died, a change too large to log)."""
+        log = self._open(self.changes_name, create=False)
+        if log is None:
+            return None
+        entries = log.get(include=["documents"])
+        steps = {}
+        for after, document in zip(entries["ids"], entries["documents"]):
+            change = json.loads(document)
+            steps[change["from"]] = (after, change)
+        state: dict[str, bool] = {}  # id -> written (True) or removed (False), the later write winning
+        at = before
+        while at != now:
+            if at not in steps or len(state) > MAX_LOGGED_IDS:
+                return None
+            at, change = steps.pop(at)
+            state.update({doc_id: True for doc_id in change["written"]})
+            state.update({doc_id: False for doc_id in change["removed"]})
+        return [d for d, kept in state.items() if kept], [d for d, kept in state.items() if not kept]
 
     @_clear_faults
     def nearest(self, vector: np.ndarray, k: int) -> tuple[list[str], np.ndarray]:

@@ -60,6 +60,7 @@ class Columns:
     venue: np.ndarray  # folded
     sources: np.ndarray  # packed, folded source names (page files, input files)
     has_code: np.ndarray  # bool
+    live: np.ndarray  # bool; False: a row deleted since its segment was written (never saved: a segment's rows are)
 
     @classmethod
     def from_metadatas(cls, metadatas: list[Mapping]) -> Columns:
@@ -72,15 +73,19 @@ class Columns:
             venue=np.array([folded(m.get("venue", "")) for m in metadatas], dtype=str),
             sources=np.array([packed(_list(m, "pages")) for m in metadatas], dtype=str),
             has_code=np.array([bool(_list(m, "code_links")) for m in metadatas], dtype=bool),
+            live=np.ones(len(metadatas), dtype=bool),
         )
 
     def __len__(self) -> int:
         return len(self.date_from)
 
     def save(self, folder: Path) -> None:
-        np.savez(folder / COLUMNS_FILE, **{name: getattr(self, name) for name in self.__dataclass_fields__})
+        np.savez(
+            folder / COLUMNS_FILE, **{name: getattr(self, name) for name in self.__dataclass_fields__ if name != "live"}
+        )
 
     @classmethod
     def load(cls, folder: Path) -> Columns:
         with np.load(folder / COLUMNS_FILE, allow_pickle=False) as stored:
-            return cls(**{name: stored[name] for name in cls.__dataclass_fields__})
+            saved = {name: stored[name] for name in cls.__dataclass_fields__ if name != "live"}
+        return cls(**saved, live=np.ones(len(saved["date_from"]), dtype=bool))

@@ -194,19 +194,19 @@ class Lexicon:
         encode: Callable[[list[str]], np.ndarray] | None,
         dimension: int,
         previous: Lexicon | None = None,
+        new_words_only: bool = False,
     ) -> Lexicon:
         """Every word of `texts` embedded alone by `encode` (one batched call for the words `previous`, the
         lexicon of the snapshot before, does not hold: a small ingest embeds only its new words); empty
-        without `encode`."""
+        without `encode`. With `new_words_only`, the words `previous` holds are left out (a delta segment's
+        lexicon, read together with the earlier segments')."""
         vectors = np.zeros((0, dimension), dtype=np.float32)
         if encode is None:
             return cls([], [], vectors)
-        pairs = lexicon_words(texts, tokens)
+        known = previous.row_of_word() if previous is not None and previous.vectors.shape[1:] == (dimension,) else {}
+        pairs = [pair for pair in lexicon_words(texts, tokens) if not (new_words_only and pair[0] in known)]
         words = [word for word, _ in pairs]
         if words:
-            known = (
-                previous.row_of_word() if previous is not None and previous.vectors.shape[1:] == (dimension,) else {}
-            )
             vectors = np.empty((len(words), dimension), dtype=np.float32)
             new = [i for i, word in enumerate(words) if word not in known]
             old = [i for i, word in enumerate(words) if word in known]

@@ -1,17 +1,24 @@
-"""The derived snapshot: everything search reads besides Chroma, built from Chroma as one unit.
+"""The derived snapshot: everything search reads besides Chroma, as a base segment plus small delta segments.
 
-A snapshot holds, row-aligned over the same document ids: the BM25 arrays, a copy of the
-document vectors, the documents and metadata (`Records`), the passage vectors of long
-abstracts (`Passages`) and the metadata columns filters test (`Columns`); and, keyed by BM25
-term, the vectors of the abstracts' words (`Lexicon`, for the relevance gate's meaning coverage;
-built only when `build` is given the embedder's `encode`). It is immutable: a search takes one
-snapshot and reads only it, so a refresh in the middle of a query cannot mix rows of two builds.
+A segment holds, row-aligned over its document ids: the BM25 term frequencies (`Postings`), a
+copy of the document vectors, the documents and metadata (`Records`), the passage vectors of long
+abstracts (`Passages`), the metadata columns filters test (`Columns`), and the vectors of the
+words its abstracts bring that no earlier segment had (`Lexicon`, for the relevance gate's meaning
+coverage; built only when given the embedder's `encode`). Segments are immutable. An ingest of N
+papers writes one segment of N rows and marks the rows they replace as deleted; a removal only
+marks rows; when there are more than MAX_SEGMENTS the writer folds them into a new base (a merge,
+after the new papers are already searchable). A snapshot's rows are its segments' rows in order;
+BM25 takes its statistics over all live rows (`index/bm25.py`), so scores are those of one index
+built from scratch over the same papers.
 
-On disk a snapshot is a build folder plus a manifest (`CURRENT.json`) naming it, written last
-and switched atomically, so a reader never sees a half-built snapshot. The manifest records the
-format version, the fingerprint of the Chroma state it was built from, the BM25 settings, and
-for each file its size and a digest of sampled blocks: checking that costs a few hundred KB of
-reads at any size, and catches a missing, truncated or overwritten file.
+A snapshot is immutable too: a search takes one and reads only it, so a refresh in the middle of
+a query cannot mix rows of two states. On disk each segment is a folder, each set of deletions a
+small file, and a manifest (`CURRENT.json`) names them: written last and switched atomically, so
+a reader never sees a half-written state. The manifest records the format version, the
+fingerprint of the Chroma state it derives from, the BM25 settings, and for each file its size and
+a digest of sampled blocks (a few hundred KB of reads at any size, catching a missing, truncated or
+overwritten file). A process that holds a snapshot and finds a new manifest loads only the
+segments it does not hold yet (`Snapshot.load(..., previous=)`).
 """
 
 from __future__ import annotations
@@ -22,12 +29,13 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from paperchat.index.bm25 import BM25Index, BM25Params, top_positions
+from paperchat.index.bm25 import BM25Index, BM25Params, Postings, top_positions
 from paperchat.index.columns import Columns
 from paperchat.index.papers import Paper
 from paperchat.index.passages import Lexicon, Passages
@@ -35,10 +43,11 @@ from paperchat.index.plan import record_to_paper
 from paperchat.index.records import Records
 from paperchat.index.tokenize import Tokenizer
 
-FORMAT_VERSION = 6  # 6: the lexicon (the words of the abstracts and their vectors, for the gate)
+FORMAT_VERSION = 7  # 7: base + delta segments, BM25 term frequencies with global statistics
 MANIFEST = "CURRENT.json"
 IDS_FILE = "ids.json"
 VECTORS_FILE = "vectors.npy"
+MAX_SEGMENTS = 8  # more than this after a write: the writer merges them into one
 STALE_BUILD_SECONDS = 3600
 SAMPLE_BLOCK = 1 << 16
 SAMPLE_BLOCKS = 8
@@ -59,28 +68,168 @@ def file_digest(path: Path) -> dict:
     return {"size": size, "sample_sha256": digest.hexdigest()}
 
 
+class RowStack:
+    """The rows of several 2-D arrays (segments' memory-mapped vectors) read as one, without copying them."""
+
+    def __init__(self, parts: Sequence[np.ndarray]) -> None:
+        self.parts = list(parts)
+        self.starts = np.concatenate(([0], np.cumsum([len(p) for p in self.parts]))).astype(np.int64)
+        self.shape = (int(self.starts[-1]), self.parts[0].shape[1])
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows) -> np.ndarray:
+        if np.ndim(rows) == 0:  # one row
+            part = int(np.searchsorted(self.starts, rows, side="right")) - 1
+            return np.asarray(self.parts[part][int(rows) - int(self.starts[part])], dtype=np.float32)
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        found = np.empty((len(rows), self.shape[1]), dtype=np.float32)
+        part_of = np.searchsorted(self.starts, rows, side="right") - 1
+        for part in np.unique(part_of).tolist():
+            mine = np.flatnonzero(part_of == part)
+            found[mine] = self.parts[part][rows[mine] - self.starts[part]]
+        return found
+
+    def __matmul__(self, vector: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.asarray(part) @ vector for part in self.parts])
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return np.concatenate([np.asarray(part, dtype=dtype) for part in self.parts])
+
+
+def stacked(parts: Sequence[np.ndarray]) -> np.ndarray | RowStack:
+    """One array as itself, several as a `RowStack`."""
+    return parts[0] if len(parts) == 1 else RowStack(parts)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One immutable slice of an index's rows (see the module docstring); `name` is its folder."""
+
+    name: str
+    ids: list[str]
+    vectors: np.ndarray
+    records: Records
+    passages: Passages
+    columns: Columns
+    lexicon: Lexicon
+    postings: Postings
+
+    @classmethod
+    def build(
+        cls,
+        ids: list[str],
+        documents: list[str],
+        vectors: np.ndarray,
+        metadatas: list[dict],
+        passages: Passages,
+        tokenizer: Tokenizer,
+        encode: Callable[[list[str]], np.ndarray] | None = None,
+        previous: Lexicon | None = None,
+        new_words_only: bool = False,
+    ) -> Segment:
+        """A segment of what Chroma holds for `ids`. With `encode`, the words of the documents go into its lexicon,
+        reusing the vectors of the words `previous` has (`new_words_only`: leaving those words out, for a delta
+        whose snapshot already holds them)."""
+        lexicon = Lexicon.build(documents, tokenizer.tokens, encode, vectors.shape[1], previous, new_words_only)
+        return cls(
+            f"segment-{uuid.uuid4().hex[:12]}",
+            list(ids),
+            vectors,
+            Records.from_lists(documents, metadatas),
+            passages,
+            Columns.from_metadatas(metadatas),
+            lexicon,
+            Postings.build(tokenizer.batch(documents)),
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def save(self, folder: Path) -> dict:
+        """Write the segment's folder under `folder` (once: a segment is immutable); its manifest entry."""
+        where = folder / self.name
+        if not (where / IDS_FILE).exists():
+            partial = folder / f".{self.name}.{uuid.uuid4().hex[:8]}"
+            partial.mkdir(parents=True)
+            self.postings.save(partial)
+            np.save(partial / VECTORS_FILE, np.ascontiguousarray(self.vectors, dtype=np.float32))
+            self.records.save(partial)
+            self.passages.save(partial)
+            self.columns.save(partial)
+            self.lexicon.save(partial)
+            (partial / IDS_FILE).write_text(json.dumps(self.ids), encoding="utf-8")
+            os.replace(partial, where)
+        return {
+            "name": self.name,
+            "documents": len(self),
+            "files": {p.name: file_digest(p) for p in sorted(where.iterdir())},
+        }
+
+    @classmethod
+    def load(cls, folder: Path, entry: dict) -> Segment:
+        """The segment a manifest entry names; ValueError when a file is damaged or the parts do not line up."""
+        where = folder / str(entry["name"])
+        for name, expected in entry["files"].items():
+            if file_digest(where / name) != expected:
+                raise ValueError(f"derived file {entry['name']}/{name} is damaged")
+        segment = cls(
+            str(entry["name"]),
+            json.loads((where / IDS_FILE).read_text(encoding="utf-8")),
+            np.load(where / VECTORS_FILE, mmap_mode="r"),
+            Records.load(where),
+            Passages.load(where),
+            Columns.load(where),
+            Lexicon.load(where),
+            Postings.load(where),
+        )
+        parts = (segment.ids, segment.vectors, segment.records, segment.passages, segment.columns, segment.postings)
+        if len(segment.lexicon) and segment.lexicon.vectors.shape[1] != segment.vectors.shape[1]:
+            raise ValueError("the derived snapshot's parts do not line up")
+        if any(len(part) != entry["documents"] for part in parts):
+            raise ValueError("the derived snapshot's parts do not line up")
+        return segment
+
+
 class Snapshot:
-    """One immutable view of an index: BM25, vectors, records, passages and metadata columns (row-aligned),
-    and the lexicon of the abstracts' words."""
+    """One immutable view of an index: its segments and their deleted rows, read as one set of rows (BM25 with
+    global statistics, vectors, records, passages, metadata columns) plus the lexicon of all segments' words."""
 
     def __init__(
         self,
-        ids: list[str],
-        bm25: BM25Index,
-        vectors: np.ndarray,
-        records: Records,
-        passages: Passages,
-        columns: Columns,
-        lexicon: Lexicon | None = None,
+        segments: Sequence[Segment],
+        deleted: Sequence[np.ndarray],
+        engine: str,
+        tokenizer: Tokenizer,
+        params: BM25Params,
+        deletion_files: Sequence[str | None] | None = None,
     ) -> None:
-        self.ids = ids
-        self.bm25 = bm25
-        self.vectors = vectors
-        self.records = records
-        self.passages = passages
-        self.columns = columns
-        self.lexicon = lexicon if lexicon is not None else Lexicon([], [], np.zeros((0, vectors.shape[1]), np.float32))
-        self._positions = {doc_id: i for i, doc_id in enumerate(ids)}
+        self.segments = list(segments)
+        self.deleted = [np.asarray(rows, dtype=np.int64) for rows in deleted]
+        self.deletion_files = list(deletion_files) if deletion_files is not None else [None] * len(self.segments)
+        self.starts = np.concatenate(([0], np.cumsum([len(s) for s in self.segments]))).astype(np.int64)
+        live = [_live_mask(len(s), rows) for s, rows in zip(self.segments, self.deleted)]
+        self.live = (
+            None
+            if all(m is None for m in live)
+            else np.concatenate(
+                [m if m is not None else np.ones(len(s), dtype=bool) for s, m in zip(self.segments, live)]
+            )
+        )
+        self.ids = [doc_id for s in self.segments for doc_id in s.ids]
+        self.bm25 = BM25Index([s.postings for s in self.segments], engine, tokenizer, params, live)
+        dimension = self.segments[0].vectors.shape[1] if self.segments else 0
+        self.vectors = stacked([s.vectors for s in self.segments]) if self.segments else np.zeros((0, dimension))
+        self.records = _RecordStack([s.records for s in self.segments], self.starts)
+        self.passages = _PassageStack([s.passages for s in self.segments], self.starts)
+        self.columns = _joined_columns([s.columns for s in self.segments], self.live)
+        self.lexicon = _joined_lexicon([s.lexicon for s in self.segments], dimension)
+        self._positions = {
+            doc_id: i
+            for i, doc_id in enumerate(self.ids)
+            if self.live is None or self.live[i]  # a deleted row's id maps to its newer row or to nothing
+        }
 
     @classmethod
     def build(
@@ -96,35 +245,77 @@ class Snapshot:
         encode: Callable[[list[str]], np.ndarray] | None = None,
         previous: Snapshot | None = None,
     ) -> Snapshot:
-        """A snapshot of what Chroma holds. With `encode` (the embedder's batched `encode`) the words of the
-        documents are embedded into its lexicon, reusing the vectors of the words `previous` (the snapshot
+        """A one-segment snapshot of what Chroma holds. With `encode` (the embedder's batched `encode`) the words of
+        the documents are embedded into its lexicon, reusing the vectors of the words `previous` (the snapshot
         this one replaces) already has; without it the lexicon is empty and the gate reads words only."""
-        bm25 = BM25Index.build(documents, engine, tokenizer, params)
-        lexicon = Lexicon.build(
-            documents,
-            bm25.tokenizer.tokens,
-            encode,
-            vectors.shape[1],
-            previous.lexicon if previous is not None else None,
+        tokenizer = tokenizer or Tokenizer()
+        segment = Segment.build(
+            ids, documents, vectors, metadatas, passages, tokenizer, encode, previous.lexicon if previous else None
         )
-        return cls(
-            ids,
-            bm25,
-            vectors,
-            Records.from_lists(documents, metadatas),
-            passages,
-            Columns.from_metadatas(metadatas),
-            lexicon,
+        return cls([segment], [np.zeros(0, dtype=np.int64)], engine, tokenizer, params or BM25Params())
+
+    # --- changes ---------------------------------------------------------------------------
+
+    def with_changes(self, added: Segment | None, replaced: Sequence[str]) -> Snapshot:
+        """A new snapshot: this one with the rows of the ids in `replaced` deleted and the segment `added` (their
+        new state, and new papers) after the others. Segments left without a live row are dropped."""
+        rows = self.positions(list(dict.fromkeys(replaced)))
+        rows = rows[rows >= 0]
+        segments, deleted, files = [], [], []
+        for number, segment in enumerate(self.segments):
+            start, end = int(self.starts[number]), int(self.starts[number + 1])
+            mine = rows[(rows >= start) & (rows < end)] - start
+            gone = np.union1d(self.deleted[number], mine).astype(np.int64)
+            last = number == len(self.segments) - 1 and not segments and (added is None or not len(added))
+            if len(gone) == len(segment) and not last:  # no live row left (kept only if it is the last of all)
+                continue
+            segments.append(segment)
+            deleted.append(gone)
+            files.append(self.deletion_files[number] if len(gone) == len(self.deleted[number]) else None)
+        if added is not None and len(added):
+            segments.append(added)
+            deleted.append(np.zeros(0, dtype=np.int64))
+            files.append(None)
+        return Snapshot(segments, deleted, self.bm25.engine, self.tokenizer, self.bm25.params, files)
+
+    def merged(self) -> Snapshot:
+        """One segment holding every live row (in order), its lexicon the union of the segments' words: what a
+        merge writes. Nothing is read from Chroma and nothing is embedded."""
+        live = self.live_rows()
+        documents, metadatas = zip(*(self.records.get(int(row)) for row in live)) if len(live) else ((), ())
+        ids = [self.ids[i] for i in live]
+        owners, numbers, vectors = self.passages.of(live)
+        segment = replace(
+            Segment.build(
+                ids,
+                list(documents),
+                np.asarray(self.vectors[live], dtype=np.float32).reshape(len(live), self.vectors.shape[1]),
+                list(metadatas),
+                Passages.group(ids, [ids[o] for o in owners], numbers, vectors, self.vectors.shape[1]),
+                self.tokenizer,
+            ),
+            lexicon=Lexicon(self.lexicon.words, self.lexicon.terms, np.asarray(self.lexicon.vectors)),
         )
+        return Snapshot([segment], [np.zeros(0, dtype=np.int64)], self.bm25.engine, self.tokenizer, self.bm25.params)
+
+    # --- rows --------------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self.ids)
+        """Rows, deleted ones included (arrays over the snapshot have this length)."""
+        return int(self.starts[-1])
+
+    def live_rows(self) -> np.ndarray:
+        """The rows of papers (not of deleted ones), in order."""
+        return np.flatnonzero(self.live) if self.live is not None else np.arange(len(self))
+
+    @property
+    def documents(self) -> int:
+        """Papers: the live rows."""
+        return len(self._positions)
 
     @property
     def tokenizer(self) -> Tokenizer:
         return self.bm25.tokenizer
-
-    # --- rows --------------------------------------------------------------------------
 
     def positions(self, ids: list[str]) -> np.ndarray:
         """Rows of `ids` as an array, -1 for an id not here."""
@@ -144,14 +335,16 @@ class Snapshot:
         return self.passages.best(vector, similarities, positions)
 
     def nearest(self, vector: np.ndarray, k: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Rows and MaxP cosines of the `k` nearest documents by an exact scan of the local copies
+        """Rows and MaxP cosines of the `k` nearest live documents by an exact scan of the local copies
         (only of `rows` when given: a filter's matching papers)."""
         if rows is not None:
             similarities = self.best_passage(vector, rows, np.asarray(self.vectors[rows]) @ vector)
             top = top_positions(similarities, min(k, len(rows)), positive_only=False)
             return rows[top], similarities[top].astype(np.float32)
-        similarities = self.passages.scan(vector, np.asarray(self.vectors) @ vector)
-        top = top_positions(similarities, min(k, len(self)), positive_only=False)
+        similarities = self.passages.scan(vector, self.vectors @ vector)
+        if self.live is not None:
+            similarities[~self.live] = -np.inf
+        top = top_positions(similarities, min(k, self.documents), positive_only=False)
         return top, similarities[top].astype(np.float32)
 
     # --- persistence -------------------------------------------------------------------
@@ -160,36 +353,40 @@ class Snapshot:
         return {"format": FORMAT_VERSION, **self.bm25.describe()}
 
     def save(self, folder: Path, fingerprint: str) -> None:
-        """Write a new build beside the old one, then switch the manifest atomically."""
+        """Write the segments and deletions not on disk yet, then switch the manifest atomically; drop what no
+        manifest names any more."""
         folder.mkdir(parents=True, exist_ok=True)
-        build = folder / f"build-{uuid.uuid4().hex[:12]}"
-        build.mkdir()
-        self.bm25.save(build)
-        np.save(build / VECTORS_FILE, np.ascontiguousarray(self.vectors, dtype=np.float32))
-        self.records.save(build)
-        self.passages.save(build)
-        self.columns.save(build)
-        self.lexicon.save(build)
-        (build / IDS_FILE).write_text(json.dumps(self.ids), encoding="utf-8")
-        files = {p.name: file_digest(p) for p in sorted(build.iterdir())}
-        manifest = {
-            "fingerprint": fingerprint,
-            "build": build.name,
-            "documents": len(self.ids),
-            "files": files,
-            **self.settings(),
-        }
+        entries = []
+        for number, segment in enumerate(self.segments):
+            entry = segment.save(folder)
+            if len(self.deleted[number]):
+                if self.deletion_files[number] is None:
+                    self.deletion_files[number] = f"deleted-{uuid.uuid4().hex[:12]}.npy"
+                    np.save(folder / self.deletion_files[number], self.deleted[number])
+                entry["deleted"] = {
+                    "file": self.deletion_files[number],
+                    **file_digest(folder / self.deletion_files[number]),
+                }
+            entries.append(entry)
+        manifest = {"fingerprint": fingerprint, "documents": self.documents, "segments": entries, **self.settings()}
         tmp = folder / f".{MANIFEST}.{uuid.uuid4().hex[:8]}"
         tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         os.replace(tmp, folder / MANIFEST)
-        _remove_old_builds(folder, keep=build.name)
+        keep = {entry["name"] for entry in entries} | {f for f in self.deletion_files if f}
+        _remove_unnamed(folder, keep)
 
     @classmethod
     def load(
-        cls, folder: Path, fingerprint: str, engine: str, tokenizer: Tokenizer, params: BM25Params
+        cls,
+        folder: Path,
+        fingerprint: str,
+        engine: str,
+        tokenizer: Tokenizer,
+        params: BM25Params,
+        previous: Snapshot | None = None,
     ) -> tuple[Snapshot | None, str]:
         """The saved snapshot if it matches `fingerprint`, the format and the settings and is intact, else
-        (None, why)."""
+        (None, why). Segments `previous` holds are taken from it, not read again."""
         try:
             manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -201,45 +398,140 @@ class Snapshot:
                 None,
                 f"the derived snapshot has format {manifest.get('format')}, this version reads {FORMAT_VERSION}",
             )
-        expected = {
-            "fingerprint": fingerprint,
-            "engine": engine,
-            "tokenizer": tokenizer.describe(),
-            "k1": params.k1,
-            "b": params.b,
-        }
+        expected = {"engine": engine, "tokenizer": tokenizer.describe(), "k1": params.k1, "b": params.b}
         if any(manifest.get(key) != value for key, value in expected.items()):
-            return None, "the derived snapshot is stale (the collection or BM25 settings changed)"
-        build = folder / str(manifest.get("build", ""))
+            return None, "the derived snapshot was built with other BM25 settings"
+        if manifest.get("fingerprint") != fingerprint:
+            return None, "the derived snapshot does not account for the latest writes to Chroma"
+        held = {s.name: s for s in previous.segments} if previous is not None else {}
+        segments, deleted, files = [], [], []
         try:
-            for name, expected_digest in manifest["files"].items():
-                if file_digest(build / name) != expected_digest:
-                    return None, f"derived file {name} is damaged"
-            ids = json.loads((build / IDS_FILE).read_text(encoding="utf-8"))
-            vectors = np.load(build / VECTORS_FILE, mmap_mode="r")
-            records = Records.load(build)
-            passages = Passages.load(build)
-            columns = Columns.load(build)
-            lexicon = Lexicon.load(build)
-            if len(lexicon) and lexicon.vectors.shape[1] != vectors.shape[1]:
-                return None, "the derived snapshot's parts do not line up"
-            if not len(ids) == len(vectors) == len(records) == len(passages) == len(columns) == manifest["documents"]:
-                return None, "the derived snapshot's parts do not line up"
-            bm25 = BM25Index.load(build, len(ids), engine, tokenizer, params)
+            for entry in manifest["segments"]:
+                segments.append(held.get(entry["name"]) or Segment.load(folder, entry))
+                gone = entry.get("deleted")
+                if gone:
+                    path = folder / gone["file"]
+                    if file_digest(path) != {"size": gone["size"], "sample_sha256": gone["sample_sha256"]}:
+                        return None, f"derived file {gone['file']} is damaged"
+                    deleted.append(np.load(path))
+                    files.append(gone["file"])
+                else:
+                    deleted.append(np.zeros(0, dtype=np.int64))
+                    files.append(None)
+            snapshot = cls(segments, deleted, engine, tokenizer, params, files)
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            return None, f"the derived snapshot is unreadable ({type(exc).__name__})"
-        return cls(ids, bm25, vectors, records, passages, columns, lexicon), "loaded"
+            reason = str(exc) if isinstance(exc, ValueError) and "derived" in str(exc) else type(exc).__name__
+            return None, f"the derived snapshot is unreadable ({reason})"
+        if snapshot.documents != manifest.get("documents"):
+            return None, "the derived snapshot's parts do not line up"
+        return snapshot, "loaded"
 
 
-def _remove_old_builds(folder: Path, keep: str) -> None:
-    """Drop superseded builds: finished ones at once, unfinished ones once clearly abandoned."""
+def _live_mask(rows: int, deleted: np.ndarray) -> np.ndarray | None:
+    if not len(deleted):
+        return None
+    live = np.ones(rows, dtype=bool)
+    live[deleted] = False
+    return live
+
+
+class _RecordStack:
+    """`Records.get` over the segments' records by snapshot row."""
+
+    def __init__(self, parts: Sequence[Records], starts: np.ndarray) -> None:
+        self.parts = list(parts)
+        self.starts = starts
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def get(self, row: int) -> tuple[str, dict]:
+        part = int(np.searchsorted(self.starts, row, side="right")) - 1
+        return self.parts[part].get(row - int(self.starts[part]))
+
+
+class _PassageStack:
+    """MaxP over the segments' passages by snapshot row (`Passages.best` and `scan`)."""
+
+    def __init__(self, parts: Sequence[Passages], starts: np.ndarray) -> None:
+        self.parts = list(parts)
+        self.starts = starts
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def best(self, query: np.ndarray, doc_similarities: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        if len(self.parts) == 1:
+            return self.parts[0].best(query, doc_similarities, rows)
+        best = np.array(doc_similarities, dtype=np.float32, copy=True)
+        part_of = np.searchsorted(self.starts, rows, side="right") - 1
+        for part in np.unique(part_of[rows >= 0]).tolist():
+            mine = np.flatnonzero((part_of == part) & (rows >= 0))
+            best[mine] = self.parts[part].best(query, best[mine], rows[mine] - self.starts[part])
+        return best
+
+    def scan(self, query: np.ndarray, doc_similarities: np.ndarray) -> np.ndarray:
+        bounds = self.starts.tolist()
+        return np.concatenate(
+            [part.scan(query, doc_similarities[a:b]) for part, a, b in zip(self.parts, bounds, bounds[1:])]
+            or [np.zeros(0, dtype=np.float32)]
+        )
+
+    def of(self, rows: np.ndarray) -> tuple[list[int], list[int], np.ndarray]:
+        """The passages of the documents at `rows`: owner (position in `rows`), number, vector."""
+        owners: list[int] = []
+        numbers: list[int] = []
+        vectors: list[np.ndarray] = []
+        for position, row in enumerate(rows.tolist()):
+            part = int(np.searchsorted(self.starts, row, side="right")) - 1
+            passages, local = self.parts[part], row - int(self.starts[part])
+            start, end = int(passages.offsets[local]), int(passages.offsets[local + 1])
+            owners += [position] * (end - start)
+            numbers += list(range(end - start))
+            vectors.append(np.asarray(passages.vectors[start:end], dtype=np.float32))
+        dimension = self.parts[0].vectors.shape[1] if self.parts else 0
+        return owners, numbers, np.concatenate(vectors) if vectors else np.zeros((0, dimension), dtype=np.float32)
+
+
+def _joined_columns(parts: Sequence[Columns], live: np.ndarray | None) -> Columns:
+    if len(parts) == 1 and live is None:
+        return parts[0]
+    joined = {
+        name: np.concatenate([getattr(p, name) for p in parts])
+        for name in Columns.__dataclass_fields__
+        if name != "live"
+    }
+    return Columns(**joined, live=live if live is not None else np.ones(sum(len(p) for p in parts), dtype=bool))
+
+
+def _joined_lexicon(parts: Sequence[Lexicon], dimension: int) -> Lexicon:
+    """The segments' lexicons as one (each holds only words the earlier ones do not)."""
+    filled = [p for p in parts if len(p)]
+    if len(filled) <= 1:
+        return filled[0] if filled else Lexicon([], [], np.zeros((0, dimension), dtype=np.float32))
+    words = [w for p in filled for w in p.words]
+    terms = [t for p in filled for t in p.terms]
+    return Lexicon(words, terms, RowStack([p.vectors for p in filled]))
+
+
+def _remove_unnamed(folder: Path, keep: set[str]) -> None:
+    """Drop segments and deletion files no manifest names: finished ones at once, unfinished ones (a writer's
+    partial folder) once clearly abandoned."""
     now = time.time()
-    for build in folder.glob("build-*"):
-        if build.name == keep:
+    for path in [
+        *folder.glob("segment-*"),
+        *folder.glob("deleted-*"),
+        *folder.glob(".segment-*"),
+        *folder.glob("build-*"),
+    ]:
+        if path.name in keep:
             continue
         try:
-            abandoned = now - build.stat().st_mtime > STALE_BUILD_SECONDS
+            abandoned = now - path.stat().st_mtime > STALE_BUILD_SECONDS
         except OSError:
             continue
-        if abandoned or (build / IDS_FILE).exists():
-            shutil.rmtree(build, ignore_errors=True)
+        if abandoned or not path.name.startswith("."):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)

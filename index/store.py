@@ -1,10 +1,13 @@
 """The store: the one writer of an index, and the keeper of its current derived snapshot.
 
 An ingest plans against what Chroma holds (`index/plan.py`), embeds and writes batch by batch
-(`index/chroma.py`), then builds a new snapshot (`index/snapshot.py`). Writers and snapshot
-builds are serialised across processes by a file lock beside the snapshot, so `paperchat chat`
-may serve while `paperchat ingest` adds papers to the same index: the server keeps answering
-from its last snapshot and takes the new one once the writer is done.
+(`index/chroma.py`), then adds one segment to the snapshot (`index/snapshot.py`): the papers it
+wrote, read back from Chroma by id, with the rows they replace marked deleted; so its cost grows
+with the papers ingested, not with the index. Writers and snapshot changes are serialised across
+processes by a file lock beside the snapshot, so `paperchat chat` may serve while `paperchat
+ingest` adds papers to the same index: the server keeps answering from its last snapshot and,
+when Chroma's stamp moves, loads the new segments only. A snapshot that does not account for
+Chroma's state (a writer died between its writes and its segment) is rebuilt in full, and says so.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from paperchat.index.errors import PaperchatError
 from paperchat.index.papers import Paper
 from paperchat.index.passages import pack_passages, split_sentences
 from paperchat.index.plan import paper_to_record, plan_ingest
-from paperchat.index.snapshot import Snapshot
+from paperchat.index.snapshot import MAX_SEGMENTS, Segment, Snapshot
 from paperchat.index.tokenize import CONTROL_CHARACTERS, Tokenizer
 
 LOCK_FILE = "write.lock"
@@ -219,11 +222,17 @@ class Store:
         snapshot, why = (
             (None, "")
             if rebuild
-            else Snapshot.load(self.snapshot_folder, fingerprint, self.engine, self.tokenizer, self.bm25_params)
+            else Snapshot.load(
+                self.snapshot_folder, fingerprint, self.engine, self.tokenizer, self.bm25_params, self._snapshot
+            )
         )
+        if snapshot is None and self._snapshot is not None and not rebuild:
+            changed = self.repository.changes_since(self._snapshot_fingerprint, fingerprint)
+            if changed is not None:  # another replica's writes, from Chroma's change log: one segment of them
+                return self._add_segment(self._snapshot, *changed, fingerprint), fingerprint
         if snapshot is None:
             if why and why != "no derived snapshot yet":
-                self.notify(f"{why}; rebuilding it from Chroma")
+                self.notify(f"{why}; rebuilding it in full from Chroma")
             ids, documents, vectors, metadatas, passages = self.repository.everything()
             snapshot = Snapshot.build(
                 ids,
@@ -266,10 +275,50 @@ class Store:
             self._current_fingerprint()
             return self._ingest(papers, progress)
 
+    def _ready(self) -> Snapshot:
+        """Call with the lock held: the snapshot of Chroma as it is now (loaded or rebuilt if ours is older)."""
+        fingerprint = self._current_fingerprint()
+        if self._snapshot is None or fingerprint != self._snapshot_fingerprint:
+            self._install(self._load_or_build(fingerprint, rebuild=False))
+        return self._snapshot
+
+    def _add_segment(self, before: Snapshot, written: list[str], removed: list[str], fingerprint: str) -> Snapshot:
+        """Call with the lock held, after writes to Chroma that left it at `fingerprint`: `before` plus one segment
+        of the papers `written` (read back from Chroma by id) with the rows of `written` and `removed` deleted,
+        saved; then, past MAX_SEGMENTS, the segments merged into one (the new papers are searchable before the
+        merge starts)."""
+        added = (
+            Segment.build(
+                *self.repository.fetch(written),
+                self.tokenizer,
+                encode=self.embedder.encode,  # the gate's lexicon: only the words no earlier segment has
+                previous=before.lexicon,
+                new_words_only=True,
+            )
+            if written
+            else None
+        )
+        snapshot = before.with_changes(added, written + removed)
+        snapshot.save(self.snapshot_folder, fingerprint)
+        self._install((snapshot, fingerprint))
+        if len(snapshot.segments) > MAX_SEGMENTS:
+            snapshot = snapshot.merged()
+            snapshot.save(self.snapshot_folder, fingerprint)
+            self._install((snapshot, fingerprint))
+        return snapshot
+
+    def _logged_segment(self, before: Snapshot, written: list[str], removed: list[str]) -> None:
+        """Call with the lock held, after this process's writes to Chroma: log them in Chroma (for replicas with
+        folders of their own), then add their segment here."""
+        fingerprint = self.repository.fingerprint()
+        self.repository.log_change(self._snapshot_fingerprint, fingerprint, written, removed)
+        self._add_segment(before, written, removed, fingerprint)
+
     def _ingest(self, papers: list[Paper], progress: bool) -> IngestReport:
         """Call with the lock held: `ingest`'s work."""
         from tqdm.auto import tqdm
 
+        before = self._ready()
         plan = plan_ingest(self.repository.existing_metadata(), papers)
         report = IngestReport(plan.added, plan.updated, plan.updated_metadata, plan.unchanged)
         if plan.embed or plan.metadata:
@@ -296,7 +345,10 @@ class Store:
             self.repository.stamp()
         self.repository.mark_ingested()
         report.total = self.repository.count()
-        self._install(self._load_or_build(self.repository.fingerprint(), rebuild=bool(plan.embed or plan.metadata)))
+        if plan.embed or plan.metadata:
+            self._logged_segment(before, [p.id for p in plan.embed] + [doc_id for doc_id, _ in plan.metadata], [])
+        else:
+            self._ready()  # marking the index ingested moved the stamp; nothing else changed
         return report
 
     def passages(self, papers: list[Paper]) -> list[list[str]]:
@@ -337,7 +389,7 @@ class Store:
     def remove(self, ids: Iterable[str]) -> list[str]:
         """Delete papers from Chroma, then derive a new snapshot; returns the ids that were present."""
         with self._writer.held():
-            self._current_fingerprint()
+            before = self._ready()
             if self.repository.papers() is None:
                 return []
             present = self.repository.present(list(dict.fromkeys(ids)))
@@ -345,5 +397,5 @@ class Store:
                 self.repository.stamp()
                 self.repository.delete(present)
                 self.repository.stamp()
-                self._install(self._load_or_build(self.repository.fingerprint(), rebuild=True))
+                self._logged_segment(before, [], present)
             return present

@@ -106,6 +106,32 @@ def test_ingest_and_search_against_a_real_chroma_server(chroma_server, tmp_path,
     assert "doc-00002" not in [h.id for h in replica_b.search("speech recognition M2", k=5, mode="bm25")]
 
 
+def test_a_replica_with_its_own_folder_adds_another_replicas_writes_as_one_segment(chroma_server, tmp_path, embedder):
+    """Chroma's change log tells a replica which papers changed since its snapshot: it reads those, not everything."""
+    writer = small_assistant(
+        tmp_path / "w", embedder, synthetic_corpus(tmp_path / "c.jsonl", 30), chroma_url=chroma_server, collection="log"
+    )
+    reader = small_assistant(tmp_path / "r", embedder, chroma_url=chroma_server, collection="log")
+    base = reader.store.snapshot().segments[0]
+    messages = []
+    reader.store.notify = messages.append
+    for step in range(2):  # two writes of 5 new papers between the reader's refreshes: the log chains them
+        papers = [
+            {"id": f"new-{step}-{i}", "title": f"Protein folding study {step}-{i}", "abstract": f"Method N{step}{i}."}
+            for i in range(5)
+        ]
+        writer.ingest(
+            [write(tmp_path / f"more-{step}.jsonl", "\n".join(map(json.dumps, papers)) + "\n")], progress=False
+        )
+    writer.remove(["doc-00003"])
+    snapshot = reader.store.refresh()
+    assert messages == [] and snapshot.segments[0] is base and len(snapshot.segments) == 2
+    assert snapshot.documents == 39 and len(snapshot.segments[1]) == 10
+    assert [h.id for h in reader.search("protein folding N13", k=3, mode="bm25")] == [
+        h.id for h in writer.search("protein folding N13", k=3, mode="bm25")
+    ]
+
+
 def test_a_metadata_only_update_reaches_another_replica(chroma_server, tmp_path, embedder):
     first = write(
         tmp_path / "first.jsonl",
@@ -250,7 +276,7 @@ def test_a_long_lived_assistant_can_write_after_another_process_wrote(tmp_path, 
         "late"
     ]
     assert assistant.remove(["late", "doc-00003"]) == ["late", "doc-00003"]
-    assert assistant.store.repository.count() == len(assistant.store.snapshot()) == 9
+    assert assistant.store.repository.count() == assistant.store.snapshot().documents == 9
 
 
 def start_chroma(folder, port):
@@ -343,7 +369,7 @@ def test_an_ingest_cut_off_by_a_server_restart_completes_exactly_when_run_again(
         )
         assert (
             sorted(reopened.store.snapshot().ids) == sorted(reopened.store.repository.everything()[0])
-            and len(reopened.store.snapshot()) == 200
+            and reopened.store.snapshot().documents == 200
         )
     finally:
         stop(server)

@@ -55,14 +55,13 @@ def test_saved_snapshot_loads_only_with_matching_fingerprint_and_settings(tmp_pa
     snapshot.save(tmp_path, "fp-1")
     loaded, why = Snapshot.load(tmp_path, "fp-1", engine, Tokenizer(), BM25Params())
     assert why == "loaded" and loaded.ids == IDS and np.array_equal(loaded.vectors, vectors)
-    assert loaded.passages.offsets.tolist() == [0, 0, 2, 2, 2, 2] and np.array_equal(
-        loaded.passages.vectors, np.eye(2, 3)[::-1]
-    )
+    passages = loaded.segments[0].passages
+    assert passages.offsets.tolist() == [0, 0, 2, 2, 2, 2] and np.array_equal(passages.vectors, np.eye(2, 3)[::-1])
     assert [loaded.records.get(i) for i in (4, 0)] == [(TEXTS[4], metadatas[4]), (TEXTS[0], metadatas[0])]
     assert loaded.bm25.scores(["lora"]) == pytest.approx(snapshot.bm25.scores(["lora"]))
     assert Snapshot.load(tmp_path, "fp-2", engine, Tokenizer(), BM25Params())[0] is None
     assert Snapshot.load(tmp_path, "fp-1", engine, Tokenizer(), BM25Params(k1=2.0))[0] is None
-    assert len(list(tmp_path.glob("build-*"))) == 1
+    assert len(list(tmp_path.glob("segment-*"))) == 1
 
 
 def test_a_snapshot_of_another_format_version_is_rebuilt_not_misread(tmp_path):

@@ -42,7 +42,7 @@ def test_ingest_twice_changes_nothing(small):
     assistant, corpus, _ = small
     load_report, report = assistant.ingest([corpus], progress=False)
     assert (report.added, report.updated, report.updated_metadata, report.unchanged, report.total) == (0, 0, 0, 3, 3)
-    assert assistant.store.repository.count() == len(assistant.store.snapshot()) == 3
+    assert assistant.store.repository.count() == assistant.store.snapshot().documents == 3
 
 
 def test_changed_abstract_updates_chroma_and_bm25_together(small):
@@ -67,7 +67,7 @@ def test_remove_deletes_from_both_sides(small):
     assert assistant.remove(["prune", "missing"]) == ["prune"]
     assert assistant.store.repository.count() == 2
     assert [h.id for h in assistant.search("pruning weights", k=3, mode="bm25")] == ["lora"]
-    assert "prune" not in assistant.store.snapshot().ids
+    assert assistant.store.snapshot().positions(["prune"]).tolist() == [-1]
 
 
 def test_stale_snapshot_is_rebuilt_on_open(small, embedder):
@@ -78,8 +78,8 @@ def test_stale_snapshot_is_rebuilt_on_open(small, embedder):
     (folder / MANIFEST).write_text(json.dumps(pointer))
     messages = []
     reopened = Assistant.open(tmp_path / "index", bootstrap=False, load_model=False, notify=messages.append)
-    assert any("stale" in m for m in messages)
-    assert len(reopened.store.snapshot()) == 3
+    assert any("does not account for the latest writes" in m and "in full" in m for m in messages)
+    assert reopened.store.snapshot().documents == 3
     assert json.loads((folder / MANIFEST).read_text())["fingerprint"] == reopened.store.repository.fingerprint()
 
 
@@ -87,8 +87,8 @@ def test_stale_snapshot_is_rebuilt_on_open(small, embedder):
 def test_damaged_snapshot_files_are_detected_and_rebuilt(small, damage):
     assistant, _, tmp_path = small
     folder = assistant.store.snapshot_folder
-    build = folder / json.loads((folder / MANIFEST).read_text())["build"]
-    target = build / "data.csc.index.npy"
+    segment = folder / json.loads((folder / MANIFEST).read_text())["segments"][-1]["name"]
+    target = segment / "bm25-postings.npz"
     if damage == "truncate":
         target.write_bytes(target.read_bytes()[:20])
     elif damage == "corrupt":
@@ -155,7 +155,8 @@ def test_long_abstracts_get_passages_the_vector_side_reads(small):
     assistant.ingest([write(tmp_path / "long.jsonl", json.dumps(LONG) + "\n")], progress=False)
     assert assistant.remove(["long"]) == ["long"]
     assert repository.passage_count() == 0
-    assert store.snapshot().passages.offsets.tolist() == [0, 0, 0, 0]
+    snapshot = store.snapshot()
+    assert snapshot.documents == 3 and len(snapshot.passages.of(snapshot.live_rows())[2]) == 0
 
 
 PAGE = """Daily Papers
@@ -224,4 +225,4 @@ def test_an_index_whose_papers_were_all_removed_stays_empty_when_reopened(small)
     assert sorted(assistant.remove([p["id"] for p in PAPERS])) == sorted(p["id"] for p in PAPERS)
     messages = []
     reopened = Assistant.open(tmp_path / "index", load_model=False, progress=False, notify=messages.append)
-    assert reopened.store.repository.count() == len(reopened.store.snapshot()) == 0 and messages == []
+    assert reopened.store.repository.count() == reopened.store.snapshot().documents == 0 and messages == []

@@ -1,0 +1,193 @@
+"""Segments: an ingest adds one, a removal marks rows, scores stay those of a full rebuild, replicas load only what
+is new, a gap is rebuilt in full, and a merge folds them."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from conftest import small_assistant, write
+from paperchat import Assistant
+from paperchat.filters import Filter
+from paperchat.index.bm25 import BM25Index, BM25Params, Postings
+from paperchat.index.loaders import load_bundled
+from paperchat.index.passages import Passages
+from paperchat.index.snapshot import MANIFEST, MAX_SEGMENTS, Segment, Snapshot
+from paperchat.index.tokenize import Tokenizer
+
+PAPERS = load_bundled()[0]
+TEXTS = [p.title + "\n" + p.abstract for p in PAPERS]
+QUERIES = ["pruning large language models", "diffusion sampling in fewer steps steps", "lora", "unseen-word model"]
+TOKENIZER = Tokenizer()
+
+
+@pytest.mark.parametrize("engine", ["bm25s", "rank-bm25"])
+def test_bm25_over_segments_with_deletions_equals_one_index_built_from_scratch(engine):
+    documents = TOKENIZER.batch(TEXTS)
+    deleted = [3, 50, 200, 301]
+    live = np.ones(len(TEXTS), dtype=bool)
+    live[deleted] = False
+    first, second = np.ones(300, dtype=bool), np.ones(len(TEXTS) - 300, dtype=bool)
+    first[[3, 50, 200]] = second[1] = False
+    segments = BM25Index(
+        [Postings.build(documents[:300]), Postings.build(documents[300:])],
+        engine,
+        TOKENIZER,
+        BM25Params(),
+        [first, second],
+    )
+    scratch = BM25Index.build([t for t, keep in zip(TEXTS, live) if keep], engine, TOKENIZER)
+    for query in QUERIES:
+        terms = TOKENIZER.tokens(query)
+        both = segments.scores(terms)
+        assert both[~live].tolist() == [0.0] * len(deleted)
+        assert both[live] == pytest.approx(scratch.scores(terms), abs=1e-6)
+        for term in terms:
+            assert segments.term_scores(term, np.arange(len(TEXTS))) == pytest.approx(segments.scores([term]), abs=1e-6)
+    assert segments.idf(["model", "lora", "unseen"]) == pytest.approx(scratch.idf(["model", "lora", "unseen"]))
+
+
+@pytest.mark.parametrize("engine", ["bm25s", "rank-bm25"])
+def test_bm25_scores_equal_those_of_the_library_the_engine_is_named_after(engine):
+    documents = TOKENIZER.batch(TEXTS)
+    if engine == "bm25s":
+        import bm25s
+
+        library = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
+        library.index(documents, show_progress=False)
+        expected = lambda terms: library.get_scores(terms)  # noqa: E731
+    else:
+        from rank_bm25 import BM25Okapi
+
+        expected = BM25Okapi(documents, k1=1.2, b=0.75).get_scores
+    ours = BM25Index.build(TEXTS, engine, TOKENIZER)
+    for query in QUERIES[:3]:
+        terms = TOKENIZER.tokens(query)
+        assert ours.scores(terms) == pytest.approx(np.asarray(expected(terms)), abs=1e-5)
+
+
+def snapshot_of(rows, vectors, engine="bm25s"):
+    ids = [PAPERS[i].id for i in rows]
+    metadatas = [{"title": PAPERS[i].title, "date": f"2024-0{1 + i % 9}-01"} for i in rows]
+    passages = Passages.group(ids, [ids[0], ids[0]], [0, 1], vectors[:2], vectors.shape[1])
+    return Segment.build(ids, [TEXTS[i] for i in rows], vectors[rows], metadatas, passages, TOKENIZER), Snapshot.build(
+        ids, [TEXTS[i] for i in rows], vectors[rows], metadatas, passages, engine, TOKENIZER
+    )
+
+
+def test_a_snapshot_with_a_delta_and_deletions_searches_like_one_built_from_scratch(tmp_path):
+    vectors = np.random.default_rng(0).normal(size=(len(PAPERS), 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    base = snapshot_of(range(300), vectors)[1]
+    delta = snapshot_of(range(300, len(PAPERS)), vectors)[0]
+    replaced = [PAPERS[i].id for i in (4, 10, 350)]  # 350 is in the delta: its old row goes, its new one stays
+    grown = base.with_changes(delta, replaced)
+    grown = grown.with_changes(None, [PAPERS[20].id])  # a removal
+    kept = [i for i in range(len(PAPERS)) if i not in (4, 10, 20)]
+    scratch = snapshot_of(kept, vectors)[1]
+    assert grown.documents == scratch.documents == len(kept) and len(grown.segments) == 2
+    assert grown.positions([PAPERS[20].id, PAPERS[350].id]).tolist() == [-1, len(grown) - len(delta) + 50]
+    rows = grown.positions([PAPERS[i].id for i in kept])
+    for query in QUERIES:
+        terms = TOKENIZER.tokens(query)
+        assert grown.bm25.scores(terms)[rows] == pytest.approx(scratch.bm25.scores(terms), abs=1e-6)
+    top, similarities = grown.nearest(vectors[7], 10)
+    expected, expected_similarities = scratch.nearest(vectors[7], 10)
+    assert [grown.ids[i] for i in top] == [scratch.ids[i] for i in expected]
+    assert similarities == pytest.approx(expected_similarities)
+    since = Filter(since="2024-03")
+    assert sorted(grown.ids[i] for i in np.flatnonzero(since.mask(grown.columns))) == sorted(
+        scratch.ids[i] for i in np.flatnonzero(since.mask(scratch.columns))
+    )
+    grown.save(tmp_path, "fp")
+    loaded, why = Snapshot.load(tmp_path, "fp", "bm25s", TOKENIZER, BM25Params(), previous=base)
+    assert why == "loaded" and loaded.segments[0] is base.segments[0]  # the segment it held is not read again
+    merged = loaded.merged()
+    assert len(merged.segments) == 1 and merged.ids == [grown.ids[i] for i in grown.live_rows()]
+    assert merged.bm25.scores(terms) == pytest.approx(scratch.bm25.scores(terms), abs=1e-6)
+
+
+@pytest.fixture
+def grown(tmp_path, embedder):
+    """An index of 40 bundled papers, then 8 more ingested, 2 updated and 3 removed."""
+
+    def jsonl(name, papers):
+        lines = [json.dumps({"id": p.id, "title": p.title, "abstract": p.abstract, "date": p.date}) for p in papers]
+        return write(tmp_path / name, "\n".join(lines) + "\n")
+
+    assistant = small_assistant(tmp_path / "index", embedder, jsonl("base.jsonl", PAPERS[:40]))
+    changed = [PAPERS[40 + i] for i in range(8)] + [
+        replace(PAPERS[i], abstract=PAPERS[i].abstract + " Revised.") for i in (3, 9)
+    ]
+    return assistant, jsonl("more.jsonl", changed), tmp_path
+
+
+def search_figures(assistant):
+    """Ids and scores of the top 10 of each query in each mode."""
+    found = {}
+    for query in QUERIES:
+        for mode in ("bm25", "hybrid"):
+            hits = assistant.search(query, k=10, mode=mode)
+            found[query, mode] = ([h.id for h in hits], [h.score for h in hits])
+    return found
+
+
+def assert_same_results(found, expected):
+    assert found.keys() == expected.keys()
+    for key, (ids, scores) in expected.items():
+        assert found[key][0] == ids and found[key][1] == pytest.approx(scores, abs=1e-5), key
+
+
+def test_an_ingest_adds_one_segment_and_scores_equal_a_full_rebuild(grown, embedder):
+    assistant, more, tmp_path = grown
+    replica = Assistant.open(tmp_path / "index", bootstrap=False, load_model=False, notify=lambda m: None)
+    replica.store.embedder = embedder
+    held = replica.store.snapshot().segments
+    assistant.ingest([more], progress=False)
+    assistant.remove([PAPERS[i].id for i in (0, 41, 5)])
+    folder = assistant.store.snapshot_folder
+    manifest = json.loads((folder / MANIFEST).read_text())
+    assert [s["documents"] for s in manifest["segments"]] == [40, 10] and manifest["documents"] == 45
+    assert manifest["segments"][0]["name"] == held[0].name  # the base was not rewritten
+    messages = []
+    replica.store.notify = messages.append
+    assert replica.store.snapshot() is not None and replica.store.refresh().segments[0] is held[0]
+    assert messages == [] and replica.store.snapshot().documents == 45  # loaded the new segment, rebuilt nothing
+    incremental = search_figures(assistant)
+    assert_same_results(search_figures(replica), incremental)
+    (folder / MANIFEST).unlink()
+    rebuilt = Assistant.open(tmp_path / "index", bootstrap=False, load_model=False, notify=lambda m: None)
+    rebuilt.store.embedder = embedder
+    assert len(rebuilt.store.snapshot().segments) == 1
+    assert_same_results(search_figures(rebuilt), incremental)
+
+
+def test_a_replica_that_finds_writes_no_segment_accounts_for_rebuilds_in_full_and_says_so(grown, embedder):
+    assistant, _, tmp_path = grown
+    store = assistant.store
+    replica = Assistant.open(tmp_path / "index", bootstrap=False, load_model=False, notify=lambda m: None)
+    replica.store.embedder = embedder
+    paper = PAPERS[100]
+    with store._writer.held():  # a writer that dies after writing to Chroma, before writing its segment
+        store.repository.stamp()
+        store._write_batch([paper], store.passages([paper]), lambda n: None)
+        store.repository.stamp()
+    messages = []
+    replica.store.notify = messages.append
+    snapshot = replica.store.refresh()
+    assert any("does not account for the latest writes to Chroma" in m and "in full" in m for m in messages)
+    assert snapshot.documents == 41 and snapshot.positions([paper.id])[0] >= 0
+
+
+def test_past_max_segments_the_writer_merges_them_into_one(grown):
+    assistant, _, tmp_path = grown
+    for i in range(MAX_SEGMENTS):
+        paper = PAPERS[200 + i]
+        line = json.dumps({"id": paper.id, "title": paper.title, "abstract": paper.abstract})
+        assistant.ingest([write(tmp_path / f"one-{i}.jsonl", line + "\n")], progress=False)
+        assert len(assistant.store.snapshot().segments) == (i + 2 if i + 2 <= MAX_SEGMENTS else 1)
+    folder = assistant.store.snapshot_folder
+    assert len(list(folder.glob("segment-*"))) == 1
+    assert assistant.search(PAPERS[200].title, k=1, mode="bm25")[0].id == PAPERS[200].id
+    assert assistant.store.snapshot().documents == 40 + MAX_SEGMENTS
