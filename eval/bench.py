@@ -51,11 +51,11 @@ def sentence_pool(extra: Sequence[Path]) -> list[str]:
     return [s for p in papers for s in split_sentences(p.abstract) if 30 <= len(s) <= 400]
 
 
-def synthetic_papers(pool: list[str], count: int, seed: int = 13) -> list[Paper]:
-    """Papers made of 5-9 pool sentences each."""
+def synthetic_papers(pool: list[str], count: int, seed: int = 13, start: int = 0) -> list[Paper]:
+    """Papers made of 5-9 pool sentences each, numbered from `start`."""
     rng = random.Random(seed)
     papers = []
-    for i in range(count):
+    for i in range(start, start + count):
         chosen = rng.sample(range(len(pool)), rng.randint(5, 9))
         title = " ".join(pool[chosen[0]].split()[:10]).rstrip(".,;:")
         abstract = " ".join(pool[j] for j in chosen)
@@ -202,6 +202,7 @@ def bench_size(
         "raw_encode_per_second": round(raw_rate, 1) if raw_rate else None,
         "index_mb": round(folder_size(index) / 2**20, 1),
     }
+    result["page_of_50"] = _add_a_page(index, assistant, pool, size)
     subprocess.run(  # a fresh process, as a replica serving this index would be: its RSS and latency
         [sys.executable, "-m", "paperchat.eval.bench", "--search-only", str(index), "--queries", str(len(queries))]
         + ["--out", str(workdir / f"serving-{size}")],
@@ -244,6 +245,29 @@ def bench_size(
     )
     result["cli_search_seconds"] = round(time.perf_counter() - started, 2)
     return result
+
+
+def _add_a_page(index: Path, writer: Assistant, pool: list[str], size: int) -> dict:
+    """A Daily Papers page (50 new papers) ingested into the index: the writer's time (its embedding apart) and how
+    long a replica serving the same folder then takes to find them (it loads the new segment)."""
+    replica = Assistant.open(index, bootstrap=False, notify=lambda m: None)
+    page = synthetic_papers(pool, 50, seed=size, start=size)
+    embedder = writer.store.embedder
+    before = getattr(embedder, "seconds", 0.0)
+    started = time.perf_counter()
+    writer.store.ingest(page, progress=False)
+    ingest_seconds = time.perf_counter() - started
+    embedding_seconds = getattr(embedder, "seconds", 0.0) - before
+    started = time.perf_counter()
+    replica.refresh(force=True)
+    found = replica.store.snapshot().positions([p.id for p in page])
+    return {
+        "ingest_seconds": round(ingest_seconds, 2),
+        "embedding_seconds": round(embedding_seconds, 2),
+        "replica_refresh_seconds": round(time.perf_counter() - started, 2),
+        "replica_found": int((found >= 0).sum()),
+        "segments": len(replica.store.snapshot().segments),
+    }
 
 
 def _common_stack(searcher: Assistant, snapshot, queries: list[str], budget_seconds: float) -> dict:
@@ -335,6 +359,14 @@ def print_table(results: list[dict]) -> None:
         ("  raw encode abstracts/s", lambda r: r["raw_encode_per_second"] or "-"),
         ("  embedding / indexing s", lambda r: f"{r['embedding_seconds']} / {r['indexing_seconds']}"),
         ("index on disk MB", lambda r: r["index_mb"]),
+        (
+            "50-paper page: ingest s (its embedding s)",
+            lambda r: f"{r['page_of_50']['ingest_seconds']} ({r['page_of_50']['embedding_seconds']})",
+        ),
+        (
+            "  a replica on the folder finds it after s",
+            lambda r: f"{r['page_of_50']['replica_refresh_seconds']} ({r['page_of_50']['replica_found']}/50 found)",
+        ),
         ("RSS after searching MB", lambda r: r["rss_mb_after_search"]),
         ("`paperchat search` wall s (cold start)", lambda r: r["cli_search_seconds"]),
         ("open with a snapshot rebuilt from Chroma s", lambda r: r["open_with_rebuild_seconds"]),

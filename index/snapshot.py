@@ -68,21 +68,37 @@ def file_digest(path: Path) -> dict:
     return {"size": size, "sample_sha256": digest.hexdigest()}
 
 
-class RowStack:
+class _Parts:
+    """One part per segment, read by snapshot row: row r is row r - starts[p] of part p."""
+
+    def __init__(self, parts: Sequence, starts: np.ndarray | None = None) -> None:
+        self.parts = list(parts)
+        self.starts = (
+            starts
+            if starts is not None
+            else np.concatenate(([0], np.cumsum([len(p) for p in self.parts]))).astype(np.int64)
+        )
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def locate(self, row: int) -> tuple:
+        """The part holding snapshot row `row`, and the row's number in it."""
+        part = int(np.searchsorted(self.starts, row, side="right")) - 1
+        return self.parts[part], int(row) - int(self.starts[part])
+
+
+class RowStack(_Parts):
     """The rows of several 2-D arrays (segments' memory-mapped vectors) read as one, without copying them."""
 
     def __init__(self, parts: Sequence[np.ndarray]) -> None:
-        self.parts = list(parts)
-        self.starts = np.concatenate(([0], np.cumsum([len(p) for p in self.parts]))).astype(np.int64)
-        self.shape = (int(self.starts[-1]), self.parts[0].shape[1])
-
-    def __len__(self) -> int:
-        return self.shape[0]
+        super().__init__(parts)
+        self.shape = (len(self), self.parts[0].shape[1])
 
     def __getitem__(self, rows) -> np.ndarray:
         if np.ndim(rows) == 0:  # one row
-            part = int(np.searchsorted(self.starts, rows, side="right")) - 1
-            return np.asarray(self.parts[part][int(rows) - int(self.starts[part])], dtype=np.float32)
+            part, row = self.locate(int(rows))
+            return np.asarray(part[row], dtype=np.float32)
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         found = np.empty((len(rows), self.shape[1]), dtype=np.float32)
         part_of = np.searchsorted(self.starts, rows, side="right") - 1
@@ -435,30 +451,16 @@ def _live_mask(rows: int, deleted: np.ndarray) -> np.ndarray | None:
     return live
 
 
-class _RecordStack:
+class _RecordStack(_Parts):
     """`Records.get` over the segments' records by snapshot row."""
 
-    def __init__(self, parts: Sequence[Records], starts: np.ndarray) -> None:
-        self.parts = list(parts)
-        self.starts = starts
-
-    def __len__(self) -> int:
-        return int(self.starts[-1])
-
     def get(self, row: int) -> tuple[str, dict]:
-        part = int(np.searchsorted(self.starts, row, side="right")) - 1
-        return self.parts[part].get(row - int(self.starts[part]))
+        records, row = self.locate(row)
+        return records.get(row)
 
 
-class _PassageStack:
+class _PassageStack(_Parts):
     """MaxP over the segments' passages by snapshot row (`Passages.best` and `scan`)."""
-
-    def __init__(self, parts: Sequence[Passages], starts: np.ndarray) -> None:
-        self.parts = list(parts)
-        self.starts = starts
-
-    def __len__(self) -> int:
-        return int(self.starts[-1])
 
     def best(self, query: np.ndarray, doc_similarities: np.ndarray, rows: np.ndarray) -> np.ndarray:
         if len(self.parts) == 1:
@@ -483,8 +485,7 @@ class _PassageStack:
         numbers: list[int] = []
         vectors: list[np.ndarray] = []
         for position, row in enumerate(rows.tolist()):
-            part = int(np.searchsorted(self.starts, row, side="right")) - 1
-            passages, local = self.parts[part], row - int(self.starts[part])
+            passages, local = self.locate(row)
             start, end = int(passages.offsets[local]), int(passages.offsets[local + 1])
             owners += [position] * (end - start)
             numbers += list(range(end - start))

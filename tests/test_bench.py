@@ -23,9 +23,13 @@ def test_bench_reports_the_serving_process_the_rebuild_and_a_capped_common_stack
     assert large["common_stack"] is None  # above --common-stack-max-size: not built
     for size in (small, large):
         serving = size["serving_process"]
-        assert serving["documents"] == size["documents"] and serving["rss_mb"] > 0
+        assert serving["documents"] == size["documents"] + 50 and serving["rss_mb"] > 0
         assert serving["new_query"]["p50_ms"] >= serving["query_embedding"]["p50_ms"] > 0
         assert size["open_with_rebuild_seconds"] > 0 and size["cli_search_seconds"] > 0
+        page = size["page_of_50"]  # a page added to the index: one more segment, found by a replica
+        assert page["replica_found"] == 50 and page["segments"] == 2
+        assert page["ingest_seconds"] > page["embedding_seconds"]
     table = run.stdout
     assert "(1 queries: --common-stack-seconds)" in table and "not run (above --common-stack-max-size)" in table
-    assert "its query embedding p50 (the floor)" in table and "open with a snapshot rebuilt from Chroma" in table
+    assert "a replica on the folder finds it after" in table and "its query embedding p50 (the floor)" in table
+    assert "open with a snapshot rebuilt from Chroma" in table
