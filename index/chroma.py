@@ -15,12 +15,13 @@ import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from paperchat.index.errors import PaperchatError
+from paperchat.index.papers import Paper, normalise_title, title_id
 from paperchat.index.passages import Passages
 
 READ_BATCH = 5000
@@ -284,13 +285,30 @@ class ChromaRepository:
     # --- reads ---------------------------------------------------------------------------
 
     @_clear_faults
-    def existing_metadata(self) -> dict[str, dict]:
-        """Metadata of every stored paper by id (what an ingest plan is decided from)."""
-        return {
-            doc_id: metadata or {}
-            for page in _pages(self.papers(), ["metadatas"])
-            for doc_id, metadata in zip(page["ids"], page["metadatas"])
-        }
+    def existing_metadata(self, papers: Sequence[Paper] | None = None) -> dict[str, dict]:
+        """Metadata by id of the stored papers an ingest of `papers` can meet (what its plan is decided from): those
+        with one of their ids or title ids, arXiv ids, DOIs, normalised or exact titles (`identity_keys`), looked up
+        by those keys, so that the cost grows with the papers, not with the index. Every stored paper without
+        `papers`."""
+        collection = self.papers()
+        if papers is None:
+            return {
+                doc_id: metadata or {}
+                for page in _pages(collection, ["metadatas"])
+                for doc_id, metadata in zip(page["ids"], page["metadatas"])
+            }
+        found: dict[str, dict] = {}
+        if collection is None or not papers:
+            return found
+        ids = [p.id for p in papers] + [title_id(p.title) for p in papers if p.title]
+        asked = [("arxiv_id", [p.arxiv_id for p in papers]), ("doi", [p.doi for p in papers])]
+        asked += [("title_key", [normalise_title(p.title) for p in papers]), ("title", [p.title for p in papers])]
+        lookups = [{"ids": chunk} for chunk in _chunks(ids)]
+        lookups += [{"where": {name: {"$in": chunk}}} for name, values in asked for chunk in _chunks(values)]
+        for lookup in lookups:
+            result = collection.get(**lookup, include=["metadatas"])
+            found.update((doc_id, metadata or {}) for doc_id, metadata in zip(result["ids"], result["metadatas"]))
+        return found
 
     @_clear_faults
     def everything(self) -> tuple[list[str], list[str], np.ndarray, list[dict], Passages]:
@@ -429,6 +447,12 @@ class ChromaRepository:
         if passages is not None:
             passages.delete(where={"doc": {"$in": ids}})
         self.papers().delete(ids=ids)
+
+
+def _chunks(values: Sequence[str], size: int = 1000) -> list[list[str]]:
+    """The distinct non-empty `values` in lists of at most `size` (what one Chroma lookup takes)."""
+    distinct = [v for v in dict.fromkeys(values) if v]
+    return [distinct[start : start + size] for start in range(0, len(distinct), size)]
 
 
 def _pages(collection, include: list[str]) -> Iterator[dict]:

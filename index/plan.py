@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from paperchat.index.papers import Paper, identity_keys, merge_papers
+from paperchat.index.papers import Paper, identity_keys, merge_papers, normalise_title
 
 
 def content_hash(paper: Paper) -> str:
@@ -31,6 +31,7 @@ def paper_to_record(paper: Paper, passages: int | None = None) -> tuple[str, dic
     """
     metadata = {
         "title": paper.title,
+        "title_key": normalise_title(paper.title),  # what an ingest looks a paper up by (`identity_keys`)
         "url": paper.url,
         "pages": json.dumps(paper.pages),
         "dates": json.dumps(paper.dates),

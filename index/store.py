@@ -319,7 +319,7 @@ class Store:
         from tqdm.auto import tqdm
 
         before = self._ready()
-        plan = plan_ingest(self.repository.existing_metadata(), papers)
+        plan = plan_ingest(self.repository.existing_metadata(papers), papers)
         report = IngestReport(plan.added, plan.updated, plan.updated_metadata, plan.unchanged)
         if plan.embed or plan.metadata:
             self.repository.stamp()

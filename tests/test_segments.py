@@ -191,3 +191,24 @@ def test_past_max_segments_the_writer_merges_them_into_one(grown):
     assert len(list(folder.glob("segment-*"))) == 1
     assert assistant.search(PAPERS[200].title, k=1, mode="bm25")[0].id == PAPERS[200].id
     assert assistant.store.snapshot().documents == 40 + MAX_SEGMENTS
+
+
+def test_an_ingest_plans_from_the_papers_it_can_meet_not_from_every_stored_one(assistant):
+    """The plan reads the stored papers sharing an id, title id, arXiv id, DOI or title with the incoming ones, and
+    decides exactly what it would from all of them."""
+    from paperchat.index.papers import title_id
+    from paperchat.index.plan import plan_ingest
+
+    repository = assistant.store.repository
+    incoming = [
+        PAPERS[0],  # the same paper again
+        replace(PAPERS[1], id=title_id(PAPERS[1].title.upper() + "!"), title=PAPERS[1].title.upper() + "!"),
+        replace(PAPERS[2], abstract=PAPERS[2].abstract + " Revised."),  # changed text
+        replace(PAPERS[3], id="new-paper", title="A paper nobody wrote", abstract="Nothing."),
+    ]
+    some = repository.existing_metadata(incoming)
+    assert set(some) == {PAPERS[0].id, PAPERS[1].id, PAPERS[2].id}
+    targeted, everything = plan_ingest(some, incoming), plan_ingest(repository.existing_metadata(), incoming)
+    assert (targeted.added, targeted.updated, targeted.unchanged) == (1, 2, 1)  # a new title is new text
+    assert [p.id for p in targeted.embed] == [p.id for p in everything.embed]
+    assert targeted.metadata == everything.metadata
