@@ -353,7 +353,7 @@ def print_table(results: list[dict]) -> None:
         ("part: query embedding p50", lambda r: f"{r['part_query_embedding']['p50_ms']} ({r['query_backend']})"),
         ("  same through torch", lambda r: r["part_query_embedding_torch"]["p50_ms"]),
         ("part: vector k-NN p50 (exact scan <= 20k, Chroma HNSW above)", lambda r: r["part_vector_knn"]["p50_ms"]),
-        ("part: BM25 (bm25s) p50", lambda r: r["part_bm25"]["p50_ms"]),
+        ("part: BM25 p50", lambda r: r["part_bm25"]["p50_ms"]),
         ("part: fusion + snippets p50", lambda r: r["part_fusion_and_snippets"]["p50_ms"]),
         ("ingest abstracts/s (end to end)", lambda r: r["ingest_per_second"]),
         ("  raw encode abstracts/s", lambda r: r["raw_encode_per_second"] or "-"),
