@@ -180,9 +180,8 @@ class BM25Index:
         """Inverse document frequency (Lucene's BM25 form) of each term; unknown terms get the maximum."""
         return {term: self._lucene_idf(self.document_frequency(term)) for term in terms}
 
-    def _lucene_idf(self, frequency):
-        idf = np.log(1 + (self.documents - frequency + 0.5) / (frequency + 0.5))
-        return float(idf) if np.ndim(idf) == 0 else idf
+    def _lucene_idf(self, frequency: int) -> float:
+        return float(np.log(1 + (self.documents - frequency + 0.5) / (frequency + 0.5)))
 
     @property
     def max_idf(self) -> float:

@@ -322,7 +322,7 @@ class ChromaRepository:
     def fetch(self, ids: list[str]) -> tuple[list[str], list[str], np.ndarray, list[dict], Passages]:
         """What `everything` returns, for the papers `ids` only (those Chroma holds): a delta segment's rows."""
         papers, passages = self.papers(), self.passages()
-        chunks = [ids[start : start + READ_BATCH] for start in range(0, len(ids), READ_BATCH)]
+        chunks = _chunks(ids, READ_BATCH)
         return self._read(
             (papers.get(ids=chunk, include=["documents", "embeddings", "metadatas"]) for chunk in chunks),
             (

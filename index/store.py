@@ -272,7 +272,6 @@ class Store:
         keeps what it finished and the next run only embeds the rest.
         """
         with self._writer.held():
-            self._current_fingerprint()
             return self._ingest(papers, progress)
 
     def _ready(self) -> Snapshot:
@@ -348,7 +347,7 @@ class Store:
         if plan.embed or plan.metadata:
             self._logged_segment(before, [p.id for p in plan.embed] + [doc_id for doc_id, _ in plan.metadata], [])
         else:
-            self._ready()  # marking the index ingested moved the stamp; nothing else changed
+            self._ready()  # marking a new index ingested creates its collection: a new fingerprint
         return report
 
     def passages(self, papers: list[Paper]) -> list[list[str]]:
