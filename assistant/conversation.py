@@ -17,8 +17,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from paperchat.chat import (
     Answer,
     AnswerEvent,
@@ -377,9 +375,9 @@ def _why_none_match(where: Filter, columns) -> tuple[str, dict]:
     """The condition no paper of the index can meet, in words ("has a date"), and the filter fields it concerns."""
     present = {
         "has a date": (("since", "until"), columns.date_from > 0),
-        "lists its authors": (("author",), np.char.str_len(columns.authors) > 0),
-        "names a venue": (("venue",), np.char.str_len(columns.venue) > 0),
-        "has an arXiv category": (("category",), np.char.str_len(columns.categories) > 2),
+        "lists its authors": (("author",), columns.authors.lengths() > 2),  # packed: "||" when empty
+        "names a venue": (("venue",), columns.venue.lengths() > 0),
+        "has an arXiv category": (("category",), columns.categories.lengths() > 2),
         "links its code": (("has_code",), columns.has_code),
     }
     asked = {key: value for key, value in asdict(where).items() if value not in (None, False)}

@@ -73,13 +73,13 @@ class Filter:
         if self.since or self.until:
             keep &= date_mask(columns.date_from, columns.date_to, self.since, self.until)
         if self.author:
-            keep &= np.char.find(columns.authors, folded(self.author)) >= 0
+            keep &= columns.authors.contains(folded(self.author))
         if self.category:
-            keep &= np.char.find(columns.categories, f"|{folded(self.category)}|") >= 0
+            keep &= columns.categories.contains(f"|{folded(self.category)}|")
         if self.venue:
-            keep &= np.char.find(columns.venue, folded(self.venue)) >= 0
+            keep &= columns.venue.contains(folded(self.venue))
         if self.source:
-            keep &= np.char.find(columns.sources, folded(self.source)) >= 0
+            keep &= columns.sources.contains(folded(self.source))
         if self.has_code is not None:
             keep &= columns.has_code == self.has_code
         return keep

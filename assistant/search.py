@@ -37,6 +37,7 @@ from paperchat.index.errors import PaperchatError
 from paperchat.index.papers import Paper
 from paperchat.index.snapshot import Snapshot
 from paperchat.index.store import Store
+from paperchat.index.stored import RESIDENT_ROWS
 from paperchat.index.tokenize import CONTROL_CHARACTERS
 from paperchat.settings import MODES, Settings
 from paperchat.snippets import make_snippet
@@ -44,7 +45,7 @@ from paperchat.snippets import make_snippet
 MAX_QUERY_CHARS = 2000
 _BM25_WORKER = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="paperchat-bm25")
 MAX_K = 1000
-EXACT_SEARCH_LIMIT = 20_000  # documents; an exact scan of 20k x 384 floats takes about 2 ms
+EXACT_SEARCH_LIMIT = RESIDENT_ROWS  # documents: the snapshot holds the vectors of indexes this small as float32
 
 
 def clean_query(query: str) -> tuple[str, list[str]]:
@@ -218,7 +219,10 @@ class Searcher:
         if not len(lexicon):
             return {}
         return concepts_by_meaning(
-            question, documents, lambda terms: np.asarray(lexicon.vectors[lexicon.rows(terms)]), self._embed_words
+            question,
+            documents,
+            lambda terms: np.asarray(lexicon.vectors[lexicon.rows(terms)], dtype=np.float32),
+            self._embed_words,
         )
 
     def _embed_words(self, words: list[str]) -> np.ndarray:
@@ -257,7 +261,7 @@ class Searcher:
         positions = np.fromiter(dict.fromkeys(np.concatenate([bm25_top, vector_top]).tolist()), dtype=np.int64)
         ids = [snapshot.ids[i] for i in positions]
         vectors = (
-            np.asarray(snapshot.vectors[positions])
+            np.asarray(snapshot.vectors[positions], dtype=np.float32)
             if len(positions)
             else np.zeros((0, self.store.embedder.dimension), dtype=np.float32)
         )

@@ -28,7 +28,7 @@ from paperchat.index.tokenize import Tokenizer
 
 ENGINES = ("bm25s", "rank-bm25")
 VOCABULARY_FILE = "bm25-vocabulary.json"
-POSTINGS_FILE = "bm25-postings.npz"
+POSTINGS_ARRAYS = ("indptr", "rows", "frequencies", "lengths")  # each saved as bm25-NAME.npy, memory-mapped
 OKAPI_EPSILON = 0.25  # rank_bm25's floor for negative IDFs, as a share of the mean IDF
 
 
@@ -93,21 +93,18 @@ class Postings:
 
     def save(self, folder: Path) -> None:
         (folder / VOCABULARY_FILE).write_text(json.dumps(sorted(self.vocabulary, key=self.vocabulary.get)))
-        np.savez(
-            folder / POSTINGS_FILE,
-            indptr=self.indptr,
-            rows=self.rows,
-            frequencies=self.frequencies,
-            lengths=self.lengths,
-        )
+        for name in POSTINGS_ARRAYS:
+            np.save(folder / f"bm25-{name}.npy", getattr(self, name))
 
     @classmethod
     def load(cls, folder: Path) -> Postings:
+        """Memory-mapped: a query reads the posting lists of its own terms only, and processes on one host share
+        the pages."""
         terms = json.loads((folder / VOCABULARY_FILE).read_text(encoding="utf-8"))
-        with np.load(folder / POSTINGS_FILE, allow_pickle=False) as stored:
-            postings = cls(
-                {t: i for i, t in enumerate(terms)}, *(stored[n] for n in ("indptr", "rows", "frequencies", "lengths"))
-            )
+        postings = cls(
+            {t: i for i, t in enumerate(terms)},
+            *(np.load(folder / f"bm25-{name}.npy", mmap_mode="r") for name in POSTINGS_ARRAYS),
+        )
         lined_up = len(postings.indptr) == len(terms) + 1 and int(postings.indptr[-1]) == len(postings.rows)
         if not lined_up or len(postings.rows) != len(postings.frequencies):
             raise ValueError("BM25 postings do not line up with their vocabulary")

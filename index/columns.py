@@ -1,14 +1,19 @@
-"""Metadata columns of a snapshot: the fields filters test, one numpy array each, row-aligned.
+"""Metadata columns of a snapshot: the fields filters test, row-aligned.
 
-A filter over 100k papers is then a few vectorised comparisons (`numpy.char.find` for the
-substring tests) instead of 100k JSON decodes. List fields are packed as "|a|b|" so that an
-exact member is found by searching for "|a|". Text is case- and accent-folded once, here.
+A filter over 100k papers is then a few vectorised comparisons and one substring search per text
+field instead of 100k JSON decodes. List fields are packed as "|a|b|" so that an exact member is
+found by searching for "|a|". Text is case- and accent-folded once, here. A text column is one
+UTF-8 blob with offsets (`TextColumn`), memory-mapped once saved: a fixed-width numpy string array
+would give every row the width of the longest value (a paper with 3,000 authors would make each
+of a million rows 50 KB).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import mmap
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +22,9 @@ import numpy as np
 from paperchat.index.tokenize import fold
 
 COLUMNS_FILE = "columns.npz"
+NUMBER_COLUMNS = ("date_from", "date_to", "has_code")
+TEXT_COLUMNS = ("authors", "categories", "venue", "sources")
+ROW_END = b"\n"  # after each row's text; folded text never holds one, so no match spans two rows
 
 
 def folded(text: str) -> str:
@@ -51,14 +59,70 @@ def date_bounds(date: str) -> tuple[int, int]:
     return low, high
 
 
+def mapped(path: Path) -> bytes | mmap.mmap:
+    """A file's bytes, memory-mapped (an empty file as b"", which cannot be mapped)."""
+    with path.open("rb") as handle:
+        return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if path.stat().st_size else b""
+
+
+class TextColumn:
+    """Folded text by row, in one or more parts (a snapshot's segments), each one UTF-8 blob with offsets: the
+    part's row r is blob[offsets[r]:offsets[r + 1]], ROW_END included."""
+
+    def __init__(self, parts: Sequence[tuple[bytes | mmap.mmap, np.ndarray]]) -> None:
+        self.parts = list(parts)
+
+    @classmethod
+    def of(cls, values: Sequence[str]) -> TextColumn:
+        encoded = [value.encode("utf-8") + ROW_END for value in values]
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(e) for e in encoded], out=offsets[1:])
+        return cls([(b"".join(encoded), offsets)])
+
+    @classmethod
+    def joined(cls, columns: Sequence[TextColumn]) -> TextColumn:
+        """The rows of several columns in order, nothing copied."""
+        return cls([part for column in columns for part in column.parts])
+
+    def __len__(self) -> int:
+        return sum(len(offsets) - 1 for _, offsets in self.parts)
+
+    def lengths(self) -> np.ndarray:
+        """Bytes of each row's text."""
+        return np.concatenate([np.diff(offsets) - len(ROW_END) for _, offsets in self.parts] or [np.zeros(0, int)])
+
+    def contains(self, needle: str) -> np.ndarray:
+        """Which rows' text holds `needle` (folded text): one search through each part's blob."""
+        pattern = re.compile(re.escape(needle.encode("utf-8")))
+        masks = []
+        for blob, offsets in self.parts:
+            found = np.zeros(len(offsets) - 1, dtype=bool)
+            starts = np.fromiter((match.start() for match in pattern.finditer(blob)), dtype=np.int64)
+            found[np.searchsorted(offsets, starts, side="right") - 1] = True
+            masks.append(found)
+        return np.concatenate(masks or [np.zeros(0, dtype=bool)])
+
+    def save(self, folder: Path, name: str) -> None:
+        """One part's column (a segment's): its blob as column-NAME.txt (the offsets go with the other columns)."""
+        ((blob, _),) = self.parts
+        (folder / f"column-{name}.txt").write_bytes(bytes(blob))
+
+    @classmethod
+    def load(cls, folder: Path, name: str, offsets: np.ndarray) -> TextColumn:
+        blob = mapped(folder / f"column-{name}.txt")
+        if len(blob) != offsets[-1]:
+            raise ValueError(f"metadata column {name} does not match its offsets")
+        return cls([(blob, offsets)])
+
+
 @dataclass(frozen=True)
 class Columns:
     date_from: np.ndarray  # first day the paper's date can mean, YYYYMMDD; 0 unknown
     date_to: np.ndarray  # last day it can mean
-    authors: np.ndarray  # packed, folded
-    categories: np.ndarray  # packed, folded
-    venue: np.ndarray  # folded
-    sources: np.ndarray  # packed, folded source names (page files, input files)
+    authors: TextColumn  # packed, folded
+    categories: TextColumn  # packed, folded
+    venue: TextColumn  # folded
+    sources: TextColumn  # packed, folded source names (page files, input files)
     has_code: np.ndarray  # bool
     live: np.ndarray  # bool; False: a row deleted since its segment was written (never saved: a segment's rows are)
 
@@ -68,10 +132,10 @@ class Columns:
         return cls(
             date_from=bounds[:, 0],
             date_to=bounds[:, 1],
-            authors=np.array([packed(_list(m, "authors")) for m in metadatas], dtype=str),
-            categories=np.array([packed(_list(m, "categories")) for m in metadatas], dtype=str),
-            venue=np.array([folded(m.get("venue", "")) for m in metadatas], dtype=str),
-            sources=np.array([packed(_list(m, "pages")) for m in metadatas], dtype=str),
+            authors=TextColumn.of([packed(_list(m, "authors")) for m in metadatas]),
+            categories=TextColumn.of([packed(_list(m, "categories")) for m in metadatas]),
+            venue=TextColumn.of([folded(m.get("venue", "")) for m in metadatas]),
+            sources=TextColumn.of([packed(_list(m, "pages")) for m in metadatas]),
             has_code=np.array([bool(_list(m, "code_links")) for m in metadatas], dtype=bool),
             live=np.ones(len(metadatas), dtype=bool),
         )
@@ -79,13 +143,30 @@ class Columns:
     def __len__(self) -> int:
         return len(self.date_from)
 
+    @classmethod
+    def joined(cls, parts: Sequence[Columns], live: np.ndarray) -> Columns:
+        """The columns of several segments' rows in order, with the rows' `live` mask."""
+        return cls(
+            **{name: np.concatenate([getattr(p, name) for p in parts]) for name in NUMBER_COLUMNS},
+            **{name: TextColumn.joined([getattr(p, name) for p in parts]) for name in TEXT_COLUMNS},
+            live=live,
+        )
+
     def save(self, folder: Path) -> None:
+        for name in TEXT_COLUMNS:
+            getattr(self, name).save(folder, name)
         np.savez(
-            folder / COLUMNS_FILE, **{name: getattr(self, name) for name in self.__dataclass_fields__ if name != "live"}
+            folder / COLUMNS_FILE,
+            **{name: getattr(self, name) for name in NUMBER_COLUMNS},
+            **{f"{name}_offsets": getattr(self, name).parts[0][1] for name in TEXT_COLUMNS},
         )
 
     @classmethod
     def load(cls, folder: Path) -> Columns:
         with np.load(folder / COLUMNS_FILE, allow_pickle=False) as stored:
-            saved = {name: stored[name] for name in cls.__dataclass_fields__ if name != "live"}
-        return cls(**saved, live=np.ones(len(saved["date_from"]), dtype=bool))
+            saved = {name: stored[name] for name in stored.files}
+        return cls(
+            **{name: saved[name] for name in NUMBER_COLUMNS},
+            **{name: TextColumn.load(folder, name, saved[f"{name}_offsets"]) for name in TEXT_COLUMNS},
+            live=np.ones(len(saved["date_from"]), dtype=bool),
+        )

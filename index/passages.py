@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from paperchat.index.stored import held, load_vectors, save_vectors
+
 PASSAGE_VECTORS_FILE = "passage-vectors.npy"
 PASSAGE_OFFSETS_FILE = "passage-offsets.npy"
 LEXICON_FILE = "lexicon.json"
@@ -148,13 +150,17 @@ class Passages:
             best[owners] = np.maximum(best[owners], np.maximum.reduceat(similarities, self.offsets[owners]))
         return best
 
+    def held(self, resident: bool) -> Passages:
+        """These passages with their vectors as a process holds them (`paperchat.index.stored`)."""
+        return Passages(self.offsets, held(self.vectors, resident))
+
     def save(self, folder: Path) -> None:
         np.save(folder / PASSAGE_OFFSETS_FILE, self.offsets)
-        np.save(folder / PASSAGE_VECTORS_FILE, np.ascontiguousarray(self.vectors, dtype=np.float32))
+        save_vectors(folder / PASSAGE_VECTORS_FILE, self.vectors)
 
     @classmethod
-    def load(cls, folder: Path) -> Passages:
-        return cls(np.load(folder / PASSAGE_OFFSETS_FILE), np.load(folder / PASSAGE_VECTORS_FILE, mmap_mode="r"))
+    def load(cls, folder: Path, resident: bool) -> Passages:
+        return cls(np.load(folder / PASSAGE_OFFSETS_FILE), load_vectors(folder / PASSAGE_VECTORS_FILE, resident))
 
 
 def lexicon_words(texts: Iterable[str], tokens: Callable[[str], list[str]]) -> list[tuple[str, str]]:
@@ -214,7 +220,7 @@ class Lexicon:
                 vectors[old] = np.asarray(previous.vectors[[known[words[i]] for i in old]])
             if new:
                 vectors[new] = np.asarray(encode([words[i] for i in new]), dtype=np.float32)
-        return cls(words, [term for _, term in pairs], vectors)
+        return cls(words, [term for _, term in pairs], held(vectors, resident=True))
 
     def row_of_word(self) -> dict[str, int]:
         return {word: row for row, word in enumerate(self.words)}
@@ -229,12 +235,12 @@ class Lexicon:
 
     def save(self, folder: Path) -> None:
         (folder / LEXICON_FILE).write_text(json.dumps({"words": self.words, "terms": self.terms}), encoding="utf-8")
-        np.save(folder / LEXICON_VECTORS_FILE, np.ascontiguousarray(self.vectors, dtype=np.float32))
+        save_vectors(folder / LEXICON_VECTORS_FILE, self.vectors)
 
     @classmethod
     def load(cls, folder: Path) -> Lexicon:
         listed = json.loads((folder / LEXICON_FILE).read_text(encoding="utf-8"))
-        vectors = np.load(folder / LEXICON_VECTORS_FILE, mmap_mode="r")
+        vectors = load_vectors(folder / LEXICON_VECTORS_FILE, resident=False)  # read a few rows a query
         if not len(listed["words"]) == len(listed["terms"]) == len(vectors):
             raise ValueError("lexicon words, terms and vectors do not line up")
         return cls(listed["words"], listed["terms"], vectors)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from paperchat.index.columns import mapped
+
 RECORDS_FILE = "records.jsonl"
 OFFSETS_FILE = "records-offsets.npy"
 
@@ -50,8 +52,7 @@ class Records:
     @classmethod
     def load(cls, folder: Path) -> Records:
         offsets = np.load(folder / OFFSETS_FILE)
-        with (folder / RECORDS_FILE).open("rb") as handle:
-            blob = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if offsets[-1] else b""
+        blob = mapped(folder / RECORDS_FILE)
         if len(blob) != offsets[-1]:
             raise ValueError("records file does not match its offsets")
         return cls(blob, offsets)

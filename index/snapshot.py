@@ -41,9 +41,10 @@ from paperchat.index.papers import Paper
 from paperchat.index.passages import Lexicon, Passages
 from paperchat.index.plan import record_to_paper
 from paperchat.index.records import Records
+from paperchat.index.stored import RESIDENT_ROWS, held, load_vectors, save_vectors
 from paperchat.index.tokenize import Tokenizer
 
-FORMAT_VERSION = 7  # 7: base + delta segments, BM25 term frequencies with global statistics
+FORMAT_VERSION = 8  # 7: base + delta segments, BM25 with global statistics; 8: float16 vector copies
 MANIFEST = "CURRENT.json"
 IDS_FILE = "ids.json"
 VECTORS_FILE = "vectors.npy"
@@ -149,12 +150,13 @@ class Segment:
         reusing the vectors of the words `previous` has (`new_words_only`: leaving those words out, for a delta
         whose snapshot already holds them)."""
         lexicon = Lexicon.build(documents, tokenizer.tokens, encode, vectors.shape[1], previous, new_words_only)
+        resident = len(ids) <= RESIDENT_ROWS
         return cls(
             f"segment-{uuid.uuid4().hex[:12]}",
             list(ids),
-            vectors,
+            held(vectors, resident),
             Records.from_lists(documents, metadatas),
-            passages,
+            passages.held(resident),
             Columns.from_metadatas(metadatas),
             lexicon,
             Postings.build(tokenizer.batch(documents)),
@@ -170,7 +172,7 @@ class Segment:
             partial = folder / f".{self.name}.{uuid.uuid4().hex[:8]}"
             partial.mkdir(parents=True)
             self.postings.save(partial)
-            np.save(partial / VECTORS_FILE, np.ascontiguousarray(self.vectors, dtype=np.float32))
+            save_vectors(partial / VECTORS_FILE, self.vectors)
             self.records.save(partial)
             self.passages.save(partial)
             self.columns.save(partial)
@@ -190,12 +192,13 @@ class Segment:
         for name, expected in entry["files"].items():
             if file_digest(where / name) != expected:
                 raise ValueError(f"derived file {entry['name']}/{name} is damaged")
+        resident = int(entry["documents"]) <= RESIDENT_ROWS
         segment = cls(
             str(entry["name"]),
             json.loads((where / IDS_FILE).read_text(encoding="utf-8")),
-            np.load(where / VECTORS_FILE, mmap_mode="r"),
+            load_vectors(where / VECTORS_FILE, resident),
             Records.load(where),
-            Passages.load(where),
+            Passages.load(where, resident),
             Columns.load(where),
             Lexicon.load(where),
             Postings.load(where),
@@ -239,7 +242,14 @@ class Snapshot:
         self.vectors = stacked([s.vectors for s in self.segments]) if self.segments else np.zeros((0, dimension))
         self.records = _RecordStack([s.records for s in self.segments], self.starts)
         self.passages = _PassageStack([s.passages for s in self.segments], self.starts)
-        self.columns = _joined_columns([s.columns for s in self.segments], self.live)
+        self.columns = (
+            self.segments[0].columns
+            if len(self.segments) == 1 and self.live is None
+            else Columns.joined(
+                [s.columns for s in self.segments],
+                self.live if self.live is not None else np.ones(len(self.ids), dtype=bool),
+            )
+        )
         self.lexicon = _joined_lexicon([s.lexicon for s in self.segments], dimension)
         self._positions = {
             doc_id: i
@@ -492,17 +502,6 @@ class _PassageStack(_Parts):
             vectors.append(np.asarray(passages.vectors[start:end], dtype=np.float32))
         dimension = self.parts[0].vectors.shape[1] if self.parts else 0
         return owners, numbers, np.concatenate(vectors) if vectors else np.zeros((0, dimension), dtype=np.float32)
-
-
-def _joined_columns(parts: Sequence[Columns], live: np.ndarray | None) -> Columns:
-    if len(parts) == 1 and live is None:
-        return parts[0]
-    joined = {
-        name: np.concatenate([getattr(p, name) for p in parts])
-        for name in Columns.__dataclass_fields__
-        if name != "live"
-    }
-    return Columns(**joined, live=live if live is not None else np.ones(sum(len(p) for p in parts), dtype=bool))
 
 
 def _joined_lexicon(parts: Sequence[Lexicon], dimension: int) -> Lexicon:

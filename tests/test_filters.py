@@ -62,6 +62,22 @@ def test_filter_masks(where, rows):
     assert np.flatnonzero(Filter.of(where).mask(Columns.from_metadatas(METADATA))).tolist() == rows
 
 
+def test_text_columns_match_within_one_row_and_cost_their_text_not_the_longest_value(tmp_path):
+    crowd = json.dumps([f"Author Number{i}" for i in range(3000)])  # a physics paper's author list
+    metadatas = [*METADATA, {"authors": crowd}] + [{"authors": json.dumps(["Ada Byron"])}] * 996
+    columns = Columns.from_metadatas(metadatas)
+    assert np.flatnonzero(Filter(author="number2999").mask(columns)).tolist() == [3]
+    assert not Filter(author="lovelace||alan").mask(columns).any()  # the end of row 0 and the start of row 1
+    assert np.flatnonzero(Filter(author="byron").mask(columns)).tolist() == list(range(4, 1000))
+    columns.save(tmp_path)
+    on_disk = sum(f.stat().st_size for f in tmp_path.iterdir())
+    assert on_disk < 200_000  # fixed-width strings would give all 1000 rows the crowd's width: over 200 MB
+    loaded = Columns.load(tmp_path)
+    joined = Columns.joined([loaded, Columns.from_metadatas(METADATA)], np.ones(1003, dtype=bool))
+    assert np.flatnonzero(Filter(author="turing").mask(joined)).tolist() == [1, 1001]
+    assert np.flatnonzero(Filter(category="cs.cl").mask(joined)).tolist() == [0, 1000]
+
+
 def test_date_mask_compares_each_date_at_its_own_precision():
     columns = Columns.from_metadatas([{"date": d} for d in ("2024", "2024-06", "2024-06-06", "2023-12-31", "", "2025")])
     assert date_mask(columns.date_from, columns.date_to, "2024-03-01", None).tolist() == [

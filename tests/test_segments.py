@@ -108,6 +108,29 @@ def test_a_snapshot_with_a_delta_and_deletions_searches_like_one_built_from_scra
     assert merged.bm25.scores(terms) == pytest.approx(scratch.bm25.scores(terms), abs=1e-6)
 
 
+def test_vector_copies_are_float16_files_mapped_when_large_and_rank_as_their_writer_did(tmp_path, monkeypatch):
+    import paperchat.index.snapshot as snapshot_module
+
+    vectors = np.random.default_rng(1).normal(size=(len(PAPERS), 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    written = snapshot_of(range(len(PAPERS)), vectors)[1]
+    written.save(tmp_path, "fp")
+    folder = tmp_path / written.segments[0].name
+    assert {np.load(folder / name).dtype for name in ("vectors.npy", "passage-vectors.npy")} == {np.dtype(np.float16)}
+    small, _ = Snapshot.load(tmp_path, "fp", "bm25s", TOKENIZER, BM25Params())
+    monkeypatch.setattr(snapshot_module, "RESIDENT_ROWS", 100)  # as if these 380 papers were a large segment
+    large, _ = Snapshot.load(tmp_path, "fp", "bm25s", TOKENIZER, BM25Params())
+    assert small.vectors.dtype == np.float32 and not isinstance(small.vectors, np.memmap)
+    assert isinstance(large.vectors, np.memmap) and large.vectors.dtype == np.float16
+    assert np.array_equal(small.vectors, written.vectors)  # the writer held the float16-rounded values too
+    for query in vectors[[0, 7, 99]]:
+        top, similarities = written.nearest(query, 10)
+        for loaded in (small, large):
+            found, found_similarities = loaded.nearest(query, 10)
+            assert found.tolist() == top.tolist() and found_similarities == pytest.approx(similarities, abs=1e-6)
+    assert np.abs(written.vectors - vectors).max() < 1e-3  # float16 of unit vectors: about 3 significant digits
+
+
 @pytest.fixture
 def grown(tmp_path, embedder):
     """An index of 40 bundled papers, then 8 more ingested, 2 updated and 3 removed."""
