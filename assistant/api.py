@@ -73,6 +73,7 @@ class Assistant:
             write_batch=resolved.write_batch,
             lock_timeout=resolved.lock_timeout,
             create=create,
+            hnsw_ef_search=resolved.hnsw_ef_search,
         )
         assistant = cls(resolved, store)
         announce = f"the index at {assistant.location} is new: building it from the bundled corpus (380 papers, once)"

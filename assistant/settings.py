@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from paperchat.index.bm25 import ENGINES, BM25Params
+from paperchat.index.chroma import HNSW_EF_SEARCH
 from paperchat.index.embeddings import DEFAULT_MODEL, QUERY_BACKENDS, default_cache_dir
 from paperchat.index.errors import PaperchatError
 
@@ -62,6 +63,14 @@ class Settings(BaseSettings):
     batch_size: int = Field(64, ge=1, le=4096, description="texts per model batch", json_schema_extra=INDEX_TIME)
     write_batch: int = Field(
         1024, ge=1, le=100_000, description="papers per Chroma write", json_schema_extra=INDEX_TIME
+    )
+    hnsw_ef_search: int = Field(
+        HNSW_EF_SEARCH,
+        ge=10,
+        le=10_000,
+        description="Chroma HNSW search breadth, set when a collection is created (eval/README.md: recall at 100k); "
+        "a larger value finds more true neighbours above 20k papers, a little slower",
+        json_schema_extra=INDEX_TIME,
     )
     engine: Literal[ENGINES] = Field("bm25s", description="BM25 engine", json_schema_extra=INDEX_TIME)
     bm25_k1: float = Field(BM25Params.k1, ge=0, le=10, json_schema_extra=INDEX_TIME)

@@ -31,11 +31,12 @@ import numpy as np
 from paperchat.api import Assistant
 from paperchat.eval.datasets import load_bundled_set
 from paperchat.fusion import rrf
+from paperchat.index.bm25 import top_positions
 from paperchat.index.embeddings import QUERY_THREADS, Embedder, torch_forward
 from paperchat.index.loaders import load_bundled, load_paths
 from paperchat.index.papers import Paper
 from paperchat.index.snapshot import MANIFEST
-from paperchat.search import Formulation
+from paperchat.search import EXACT_SEARCH_LIMIT, Formulation
 from paperchat.snippets import make_snippet, split_sentences
 
 REPEATS = 3
@@ -164,6 +165,13 @@ def rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
+def uss_mb() -> float:
+    """This process's private memory: what one more replica on the host adds (mapped index files are shared)."""
+    import psutil
+
+    return psutil.Process().memory_full_info().uss / 2**20
+
+
 def bench_size(
     size: int,
     pool: list[str],
@@ -172,6 +180,7 @@ def bench_size(
     composed: bool,
     common_stack_max_size: int = 100_000,
     common_stack_seconds: float = 300.0,
+    hnsw_ef: Sequence[int] = (),
 ) -> dict:
     papers = synthetic_papers(pool, size)
     index = workdir / f"index-{size}"
@@ -210,6 +219,7 @@ def bench_size(
         capture_output=True,
     )
     result["serving_process"] = json.loads((workdir / f"serving-{size}" / "search-only.json").read_text())
+    result["hnsw_sweep"] = _hnsw_sweep(index, assistant, queries, workdir / f"hnsw-{size}", hnsw_ef)
     for manifest in (index / "snapshots").rglob(MANIFEST):
         manifest.unlink()  # so this open builds the snapshot from Chroma, as a replica that finds none does
     started = time.perf_counter()
@@ -245,6 +255,27 @@ def bench_size(
     )
     result["cli_search_seconds"] = round(time.perf_counter() - started, 2)
     return result
+
+
+def _hnsw_sweep(index: Path, writer: Assistant, queries: list[str], out: Path, values: Sequence[int]) -> list[dict]:
+    """HNSW recall and latency at each ef_search in `values`, each in a fresh process (Chroma applies ef_search when
+    it loads the HNSW index); the collection's own value is restored after."""
+    collection = writer.store.repository.papers()
+    own = collection.configuration_json["hnsw"]["ef_search"]
+    found = []
+    try:
+        for value in values:
+            collection.modify(configuration={"hnsw": {"ef_search": value}})
+            subprocess.run(
+                [sys.executable, "-m", "paperchat.eval.bench", "--search-only", str(index), "--recall-only"]
+                + ["--queries", str(len(queries)), "--out", str(out)],
+                check=True,
+                capture_output=True,
+            )
+            found.append(json.loads((out / "search-only.json").read_text())["hnsw"])
+    finally:
+        collection.modify(configuration={"hnsw": {"ef_search": own}})
+    return found
 
 
 def _add_a_page(index: Path, writer: Assistant, pool: list[str], size: int) -> dict:
@@ -309,9 +340,44 @@ def _fuse_and_snippets(assistant: Assistant, sides, query: str) -> None:
         make_snippet(snapshot.paper(int(sides.positions[i])).abstract, terms, snapshot.tokenizer)
 
 
-def search_only(index: Path, queries: list[str]) -> dict:
-    """Latency and memory of searching an existing index in this (fresh) process: nothing else has run in it."""
+def hnsw_recall(assistant: Assistant, queries: list[str], k: int = 100) -> dict:
+    """Recall@k of Chroma's HNSW neighbours (what search takes above the exact-scan limit) against an exact scan of
+    the snapshot's copies of the same document vectors (float16, so a tie at the k-th place may fall either way),
+    and the HNSW query's latency. A fresh process loads the HNSW index with the collection's ef_search."""
+    store = assistant.store
+    snapshot = store.snapshot()
+    wanted = min(k, snapshot.documents)
+    vectors = {q: store.embedder.encode_query(q) for q in queries}
+    matrix = np.vstack(list(vectors.values())).T
+    similarities = np.vstack(
+        [
+            np.asarray(snapshot.vectors[np.arange(start, min(start + 50_000, len(snapshot)))], dtype=np.float32)
+            @ matrix
+            for start in range(0, len(snapshot), 50_000)
+        ]
+    )
+    if snapshot.live is not None:
+        similarities[~snapshot.live] = -np.inf
+    recalls = []
+    for column, vector in enumerate(vectors.values()):
+        exact = {snapshot.ids[i] for i in top_positions(similarities[:, column], wanted, positive_only=False)}
+        recalls.append(len(exact & set(store.repository.nearest(vector, wanted)[0])) / wanted)
+    return {
+        "ef_search": store.repository.papers().configuration_json["hnsw"]["ef_search"],
+        f"recall_at_{k}": round(float(np.mean(recalls)), 4),
+        "lowest": round(min(recalls), 2),
+        "hnsw_query": latency(lambda q: store.repository.nearest(vectors[q], wanted), queries),
+    }
+
+
+def search_only(index: Path, queries: list[str], recall_only: bool = False) -> dict:
+    """Latency and memory of searching an existing index in this (fresh) process: nothing else has run in it.
+    Also the recall of Chroma's HNSW candidates (alone with `recall_only`; search takes them above the exact-scan
+    limit)."""
     assistant = Assistant.open(index, bootstrap=False, notify=lambda m: None)
+    hnsw = hnsw_recall(assistant, queries)
+    if recall_only:
+        return {"hnsw": hnsw}
     embedder = assistant.store.embedder
     return {
         "index": str(index),
@@ -324,6 +390,8 @@ def search_only(index: Path, queries: list[str]) -> dict:
         ),
         "query_embedding": latency(embedder.encode_query, queries, embedder._cache.clear),
         "rss_mb": round(rss_mb()),
+        "uss_mb": round(uss_mb()),
+        "hnsw": hnsw,
     }
 
 
@@ -349,7 +417,8 @@ def print_table(results: list[dict]) -> None:
             lambda r: f"{r['serving_process']['new_query']['p50_ms']} / {r['serving_process']['new_query']['p95_ms']}",
         ),
         ("  its query embedding p50 (the floor)", lambda r: r["serving_process"]["query_embedding"]["p50_ms"]),
-        ("  its RSS MB", lambda r: r["serving_process"]["rss_mb"]),
+        ("  its RSS MB (private: what one more replica adds)", _memory_cell),
+        (f"HNSW recall@100 vs exact scan, by ef_search (used above {EXACT_SEARCH_LIMIT:,})", _hnsw_cell),
         ("part: query embedding p50", lambda r: f"{r['part_query_embedding']['p50_ms']} ({r['query_backend']})"),
         ("  same through torch", lambda r: r["part_query_embedding_torch"]["p50_ms"]),
         ("part: vector k-NN p50 (exact scan <= 20k, Chroma HNSW above)", lambda r: r["part_vector_knn"]["p50_ms"]),
@@ -374,6 +443,17 @@ def print_table(results: list[dict]) -> None:
     width = max(len(name) for name, _ in rows)
     for name, cell in rows:
         print(name.ljust(width), " | ".join(str(cell(r)).rjust(22) for r in results))
+
+
+def _memory_cell(result: dict) -> str:
+    serving = result["serving_process"]
+    return f"{serving['rss_mb']} ({serving.get('uss_mb', '-')})"
+
+
+def _hnsw_cell(result: dict) -> str:
+    """ef_search: recall (HNSW query p50 ms), for each value swept."""
+    sweep = result.get("hnsw_sweep") or []
+    return ", ".join(f"{h['ef_search']}: {h['recall_at_100']} ({h['hnsw_query']['p50_ms']} ms)" for h in sweep) or "-"
 
 
 def _speedup_cell(result: dict) -> str:
@@ -468,6 +548,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", help="where the benchmark indexes go (default: a temporary folder, removed after)")
     parser.add_argument("--out", default="bench-out", help="folder for bench.json (default bench-out)")
     parser.add_argument(
+        "--hnsw-ef",
+        default="100,200,400",
+        type=_sizes,
+        help="HNSW ef_search values whose recall@100 and latency are measured above the exact-scan limit "
+        "(default 100,200,400)",
+    )
+    parser.add_argument(
+        "--recall-only",
+        action="store_true",
+        help="with --search-only: only the recall of Chroma's HNSW candidates against an exact scan",
+    )
+    parser.add_argument(
         "--search-only",
         metavar="INDEX",
         help="only time searching an existing index, in a fresh process (writes search-only.json)",
@@ -486,15 +578,19 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.search_only:
-        result = search_only(Path(args.search_only), queries)
+        result = search_only(Path(args.search_only), queries, args.recall_only)
+        (out / "search-only.json").write_text(
+            json.dumps({"queries": len(queries), "repeats": REPEATS, **result}, indent=2)
+        )
+        print(f"HNSW: {result['hnsw']}")
+        if args.recall_only:
+            return 0
         for name in ("new_query", "filtered_1pct_query", "repeated_query", "query_embedding"):
             print(f"{name.replace('_', ' ')}: p50 {result[name]['p50_ms']} ms, p95 {result[name]['p95_ms']} ms")
         print(
             f"{result['documents']:,} documents; queries embedded by {result['query_backend']}; "
-            f"RSS {result['rss_mb']} MB; {len(queries)} queries, median of {REPEATS} runs each"
-        )
-        (out / "search-only.json").write_text(
-            json.dumps({"queries": len(queries), "repeats": REPEATS, **result}, indent=2)
+            f"RSS {result['rss_mb']} MB (private {result['uss_mb']} MB); {len(queries)} queries, "
+            f"median of {REPEATS} runs each"
         )
         return 0
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="paperchat-bench-"))
@@ -511,6 +607,7 @@ def run(args: argparse.Namespace) -> int:
                     composed=size > args.embed_limit,
                     common_stack_max_size=args.common_stack_max_size,
                     common_stack_seconds=args.common_stack_seconds,
+                    hnsw_ef=args.hnsw_ef,
                 )
             )
     finally:

@@ -28,6 +28,7 @@ READ_BATCH = 5000
 INGESTED = "ingested"  # papers-collection metadata key: an ingest finished here once (no bundled corpus again)
 MAX_LOGGED_IDS = 100_000  # a write changing more papers than this is not logged: replicas rebuild in full
 CHANGES_KEPT = 256  # writes the change log remembers
+HNSW_EF_SEARCH = 100  # Chroma's default; chosen by recall@100 against an exact scan (eval/README.md)
 
 
 def connect(path: Path, chroma_url: str | None, create: bool = True):
@@ -133,9 +134,11 @@ class ChromaRepository:
         model: str,
         dimension: Callable[[], int],
         create: bool = True,
+        hnsw_ef_search: int = HNSW_EF_SEARCH,
     ) -> None:
         self.path = path
         self.chroma_url = chroma_url
+        self.hnsw_ef_search = hnsw_ef_search
         self.name = name
         self.model = model
         self._dimension = dimension  # asked only when needed: it may mean loading the model
@@ -199,7 +202,10 @@ class ChromaRepository:
                 f"cannot read the Chroma collection {name!r} at {self.where} ({type(exc).__name__}: {exc})"
             ) from None
         return self.client.get_or_create_collection(
-            name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}, metadata=metadata
+            name,
+            embedding_function=None,
+            configuration={"hnsw": {"space": "cosine", "ef_search": self.hnsw_ef_search}},
+            metadata=metadata,
         )
 
     @_clear_faults

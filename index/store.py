@@ -28,7 +28,7 @@ import psutil
 from filelock import FileLock, Timeout
 
 from paperchat.index.bm25 import BM25Params
-from paperchat.index.chroma import ChromaRepository
+from paperchat.index.chroma import HNSW_EF_SEARCH, ChromaRepository
 from paperchat.index.embeddings import Embedder
 from paperchat.index.errors import PaperchatError
 from paperchat.index.papers import Paper
@@ -154,6 +154,7 @@ class Store:
         tokenizer: Tokenizer | None = None,
         notify: Callable[[str], None] | None = None,
         create: bool = True,
+        hnsw_ef_search: int = HNSW_EF_SEARCH,
     ) -> None:
         self.path = Path(path).expanduser()
         self.embedder = embedder
@@ -164,7 +165,7 @@ class Store:
         self.notify = notify or (lambda message: print(message, file=sys.stderr))
         self.write_batch = write_batch
         self.repository = ChromaRepository(
-            self.path, chroma_url, collection, embedder.name, lambda: self.embedder.dimension, create
+            self.path, chroma_url, collection, embedder.name, lambda: self.embedder.dimension, create, hnsw_ef_search
         )
         try:
             self.snapshot_folder.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ import pytest
 def test_bench_reports_the_serving_process_the_rebuild_and_a_capped_common_stack(tmp_path):
     run = subprocess.run(
         [sys.executable, "-m", "paperchat.cli", "bench", "--sizes", "40,80"]
-        + ["--queries", "12", "--common-stack-max-size", "60", "--common-stack-seconds", "0.001"]
+        + ["--queries", "12", "--common-stack-max-size", "60", "--common-stack-seconds", "0.001", "--hnsw-ef", "10,200"]
         + ["--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out")],
         capture_output=True,
         text=True,
@@ -29,7 +29,11 @@ def test_bench_reports_the_serving_process_the_rebuild_and_a_capped_common_stack
         page = size["page_of_50"]  # a page added to the index: one more segment, found by a replica
         assert page["replica_found"] == 50 and page["segments"] == 2
         assert page["ingest_seconds"] > page["embedding_seconds"]
+        assert [h["ef_search"] for h in size["hnsw_sweep"]] == [10, 200]  # each in a fresh process, then restored
+        assert serving["hnsw"]["ef_search"] == 100 and 0 < serving["hnsw"]["recall_at_100"] <= 1
+        assert size["hnsw_sweep"][1]["recall_at_100"] == 1.0  # ef 200 > the documents: HNSW visits all of them
+        assert 0 < serving["uss_mb"] < serving["rss_mb"]
     table = run.stdout
     assert "(1 queries: --common-stack-seconds)" in table and "not run (above --common-stack-max-size)" in table
     assert "a replica on the folder finds it after" in table and "its query embedding p50 (the floor)" in table
-    assert "open with a snapshot rebuilt from Chroma" in table
+    assert "open with a snapshot rebuilt from Chroma" in table and "10: " in table and "200: 1.0 (" in table
