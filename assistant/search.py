@@ -35,6 +35,7 @@ from paperchat.hits import Hit, citation_of
 from paperchat.index.bm25 import top_positions
 from paperchat.index.errors import PaperchatError
 from paperchat.index.papers import Paper
+from paperchat.index.passages import Lexicon
 from paperchat.index.snapshot import Snapshot
 from paperchat.index.store import Store
 from paperchat.index.stored import RESIDENT_ROWS
@@ -222,14 +223,23 @@ class Searcher:
             question,
             documents,
             lambda terms: np.asarray(lexicon.vectors[lexicon.rows(terms)], dtype=np.float32),
-            self._embed_words,
+            lambda words: self._embed_words(lexicon, words),
         )
 
-    def _embed_words(self, words: list[str]) -> np.ndarray:
-        """The query vectors of a question's words: `encode_query` each (ONNX Runtime, cached; ~4 ms a word on
-        2 cores), not one `encode` batch (15-20 ms for up to five words, and it imports torch, seconds, in
-        a process that only searches)."""
-        return np.vstack([self.store.embedder.encode_query(word) for word in words])
+    def _embed_words(self, lexicon: Lexicon, words: list[str]) -> np.ndarray:
+        """The vectors of a question's words: the lexicon's when an abstract of the index has the word (it was
+        embedded alone at build time), else `encode_query` (ONNX Runtime, cached; ~4 ms a word on 2 cores; not one
+        `encode` batch: 15-20 ms for up to five words, and it imports torch, seconds, in a process that only
+        searches)."""
+        rows = lexicon.row_of_word()
+        return np.vstack(
+            [
+                np.asarray(lexicon.vectors[rows[word]], dtype=np.float32)
+                if word in rows
+                else self.store.embedder.encode_query(word)
+                for word in words
+            ]
+        )
 
     def score_sides(
         self,

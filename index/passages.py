@@ -191,6 +191,7 @@ class Lexicon:
         for row, term in enumerate(terms):
             rows.setdefault(term, []).append(row)
         self._rows = rows
+        self._row_of_word: dict[str, int] | None = None
 
     @classmethod
     def build(
@@ -223,7 +224,10 @@ class Lexicon:
         return cls(words, [term for _, term in pairs], held(vectors, resident=True))
 
     def row_of_word(self) -> dict[str, int]:
-        return {word: row for row, word in enumerate(self.words)}
+        """Row by word (made once: a lexicon never changes)."""
+        if self._row_of_word is None:
+            self._row_of_word = {word: row for row, word in enumerate(self.words)}
+        return self._row_of_word
 
     def __len__(self) -> int:
         """Number of words."""
