@@ -32,6 +32,7 @@ from paperchat.api import Assistant
 from paperchat.eval.datasets import load_bundled_set
 from paperchat.fusion import rrf
 from paperchat.index.bm25 import top_positions
+from paperchat.index.chroma import READ_BATCH
 from paperchat.index.embeddings import QUERY_THREADS, Embedder, torch_forward
 from paperchat.index.loaders import load_bundled, load_paths
 from paperchat.index.papers import Paper
@@ -342,30 +343,30 @@ def _fuse_and_snippets(assistant: Assistant, sides, query: str) -> None:
 
 def hnsw_recall(assistant: Assistant, queries: list[str], k: int = 100) -> dict:
     """Recall@k of Chroma's HNSW neighbours (what search takes above the exact-scan limit) against an exact scan of
-    the snapshot's copies of the same document vectors (float16, so a tie at the k-th place may fall either way),
-    and the HNSW query's latency. A fresh process loads the HNSW index with the collection's ef_search."""
+    Chroma's own float32 document vectors, and the HNSW query's latency; with the cosine of the exact 1st and k-th
+    neighbours (medians), which says how crowded the neighbourhood is. A fresh process loads the HNSW index with the
+    collection's ef_search."""
     store = assistant.store
-    snapshot = store.snapshot()
-    wanted = min(k, snapshot.documents)
+    collection = store.repository.papers()
+    ids, pages = [], []
+    for offset in range(0, collection.count(), READ_BATCH):
+        page = collection.get(include=["embeddings"], limit=READ_BATCH, offset=offset)
+        ids += page["ids"]
+        pages.append(np.asarray(page["embeddings"], dtype=np.float32))
+    wanted = min(k, len(ids))
     vectors = {q: store.embedder.encode_query(q) for q in queries}
-    matrix = np.vstack(list(vectors.values())).T
-    similarities = np.vstack(
-        [
-            np.asarray(snapshot.vectors[np.arange(start, min(start + 50_000, len(snapshot)))], dtype=np.float32)
-            @ matrix
-            for start in range(0, len(snapshot), 50_000)
-        ]
-    )
-    if snapshot.live is not None:
-        similarities[~snapshot.live] = -np.inf
-    recalls = []
+    similarities = np.concatenate(pages) @ np.vstack(list(vectors.values())).T
+    recalls, first, last = [], [], []
     for column, vector in enumerate(vectors.values()):
-        exact = {snapshot.ids[i] for i in top_positions(similarities[:, column], wanted, positive_only=False)}
-        recalls.append(len(exact & set(store.repository.nearest(vector, wanted)[0])) / wanted)
+        top = top_positions(similarities[:, column], wanted, positive_only=False)
+        first.append(similarities[top[0], column])
+        last.append(similarities[top[-1], column])
+        recalls.append(len({ids[i] for i in top} & set(store.repository.nearest(vector, wanted)[0])) / wanted)
     return {
-        "ef_search": store.repository.papers().configuration_json["hnsw"]["ef_search"],
+        "ef_search": collection.configuration_json["hnsw"]["ef_search"],
         f"recall_at_{k}": round(float(np.mean(recalls)), 4),
         "lowest": round(min(recalls), 2),
+        "exact_cosine_first_and_last": [round(float(np.median(first)), 3), round(float(np.median(last)), 3)],
         "hnsw_query": latency(lambda q: store.repository.nearest(vectors[q], wanted), queries),
     }
 
