@@ -273,7 +273,7 @@ class Searcher:
         vectors = (
             np.asarray(snapshot.vectors[positions], dtype=np.float32)
             if len(positions)
-            else np.zeros((0, self.store.embedder.dimension), dtype=np.float32)
+            else np.zeros((0, snapshot.vectors.shape[1]), dtype=np.float32)  # the model's dimension would load torch
         )
         return Sides(
             snapshot=snapshot,

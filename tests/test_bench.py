@@ -30,9 +30,9 @@ def test_bench_reports_the_serving_process_the_rebuild_and_a_capped_common_stack
         assert page["replica_found"] == 50 and page["segments"] == 2
         assert page["ingest_seconds"] > page["embedding_seconds"]
         assert [h["ef_search"] for h in size["hnsw_sweep"]] == [10, 200]  # each in a fresh process, then restored
-        assert serving["hnsw"]["ef_search"] == 100 and 0 < serving["hnsw"]["recall_at_100"] <= 1
+        assert serving["hnsw"]["ef_search"] == 400 and 0 < serving["hnsw"]["recall_at_100"] <= 1
         assert size["hnsw_sweep"][1]["recall_at_100"] == 1.0  # ef 200 > the documents: HNSW visits all of them
-        assert 0 < serving["uss_mb"] < serving["rss_mb"]
+        assert 0 < serving["anonymous_mb"] < serving["rss_mb"]
     table = run.stdout
     assert "(1 queries: --common-stack-seconds)" in table and "not run (above --common-stack-max-size)" in table
     assert "a replica on the folder finds it after" in table and "its query embedding p50 (the floor)" in table

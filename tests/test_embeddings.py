@@ -121,3 +121,20 @@ def test_a_local_model_folder_that_does_not_load_is_its_own_error_not_a_hub_look
     (folder / "config.json").write_text("{ not json")
     with pytest.raises(PaperchatError, match=f"cannot load the embedding model folder {folder}"):
         Embedder(str(folder), cache_dir=tmp_path).encode(["a"])
+
+
+SEARCH_PROBE = """
+import json, sys
+from paperchat import Assistant
+assistant = Assistant.open(sys.argv[1], bootstrap=False, notify=lambda m: None)
+asked = "pruning large language models"
+found = [len(assistant.retrieve(asked, k=3, where=where).closest) for where in (None, {"since": "2050"})]
+print(json.dumps({"found": found, "torch_imported": "torch" in sys.modules}))
+"""
+
+
+def test_a_process_that_only_searches_never_imports_torch_even_when_a_filter_matches_nothing(bundled_index):
+    """An empty candidate pool once asked the model for its dimension, loading torch (seconds, ~400 MB)."""
+    command = [sys.executable, "-c", SEARCH_PROBE, str(bundled_index)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"found": [3, 0], "torch_imported": False}
