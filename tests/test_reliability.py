@@ -50,15 +50,18 @@ def synthetic_corpus(path, count):
     return write(path, "\n".join(rows) + "\n")
 
 
-def wait_for_port(port, timeout=60):
+def wait_for_port(port, timeout=60, path="/api/v2/heartbeat", process=None):
+    """Until the server on `port` answers `path` (a Chroma server's heartbeat by default); `process`, when given, must
+    not exit meanwhile."""
     deadline = time.time() + timeout
     while time.time() < deadline:
+        assert process is None or process.poll() is None, f"the server for port {port} exited"
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2)
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5)
             return
         except (urllib.error.URLError, ConnectionError, OSError):
             time.sleep(0.3)
-    raise RuntimeError(f"chroma server on port {port} did not start")
+    raise RuntimeError(f"the server on port {port} did not start")
 
 
 # the chroma CLI installed with chromadb beside this interpreter (also when its venv is not activated)

@@ -8,13 +8,11 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from test_reliability import TOPICS, chroma_server, synthetic_corpus  # noqa: F401 (chroma_server: a fixture)
+from test_reliability import TOPICS, chroma_server, synthetic_corpus, wait_for_port  # noqa: F401 (a fixture)
 
 from conftest import write
 from test_ui import free_port
@@ -45,18 +43,6 @@ def page(path, number: int):
     return write(path, "\n".join(rows) + "\n")
 
 
-def wait_until_served(port: int, process: subprocess.Popen, timeout: float = 240) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        assert process.poll() is None, f"the chat process on port {port} exited"
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/gradio_api/info", timeout=5)
-            return
-        except (urllib.error.URLError, ConnectionError, OSError):
-            time.sleep(0.5)
-    raise RuntimeError(f"paperchat chat on port {port} did not start")
-
-
 @pytest.fixture
 def replicas(chroma_server, tmp_path):  # noqa: F811 (the fixture imported above)
     """The first 200 papers ingested through the server, then three chat processes on it, each with its own folder."""
@@ -82,7 +68,7 @@ def replicas(chroma_server, tmp_path):  # noqa: F811 (the fixture imported above
     ]
     try:
         for port, process in zip(ports, processes):
-            wait_until_served(port, process)
+            wait_for_port(port, 240, "/gradio_api/info", process)
         yield [f"http://127.0.0.1:{port}/" for port in ports], environment, tmp_path
     finally:
         for process in processes:

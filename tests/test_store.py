@@ -88,7 +88,7 @@ def test_damaged_snapshot_files_are_detected_and_rebuilt(small, damage):
     assistant, _, tmp_path = small
     folder = assistant.store.snapshot_folder
     segment = folder / json.loads((folder / MANIFEST).read_text())["segments"][-1]["name"]
-    target = segment / "bm25-postings.npz"
+    target = segment / "bm25-frequencies.npy"
     if damage == "truncate":
         target.write_bytes(target.read_bytes()[:20])
     elif damage == "corrupt":
