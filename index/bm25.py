@@ -174,8 +174,10 @@ class BM25Index:
         return found
 
     def idf(self, terms: list[str]) -> dict[str, float]:
-        """Inverse document frequency (Lucene's BM25 form) of each term; unknown terms get the maximum."""
-        return {term: self._lucene_idf(self.document_frequency(term)) for term in terms}
+        """Inverse document frequency (Lucene's BM25 form) of each term; unknown terms get the maximum. One array
+        operation for all of them: feedback asks for the ~450 distinct terms of five abstracts a query."""
+        frequencies = np.fromiter((self.document_frequency(t) for t in terms), dtype=np.float64, count=len(terms))
+        return dict(zip(terms, np.log(1 + (self.documents - frequencies + 0.5) / (frequencies + 0.5)).tolist()))
 
     def _lucene_idf(self, frequency: int) -> float:
         return float(np.log(1 + (self.documents - frequency + 0.5) / (frequency + 0.5)))
