@@ -172,7 +172,7 @@ def rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def anonymous_mb() -> float | None:
+def anonymous_mb() -> int | None:
     """This process's anonymous memory (RssAnon: heap, loaded models, embedded Chroma's HNSW graph): what one more
     replica on the host adds, since the pages of mapped index files are shared. None where /proc does not say."""
     try:
@@ -180,7 +180,7 @@ def anonymous_mb() -> float | None:
     except OSError:
         return None
     found = re.search(r"^RssAnon:\s+(\d+) kB", status, re.MULTILINE)
-    return int(found.group(1)) / 1024 if found else None
+    return round(int(found.group(1)) / 1024) if found else None
 
 
 def bench_size(
@@ -400,7 +400,7 @@ def search_only(index: Path, queries: list[str], recall_only: bool = False) -> d
         ),
         "query_embedding": latency(embedder.encode_query, queries, embedder._cache.clear),
         "rss_mb": round(rss_mb()),
-        "anonymous_mb": round(anonymous_mb() or 0) or None,
+        "anonymous_mb": anonymous_mb(),
     }
     return {**measured, "hnsw": hnsw_recall(assistant, queries)}  # last: it reads every vector, which memory keeps
 
@@ -561,8 +561,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--hnsw-ef",
         default="100,200,400",
         type=_sizes,
-        help="HNSW ef_search values whose recall@100 and latency are measured above the exact-scan limit "
-        "(default 100,200,400)",
+        help="HNSW ef_search values whose recall@100 and latency are measured at every size (search takes HNSW's "
+        "candidates above the exact-scan limit; default 100,200,400)",
     )
     parser.add_argument(
         "--recall-only",

@@ -177,15 +177,16 @@ class BM25Index:
         """Inverse document frequency (Lucene's BM25 form) of each term; unknown terms get the maximum. One array
         operation for all of them: feedback asks for the ~450 distinct terms of five abstracts a query."""
         frequencies = np.fromiter((self.document_frequency(t) for t in terms), dtype=np.float64, count=len(terms))
-        return dict(zip(terms, np.log(1 + (self.documents - frequencies + 0.5) / (frequencies + 0.5)).tolist()))
+        return dict(zip(terms, self._lucene_idf(frequencies).tolist()))
 
-    def _lucene_idf(self, frequency: int) -> float:
-        return float(np.log(1 + (self.documents - frequency + 0.5) / (frequency + 0.5)))
+    def _lucene_idf(self, frequency: float | np.ndarray) -> np.floating | np.ndarray:
+        """Of one frequency (a float) or of an array of them (an array)."""
+        return np.log(1 + (self.documents - frequency + 0.5) / (frequency + 0.5))
 
     @property
     def max_idf(self) -> float:
         """The IDF of a term no document holds: the most specific a term can be."""
-        return self._lucene_idf(0)
+        return float(self._lucene_idf(0))
 
     def known(self, terms: list[str]) -> set[str]:
         """The terms that occur in at least one live document."""
@@ -206,7 +207,7 @@ class BM25Index:
 
     def _weight(self, term: str) -> float:
         frequency = self.document_frequency(term)
-        return self._lucene_idf(frequency) if self.engine == "bm25s" else self._okapi_idf(frequency)
+        return float(self._lucene_idf(frequency)) if self.engine == "bm25s" else self._okapi_idf(frequency)
 
     # --- scoring ---------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from paperchat.index.stored import joined_lines, mapped
 from paperchat.index.tokenize import fold
 
 COLUMNS_FILE = "columns.npz"
@@ -59,12 +60,6 @@ def date_bounds(date: str) -> tuple[int, int]:
     return low, high
 
 
-def mapped(path: Path) -> bytes | mmap.mmap:
-    """A file's bytes, memory-mapped (an empty file as b"", which cannot be mapped)."""
-    with path.open("rb") as handle:
-        return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if path.stat().st_size else b""
-
-
 class TextColumn:
     """Folded text by row, in one or more parts (a snapshot's segments), each one UTF-8 blob with offsets: the
     part's row r is blob[offsets[r]:offsets[r + 1]], ROW_END included."""
@@ -74,10 +69,7 @@ class TextColumn:
 
     @classmethod
     def of(cls, values: Sequence[str]) -> TextColumn:
-        encoded = [value.encode("utf-8") + ROW_END for value in values]
-        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-        np.cumsum([len(e) for e in encoded], out=offsets[1:])
-        return cls([(b"".join(encoded), offsets)])
+        return cls([joined_lines([value.encode("utf-8") + ROW_END for value in values])])
 
     @classmethod
     def joined(cls, columns: Sequence[TextColumn]) -> TextColumn:

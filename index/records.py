@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from paperchat.index.columns import mapped
+from paperchat.index.stored import joined_lines, mapped
 
 RECORDS_FILE = "records.jsonl"
 OFFSETS_FILE = "records-offsets.npy"
@@ -29,13 +29,14 @@ class Records:
 
     @classmethod
     def from_lists(cls, documents: list[str], metadatas: list[dict]) -> Records:
-        lines = [
-            json.dumps([document, metadata or {}], ensure_ascii=False).encode("utf-8") + b"\n"
-            for document, metadata in zip(documents, metadatas)
-        ]
-        offsets = np.zeros(len(lines) + 1, dtype=np.int64)
-        np.cumsum([len(line) for line in lines], out=offsets[1:])
-        return cls(b"".join(lines), offsets)
+        return cls(
+            *joined_lines(
+                [
+                    json.dumps([document, metadata or {}], ensure_ascii=False).encode("utf-8") + b"\n"
+                    for document, metadata in zip(documents, metadatas)
+                ]
+            )
+        )
 
     def __len__(self) -> int:
         return len(self._offsets) - 1

@@ -1,4 +1,5 @@
-"""How the snapshot keeps its vector copies: float16 files, memory-mapped when large.
+"""How the snapshot keeps its files: vector copies as float16, memory-mapped when large; text as one blob with
+row offsets, memory-mapped.
 
 Half the bytes of float32 on disk and in the page cache, and the page cache is shared by every
 process on the host that maps the same file, so a second replica costs little. MiniLM's unit
@@ -12,6 +13,8 @@ loads it.
 
 from __future__ import annotations
 
+import mmap
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,3 +37,16 @@ def load_vectors(path: Path, resident: bool) -> np.ndarray:
     """A saved array: read into memory as float32 when `resident`, else memory-mapped as stored."""
     mapped = np.load(path, mmap_mode="r")
     return np.asarray(mapped, dtype=np.float32) if resident else mapped
+
+
+def joined_lines(lines: Sequence[bytes]) -> tuple[bytes, np.ndarray]:
+    """Rows of bytes as one blob and the offsets that find them: row r is blob[offsets[r]:offsets[r + 1]]."""
+    offsets = np.zeros(len(lines) + 1, dtype=np.int64)
+    np.cumsum([len(line) for line in lines], out=offsets[1:])
+    return b"".join(lines), offsets
+
+
+def mapped(path: Path) -> bytes | mmap.mmap:
+    """A file's bytes, memory-mapped (an empty file as b"", which cannot be mapped)."""
+    with path.open("rb") as handle:
+        return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if path.stat().st_size else b""
