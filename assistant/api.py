@@ -74,6 +74,7 @@ class Assistant:
             lock_timeout=resolved.lock_timeout,
             create=create,
             hnsw_ef_search=resolved.hnsw_ef_search,
+            segment_rows=resolved.segment_rows,
         )
         assistant = cls(resolved, store)
         announce = f"the index at {assistant.location} is new: building it from the bundled corpus (380 papers, once)"

@@ -20,6 +20,7 @@ from paperchat.index.bm25 import ENGINES, BM25Params
 from paperchat.index.chroma import HNSW_EF_SEARCH
 from paperchat.index.embeddings import DEFAULT_MODEL, QUERY_BACKENDS, default_cache_dir
 from paperchat.index.errors import PaperchatError
+from paperchat.index.snapshot import SEGMENT_ROWS
 
 MODES = ("hybrid", "bm25", "vector")
 FUSIONS = ("rrf", "convex")
@@ -63,6 +64,14 @@ class Settings(BaseSettings):
     batch_size: int = Field(64, ge=1, le=4096, description="texts per model batch", json_schema_extra=INDEX_TIME)
     write_batch: int = Field(
         1024, ge=1, le=100_000, description="papers per Chroma write", json_schema_extra=INDEX_TIME
+    )
+    segment_rows: int = Field(
+        SEGMENT_ROWS,
+        ge=1,
+        le=10_000_000,
+        description="most papers in one segment of the derived snapshot: an ingest or a rebuild holds this many in "
+        "memory at a time; segments this full are never merged again",
+        json_schema_extra=INDEX_TIME,
     )
     hnsw_ef_search: int = Field(
         HNSW_EF_SEARCH,

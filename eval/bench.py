@@ -43,6 +43,7 @@ from paperchat.snippets import make_snippet, split_sentences
 REPEATS = 3
 ONE_PERCENT = {"since": "2050", "until": "2050"}  # synthetic papers are dated 2000-2099, 1% a year
 WARMUP = 10
+INGEST_PAGE = 125_000  # papers per ingest call: what one call holds in memory (and one segment)
 TOPIC_WINDOW = 24  # pool sentences a synthetic abstract draws from (sentence_pool keeps each paper's together)
 
 
@@ -192,37 +193,23 @@ def bench_size(
     common_stack_max_size: int = 100_000,
     common_stack_seconds: float = 300.0,
     hnsw_ef: Sequence[int] = (),
+    reuse_index: bool = False,
 ) -> dict:
-    papers = synthetic_papers(pool, size)
     index = workdir / f"index-{size}"
-    shutil.rmtree(index, ignore_errors=True)
     embedder: Embedder = ComposedEmbedder(pool) if composed else TimedEmbedder()
-    assistant = Assistant.open(index, bootstrap=False, load_model=False, notify=lambda m: None)
-    assistant.store.embedder = embedder
-    raw_rate = None
-    if not composed:  # raw encode of the texts ingest embeds: the abstracts and their passages
-        sample = papers[: min(size, 1000)]
-        texts = [p.text for p in sample] + [text for parts in assistant.store.passages(sample) for text in parts]
-        embedder.encode(texts[:32])
-        started = time.perf_counter()
-        embedder.encode(texts)
-        raw_rate = len(sample) / (time.perf_counter() - started)
-        embedder.seconds = 0.0
-    started = time.perf_counter()
-    assistant.store.ingest(papers, progress=True)
-    ingest_seconds = time.perf_counter() - started
-    embed_seconds = getattr(embedder, "seconds", 0.0)
-    result: dict = {
-        "documents": size,
-        "vectors": "composed from real sentence embeddings" if composed else "real MiniLM",
-        "ingest_seconds": round(ingest_seconds, 1),
-        "ingest_per_second": round(size / ingest_seconds, 1),
-        "embedding_seconds": round(embed_seconds, 1),
-        "indexing_seconds": round(ingest_seconds - embed_seconds, 1),
-        "raw_encode_per_second": round(raw_rate, 1) if raw_rate else None,
-        "index_mb": round(folder_size(index) / 2**20, 1),
-    }
-    result["page_of_50"] = _add_a_page(index, assistant, pool, size)
+    ingested = workdir / f"ingest-{size}.json"
+    if reuse_index and ingested.exists() and index.is_dir():
+        assistant = Assistant.open(index, bootstrap=False, load_model=False, notify=lambda m: None)
+        assistant.store.embedder = embedder
+        result = json.loads(ingested.read_text())
+    else:
+        shutil.rmtree(index, ignore_errors=True)
+        assistant = Assistant.open(index, bootstrap=False, load_model=False, notify=lambda m: None)
+        assistant.store.embedder = embedder
+        result = _ingest_corpus(assistant, pool, size, composed)
+        result["index_mb"] = round(folder_size(index) / 2**20, 1)
+        ingested.write_text(json.dumps(result, indent=2))
+    result["page_of_50"] = _add_a_page(index, assistant, pool)
     subprocess.run(  # a fresh process, as a replica serving this index would be: its RSS and latency
         [sys.executable, "-m", "paperchat.eval.bench", "--search-only", str(index), "--queries", str(len(queries))]
         + ["--out", str(workdir / f"serving-{size}")],
@@ -268,6 +255,38 @@ def bench_size(
     return result
 
 
+def _ingest_corpus(assistant: Assistant, pool: list[str], size: int, composed: bool) -> dict:
+    """Ingest `size` synthetic papers, INGEST_PAGE at a time (as a big file is ingested in parts: each call holds
+    one page of papers, and the snapshot gains one segment a page); the throughput, and the embedding's share."""
+    embedder = assistant.store.embedder
+    raw_rate = None
+    if not composed:  # raw encode of the texts ingest embeds: the abstracts and their passages
+        sample = synthetic_papers(pool, min(size, 1000))
+        texts = [p.text for p in sample] + [text for parts in assistant.store.passages(sample) for text in parts]
+        embedder.encode(texts[:32])
+        started = time.perf_counter()
+        embedder.encode(texts)
+        raw_rate = len(sample) / (time.perf_counter() - started)
+        embedder.seconds = 0.0
+    started = time.perf_counter()
+    for page, start in enumerate(range(0, size, INGEST_PAGE)):
+        count = min(INGEST_PAGE, size - start)
+        print(f"   page {page + 1} of {-(-size // INGEST_PAGE)}: {count:,} papers", file=sys.stderr)
+        assistant.store.ingest(synthetic_papers(pool, count, seed=13 + page, start=start), progress=True)
+    ingest_seconds = time.perf_counter() - started
+    embed_seconds = getattr(embedder, "seconds", 0.0)
+    return {
+        "documents": size,
+        "vectors": "composed from real sentence embeddings" if composed else "real MiniLM",
+        "ingest_seconds": round(ingest_seconds, 1),
+        "ingest_pages": -(-size // INGEST_PAGE),
+        "ingest_per_second": round(size / ingest_seconds, 1),
+        "embedding_seconds": round(embed_seconds, 1),
+        "indexing_seconds": round(ingest_seconds - embed_seconds, 1),
+        "raw_encode_per_second": round(raw_rate, 1) if raw_rate else None,
+    }
+
+
 def _hnsw_sweep(index: Path, writer: Assistant, queries: list[str], out: Path, values: Sequence[int]) -> list[dict]:
     """HNSW recall and latency at each ef_search in `values`, each in a fresh process (Chroma applies ef_search when
     it loads the HNSW index); the collection's own value is restored after."""
@@ -289,11 +308,12 @@ def _hnsw_sweep(index: Path, writer: Assistant, queries: list[str], out: Path, v
     return found
 
 
-def _add_a_page(index: Path, writer: Assistant, pool: list[str], size: int) -> dict:
+def _add_a_page(index: Path, writer: Assistant, pool: list[str]) -> dict:
     """A Daily Papers page (50 new papers) ingested into the index: the writer's time (its embedding apart) and how
     long a replica serving the same folder then takes to find them (it loads the new segment)."""
     replica = Assistant.open(index, bootstrap=False, notify=lambda m: None)
-    page = synthetic_papers(pool, 50, seed=size, start=size)
+    held = writer.store.snapshot().documents  # new ids, also when a run measures a reused index again
+    page = synthetic_papers(pool, 50, seed=held, start=held)
     embedder = writer.store.embedder
     before = getattr(embedder, "seconds", 0.0)
     started = time.perf_counter()
@@ -556,6 +576,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="more corpus files whose sentences join the pool (default: the bundled corpus only)",
     )
     parser.add_argument("--workdir", help="where the benchmark indexes go (default: a temporary folder, removed after)")
+    parser.add_argument(
+        "--reuse-index",
+        action="store_true",
+        help="with --workdir: measure again an index a previous run ingested there (its ingest figures are kept) "
+        "instead of ingesting it anew; a 1M ingest takes over an hour",
+    )
     parser.add_argument("--out", default="bench-out", help="folder for bench.json (default bench-out)")
     parser.add_argument(
         "--hnsw-ef",
@@ -618,6 +644,7 @@ def run(args: argparse.Namespace) -> int:
                     common_stack_max_size=args.common_stack_max_size,
                     common_stack_seconds=args.common_stack_seconds,
                     hnsw_ef=args.hnsw_ef,
+                    reuse_index=args.reuse_index,
                 )
             )
     finally:

@@ -317,16 +317,15 @@ class ChromaRepository:
         return found
 
     @_clear_faults
-    def everything(self) -> tuple[list[str], list[str], np.ndarray, list[dict], Passages]:
-        """Every id, document, vector, metadata and passage vector Chroma holds, read in pages."""
-        return self._read(
-            _pages(self.papers(), ["documents", "embeddings", "metadatas"]),
-            _pages(self.passages(), ["embeddings", "metadatas"]),
-        )
+    def id_pages(self, size: int) -> list[list[str]]:
+        """Every paper id Chroma holds, in lists of `size` (ids only: a million take ~70 MB)."""
+        ids = [doc_id for read in _pages(self.papers(), []) for doc_id in read["ids"]]
+        return [ids[start : start + size] for start in range(0, len(ids), size)]
 
     @_clear_faults
     def fetch(self, ids: list[str]) -> tuple[list[str], list[str], np.ndarray, list[dict], Passages]:
-        """What `everything` returns, for the papers `ids` only (those Chroma holds): a delta segment's rows."""
+        """The ids, documents, vectors, metadata and passage vectors Chroma holds for the papers `ids` (those it has):
+        one segment's rows."""
         papers, passages = self.papers(), self.passages()
         chunks = _chunks(ids, READ_BATCH)
         return self._read(

@@ -5,9 +5,10 @@ copy of the document vectors, the documents and metadata (`Records`), the passag
 abstracts (`Passages`), the metadata columns filters test (`Columns`), and the vectors of the
 words its abstracts bring that no earlier segment had (`Lexicon`, for the relevance gate's meaning
 coverage; built only when given the embedder's `encode`). Segments are immutable. An ingest of N
-papers writes one segment of N rows and marks the rows they replace as deleted; a removal only
-marks rows; when there are more than MAX_SEGMENTS the writer folds them into a new base (a merge,
-after the new papers are already searchable). A snapshot's rows are its segments' rows in order;
+papers writes one segment of N rows (several of SEGMENT_ROWS when N is larger) and marks the rows they
+replace as deleted; a removal only marks rows; when more than MAX_SEGMENTS segments are not full, the writer
+folds the smallest of them into one (`segments_to_merge`: a merge costs what the small segments hold, never
+the whole index). A snapshot's rows are its segments' rows in order;
 BM25 takes its statistics over all live rows (`index/bm25.py`), so scores are those of one index
 built from scratch over the same papers.
 
@@ -23,6 +24,7 @@ segments it does not hold yet (`Snapshot.load(..., previous=)`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -48,7 +50,8 @@ FORMAT_VERSION = 8  # 7: base + delta segments, BM25 with global statistics; 8: 
 MANIFEST = "CURRENT.json"
 IDS_FILE = "ids.json"
 VECTORS_FILE = "vectors.npy"
-MAX_SEGMENTS = 8  # more than this after a write: the writer merges them into one
+MAX_SEGMENTS = 8  # more segments than this below SEGMENT_ROWS after a write: the writer merges the smallest
+SEGMENT_ROWS = 100_000  # most papers an ingest or a rebuild puts in one segment (what it holds in memory at a time)
 STALE_BUILD_SECONDS = 3600
 SAMPLE_BLOCK = 1 << 16
 SAMPLE_BLOCKS = 8
@@ -165,6 +168,16 @@ class Segment:
     def __len__(self) -> int:
         return len(self.ids)
 
+    @functools.cached_property
+    def _row_of_id(self) -> dict[str, int]:
+        return {doc_id: row for row, doc_id in enumerate(self.ids)}
+
+    def rows_of(self, ids: Sequence[str]) -> np.ndarray:
+        """This segment's rows of `ids`, -1 for an id it does not hold (the lookup is made once: a segment is
+        immutable)."""
+        row_of = self._row_of_id
+        return np.fromiter((row_of.get(doc_id, -1) for doc_id in ids), dtype=np.int64, count=len(ids))
+
     def save(self, folder: Path) -> dict:
         """Write the segment's folder under `folder` (once: a segment is immutable); its manifest entry."""
         where = folder / self.name
@@ -250,12 +263,7 @@ class Snapshot:
                 self.live if self.live is not None else np.ones(len(self.ids), dtype=bool),
             )
         )
-        self.lexicon = _joined_lexicon([s.lexicon for s in self.segments], dimension)
-        self._positions = {
-            doc_id: i
-            for i, doc_id in enumerate(self.ids)
-            if self.live is None or self.live[i]  # a deleted row's id maps to its newer row or to nothing
-        }
+        self.lexicon = joined_lexicon([s.lexicon for s in self.segments], dimension)
 
     @classmethod
     def build(
@@ -304,25 +312,46 @@ class Snapshot:
             files.append(None)
         return Snapshot(segments, deleted, self.bm25.engine, self.tokenizer, self.bm25.params, files)
 
-    def merged(self) -> Snapshot:
-        """One segment holding every live row (in order), its lexicon the union of the segments' words: what a
-        merge writes. Nothing is read from Chroma and nothing is embedded."""
-        live = self.live_rows()
+    def merged(self, numbers: Sequence[int] | None = None) -> Snapshot:
+        """This snapshot with the segments `numbers` (all when None) folded into one segment, after the others: their
+        live rows in order, its lexicon the union of theirs. Nothing is read from Chroma and nothing is embedded."""
+        numbers = sorted(range(len(self.segments)) if numbers is None else set(numbers))
+        live = np.concatenate(
+            [
+                np.setdiff1d(np.arange(self.starts[n], self.starts[n + 1]), self.deleted[n] + self.starts[n])
+                for n in numbers
+            ]
+            or [np.zeros(0, dtype=np.int64)]
+        ).astype(np.int64)
         documents, metadatas = zip(*(self.records.get(int(row)) for row in live)) if len(live) else ((), ())
         ids = [self.ids[i] for i in live]
-        owners, numbers, vectors = self.passages.of(live)
+        owners, passage_numbers, vectors = self.passages.of(live)
+        dimension = self.vectors.shape[1]
+        lexicon = joined_lexicon([self.segments[n].lexicon for n in numbers], dimension)
         segment = replace(
             Segment.build(
                 ids,
                 list(documents),
-                np.asarray(self.vectors[live], dtype=np.float32).reshape(len(live), self.vectors.shape[1]),
+                np.asarray(self.vectors[live], dtype=np.float32).reshape(len(live), dimension),
                 list(metadatas),
-                Passages.group(ids, [ids[o] for o in owners], numbers, vectors, self.vectors.shape[1]),
+                Passages.group(ids, [ids[o] for o in owners], passage_numbers, vectors, dimension),
                 self.tokenizer,
             ),
-            lexicon=Lexicon(self.lexicon.words, self.lexicon.terms, np.asarray(self.lexicon.vectors)),
+            lexicon=Lexicon(lexicon.words, lexicon.terms, np.asarray(lexicon.vectors)),
         )
-        return Snapshot([segment], [np.zeros(0, dtype=np.int64)], self.bm25.engine, self.tokenizer, self.bm25.params)
+        kept = [n for n in range(len(self.segments)) if n not in numbers]
+        return Snapshot(
+            [self.segments[n] for n in kept] + [segment],
+            [self.deleted[n] for n in kept] + [np.zeros(0, dtype=np.int64)],
+            self.bm25.engine,
+            self.tokenizer,
+            self.bm25.params,
+            [self.deletion_files[n] for n in kept] + [None],
+        )
+
+    def live_sizes(self) -> list[int]:
+        """Papers (live rows) in each segment."""
+        return [len(segment) - len(gone) for segment, gone in zip(self.segments, self.deleted)]
 
     # --- rows --------------------------------------------------------------------------
 
@@ -337,15 +366,24 @@ class Snapshot:
     @property
     def documents(self) -> int:
         """Papers: the live rows."""
-        return len(self._positions)
+        return self.bm25.documents
 
     @property
     def tokenizer(self) -> Tokenizer:
         return self.bm25.tokenizer
 
     def positions(self, ids: list[str]) -> np.ndarray:
-        """Rows of `ids` as an array, -1 for an id not here."""
-        return np.fromiter((self._positions.get(doc_id, -1) for doc_id in ids), dtype=np.int64, count=len(ids))
+        """Rows of `ids` as an array, -1 for an id not here (a deleted row's id maps to its newer row or to nothing).
+        Each segment keeps its own lookup, so that assembling a snapshot after a change builds none over the index."""
+        found = np.full(len(ids), -1, dtype=np.int64)
+        for number in reversed(range(len(self.segments))):
+            local = self.segments[number].rows_of(ids)
+            rows = local + self.starts[number]
+            hit = (found < 0) & (local >= 0)
+            if self.live is not None:
+                hit[hit] = self.live[rows[hit]]
+            found[hit] = rows[hit]
+        return found
 
     def paper(self, row: int) -> Paper:
         return record_to_paper(self.ids[row], *self.records.get(row))
@@ -453,6 +491,18 @@ class Snapshot:
         return snapshot, "loaded"
 
 
+def segments_to_merge(sizes: Sequence[int], full: int = SEGMENT_ROWS, most: int = MAX_SEGMENTS) -> list[int]:
+    """Which segments (by number, of their live row counts `sizes`) a merge folds into one: none while at most `most`
+    of them hold fewer than `full` rows; past that, the smallest of those, as many as leave half of `most` free.
+    Full segments (a bulk ingest's or a rebuild's) are never merged, so that a merge after a small ingest costs what
+    the small segments hold, not the index (Lucene's tiered policy, reduced to sizes)."""
+    small = [n for n, size in enumerate(sizes) if size < full]
+    if len(small) <= most:
+        return []
+    smallest = sorted(small, key=lambda n: (sizes[n], n))
+    return sorted(smallest[: len(small) - most // 2 + 1])
+
+
 def _live_mask(rows: int, deleted: np.ndarray) -> np.ndarray | None:
     if not len(deleted):
         return None
@@ -504,7 +554,7 @@ class _PassageStack(_Parts):
         return owners, numbers, np.concatenate(vectors) if vectors else np.zeros((0, dimension), dtype=np.float32)
 
 
-def _joined_lexicon(parts: Sequence[Lexicon], dimension: int) -> Lexicon:
+def joined_lexicon(parts: Sequence[Lexicon], dimension: int) -> Lexicon:
     """The segments' lexicons as one (each holds only words the earlier ones do not)."""
     filled = [p for p in parts if len(p)]
     if len(filled) <= 1:

@@ -13,6 +13,7 @@ Chroma's state (a writer died between its writes and its segment) is rebuilt in 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import sys
@@ -34,7 +35,7 @@ from paperchat.index.errors import PaperchatError
 from paperchat.index.papers import Paper
 from paperchat.index.passages import pack_passages, split_sentences
 from paperchat.index.plan import paper_to_record, plan_ingest
-from paperchat.index.snapshot import MAX_SEGMENTS, Segment, Snapshot
+from paperchat.index.snapshot import SEGMENT_ROWS, Segment, Snapshot, joined_lexicon, segments_to_merge
 from paperchat.index.tokenize import CONTROL_CHARACTERS, Tokenizer
 
 LOCK_FILE = "write.lock"
@@ -155,6 +156,7 @@ class Store:
         notify: Callable[[str], None] | None = None,
         create: bool = True,
         hnsw_ef_search: int = HNSW_EF_SEARCH,
+        segment_rows: int = SEGMENT_ROWS,
     ) -> None:
         self.path = Path(path).expanduser()
         self.embedder = embedder
@@ -164,6 +166,7 @@ class Store:
         self.bm25_params = bm25
         self.notify = notify or (lambda message: print(message, file=sys.stderr))
         self.write_batch = write_batch
+        self.segment_rows = segment_rows
         self.repository = ChromaRepository(
             self.path, chroma_url, collection, embedder.name, lambda: self.embedder.dimension, create, hnsw_ef_search
         )
@@ -234,21 +237,40 @@ class Store:
         if snapshot is None:
             if why and why != "no derived snapshot yet":
                 self.notify(f"{why}; rebuilding it in full from Chroma")
-            ids, documents, vectors, metadatas, passages = self.repository.everything()
-            snapshot = Snapshot.build(
-                ids,
-                documents,
-                vectors,
-                metadatas,
-                passages,
-                self.engine,
-                self.tokenizer,
-                self.bm25_params,
-                encode=self.embedder.encode,  # the gate's lexicon: the abstracts' words, embedded here
-                previous=self._snapshot,  # whose word vectors are reused: an ingest embeds only its new words
-            )
+            snapshot = self._rebuilt()
             snapshot.save(self.snapshot_folder, fingerprint)
         return snapshot, fingerprint
+
+    def _rebuilt(self) -> Snapshot:
+        """Call with the lock held: a snapshot of everything Chroma holds, read and built `segment_rows` papers at a
+        time, so that memory holds one segment's worth, never the index. The first segment's lexicon reuses the
+        word vectors of the snapshot this one replaces; each later one holds only words the earlier ones lack."""
+        from tqdm.auto import tqdm
+
+        segments: list[Segment] = []
+        count = self.repository.count()
+        with tqdm(total=count, desc="deriving the snapshot", unit="paper", disable=count < self.segment_rows) as bar:
+            for ids in self.repository.id_pages(self.segment_rows):
+                segments.append(
+                    Segment.build(
+                        *self.repository.fetch(ids),
+                        self.tokenizer,
+                        encode=self.embedder.encode,  # the gate's lexicon: the abstracts' words, embedded here
+                        previous=(
+                            joined_lexicon([s.lexicon for s in segments], segments[0].vectors.shape[1])
+                            if segments
+                            else self._snapshot.lexicon
+                            if self._snapshot
+                            else None
+                        ),
+                        new_words_only=bool(segments),
+                    )
+                )
+                bar.update(len(ids))
+        if not segments:  # an empty index: one empty segment
+            segments.append(Segment.build(*self.repository.fetch([]), self.tokenizer))
+        unchanged = [np.zeros(0, dtype=np.int64)] * len(segments)
+        return Snapshot(segments, unchanged, self.engine, self.tokenizer, self.bm25_params)
 
     # --- writes ------------------------------------------------------------------------
 
@@ -285,8 +307,8 @@ class Store:
     def _add_segment(self, before: Snapshot, written: list[str], removed: list[str], fingerprint: str) -> Snapshot:
         """Call with the lock held, after writes to Chroma that left it at `fingerprint`: `before` plus one segment
         of the papers `written` (read back from Chroma by id) with the rows of `written` and `removed` deleted,
-        saved; then, past MAX_SEGMENTS, the segments merged into one (the new papers are searchable before the
-        merge starts)."""
+        saved; then, when there are too many small segments, the smallest merged into one (`segments_to_merge`; the
+        new papers are searchable before the merge starts)."""
         added = (
             Segment.build(
                 *self.repository.fetch(written),
@@ -301,8 +323,9 @@ class Store:
         snapshot = before.with_changes(added, written + removed)
         snapshot.save(self.snapshot_folder, fingerprint)
         self._install((snapshot, fingerprint))
-        if len(snapshot.segments) > MAX_SEGMENTS:
-            snapshot = snapshot.merged()
+        chosen = segments_to_merge(snapshot.live_sizes(), self.segment_rows)
+        if chosen:
+            snapshot = snapshot.merged(chosen)
             snapshot.save(self.snapshot_folder, fingerprint)
             self._install((snapshot, fingerprint))
         return snapshot
@@ -318,37 +341,44 @@ class Store:
         """Call with the lock held: `ingest`'s work."""
         from tqdm.auto import tqdm
 
-        before = self._ready()
+        self._ready()
         plan = plan_ingest(self.repository.existing_metadata(papers), papers)
         report = IngestReport(plan.added, plan.updated, plan.updated_metadata, plan.unchanged)
-        if plan.embed or plan.metadata:
-            self.repository.stamp()
-            for start in range(0, len(plan.metadata), self.write_batch):
-                batch = plan.metadata[start : start + self.write_batch]
-                self.repository.update_metadata([doc_id for doc_id, _ in batch], [metadata for _, metadata in batch])
-            # The bar counts texts: abstracts, plus the passages of each write batch once it is split.
-            bar = tqdm(
-                total=len(plan.embed),
-                desc="embedding abstracts + passages",
-                unit="text",
-                disable=not progress,
-                file=sys.stderr,
-            )
-            with bar:
-                for number, start in enumerate(range(0, len(plan.embed), self.write_batch), start=1):
-                    batch = plan.embed[start : start + self.write_batch]
+        if not (plan.embed or plan.metadata):
+            self.repository.mark_ingested()
+            report.total = self.repository.count()
+            self._ready()  # marking a new index ingested creates its collection: a new fingerprint
+            return report
+        # The bar counts texts: abstracts, plus the passages of each write batch once it is split.
+        bar = tqdm(
+            total=len(plan.embed),
+            desc="embedding abstracts + passages",
+            unit="text",
+            disable=not progress,
+            file=sys.stderr,
+        )
+        batches = itertools.count(1)
+        with bar:
+            # One segment per `segment_rows` papers, each its own stamped, logged write: memory holds one
+            # segment's papers, and an interruption keeps the segments done.
+            for start in range(0, max(len(plan.embed), 1), self.segment_rows):
+                part = plan.embed[start : start + self.segment_rows]
+                updated = plan.metadata if start == 0 else []
+                self.repository.stamp()
+                for first in range(0, len(updated), self.write_batch):
+                    batch = updated[first : first + self.write_batch]
+                    self.repository.update_metadata([doc_id for doc_id, _ in batch], [m for _, m in batch])
+                for first in range(0, len(part), self.write_batch):
+                    batch = part[first : first + self.write_batch]
                     passages = self.passages(batch)
                     bar.total += sum(map(len, passages))
                     bar.refresh()
                     self._write_batch(batch, passages, bar.update)
-                    _hold_after(number)
-            self.repository.stamp()
-        self.repository.mark_ingested()
+                    _hold_after(next(batches))
+                self.repository.stamp()
+                self.repository.mark_ingested()
+                self._logged_segment(self._snapshot, [p.id for p in part] + [doc_id for doc_id, _ in updated], [])
         report.total = self.repository.count()
-        if plan.embed or plan.metadata:
-            self._logged_segment(before, [p.id for p in plan.embed] + [doc_id for doc_id, _ in plan.metadata], [])
-        else:
-            self._ready()  # marking a new index ingested creates its collection: a new fingerprint
         return report
 
     def passages(self, papers: list[Paper]) -> list[list[str]]:

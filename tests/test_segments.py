@@ -13,7 +13,7 @@ from paperchat.filters import Filter
 from paperchat.index.bm25 import BM25Index, BM25Params, Postings
 from paperchat.index.loaders import load_bundled
 from paperchat.index.passages import Passages
-from paperchat.index.snapshot import MANIFEST, MAX_SEGMENTS, Segment, Snapshot
+from paperchat.index.snapshot import MANIFEST, MAX_SEGMENTS, Segment, Snapshot, segments_to_merge
 from paperchat.index.tokenize import Tokenizer
 
 PAPERS = load_bundled()[0]
@@ -106,6 +106,10 @@ def test_a_snapshot_with_a_delta_and_deletions_searches_like_one_built_from_scra
     merged = loaded.merged()
     assert len(merged.segments) == 1 and merged.ids == [grown.ids[i] for i in grown.live_rows()]
     assert merged.bm25.scores(terms) == pytest.approx(scratch.bm25.scores(terms), abs=1e-6)
+    first_only = loaded.merged([0])  # the base folded alone: its live rows after the delta
+    assert first_only.segments[0] is loaded.segments[1] and first_only.live_sizes() == [len(delta), 297]
+    rows = first_only.positions([PAPERS[i].id for i in kept])
+    assert first_only.bm25.scores(terms)[rows] == pytest.approx(scratch.bm25.scores(terms), abs=1e-6)
 
 
 def test_vector_copies_are_float16_files_mapped_when_large_and_rank_as_their_writer_did(tmp_path, monkeypatch):
@@ -203,17 +207,48 @@ def test_a_replica_that_finds_writes_no_segment_accounts_for_rebuilds_in_full_an
     assert snapshot.documents == 41 and snapshot.positions([paper.id])[0] >= 0
 
 
-def test_past_max_segments_the_writer_merges_them_into_one(grown):
+def test_past_max_segments_the_writer_merges_the_smallest_and_leaves_full_ones_alone(grown):
     assistant, _, tmp_path = grown
-    for i in range(MAX_SEGMENTS):
+    assistant.store.segment_rows = 40  # the 40-paper base counts as full: a bulk ingest's segment
+    base = assistant.store.snapshot().segments[0]
+    for i in range(MAX_SEGMENTS + 1):
         paper = PAPERS[200 + i]
         line = json.dumps({"id": paper.id, "title": paper.title, "abstract": paper.abstract})
         assistant.ingest([write(tmp_path / f"one-{i}.jsonl", line + "\n")], progress=False)
-        assert len(assistant.store.snapshot().segments) == (i + 2 if i + 2 <= MAX_SEGMENTS else 1)
-    folder = assistant.store.snapshot_folder
-    assert len(list(folder.glob("segment-*"))) == 1
+    sizes = assistant.store.snapshot().live_sizes()
+    assert sizes == [40, 1, 1, 1, 6] and assistant.store.snapshot().segments[0] is base  # 9 small: 6 merged
+    assert len(list(assistant.store.snapshot_folder.glob("segment-*"))) == 5
     assert assistant.search(PAPERS[200].title, k=1, mode="bm25")[0].id == PAPERS[200].id
-    assert assistant.store.snapshot().documents == 40 + MAX_SEGMENTS
+    assert assistant.store.snapshot().documents == 40 + MAX_SEGMENTS + 1
+
+
+def test_the_merge_policy_folds_the_smallest_segments_and_never_a_full_one():
+    full = 100_000
+    assert segments_to_merge([full] * 10 + [50] * MAX_SEGMENTS, full) == []
+    assert segments_to_merge([full, 400, 50, 7, 50, 50, 50, 50, 50, 50], full) == [2, 3, 4, 5, 6, 7]
+    assert segments_to_merge([99_999] * 9, full) == [0, 1, 2, 3, 4, 5]  # equal sizes: the oldest first
+    assert segments_to_merge([5] * 9, full, most=2) == list(range(9))  # at most 2 small: all 9 become one
+
+
+def test_a_big_ingest_and_a_rebuild_hold_one_segment_of_papers_at_a_time_and_score_as_one(tmp_path, embedder):
+    """Papers past `segment_rows` go into several segments (written, stamped and logged one at a time), and a rebuild
+    from Chroma reads them that way too; scores equal those of one segment holding them all."""
+    lines = [json.dumps({"id": p.id, "title": p.title, "abstract": p.abstract, "date": p.date}) for p in PAPERS[:40]]
+    corpus = write(tmp_path / "forty.jsonl", "\n".join(lines) + "\n")
+    chunked = small_assistant(tmp_path / "chunked", embedder, corpus, segment_rows=16)
+    whole = small_assistant(tmp_path / "whole", embedder, corpus)
+    assert chunked.store.snapshot().live_sizes() == [16, 16, 8] and whole.store.snapshot().live_sizes() == [40]
+    expected = search_figures(whole)
+    assert_same_results(search_figures(chunked), expected)
+    assert len(chunked.store.snapshot().lexicon) == len(whole.store.snapshot().lexicon)
+    (chunked.store.snapshot_folder / MANIFEST).unlink()
+    rebuilt = Assistant.open(
+        tmp_path / "chunked", bootstrap=False, load_model=False, notify=lambda m: None, segment_rows=16
+    )
+    rebuilt.store.embedder = embedder
+    assert rebuilt.store.snapshot().live_sizes() == [16, 16, 8]
+    assert_same_results(search_figures(rebuilt), expected)
+    assert sorted(rebuilt.store.snapshot().lexicon.words) == sorted(whole.store.snapshot().lexicon.words)
 
 
 def test_an_ingest_plans_from_the_papers_it_can_meet_not_from_every_stored_one(assistant):
