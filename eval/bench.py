@@ -212,12 +212,14 @@ def bench_size(
     result["page_of_50"] = _add_a_page(index, assistant, pool)
     subprocess.run(  # a fresh process, as a replica serving this index would be: its RSS and latency
         [sys.executable, "-m", "paperchat.eval.bench", "--search-only", str(index), "--queries", str(len(queries))]
-        + ["--out", str(workdir / f"serving-{size}")],
+        + ["--out", str(workdir / f"serving-{size}"), "--exact-neighbours", str(workdir / f"exact-{size}.json")],
         check=True,
         capture_output=True,
     )
     result["serving_process"] = json.loads((workdir / f"serving-{size}" / "search-only.json").read_text())
-    result["hnsw_sweep"] = _hnsw_sweep(index, assistant, queries, workdir / f"hnsw-{size}", hnsw_ef)
+    result["hnsw_sweep"] = _hnsw_sweep(
+        index, assistant, queries, workdir / f"hnsw-{size}", hnsw_ef, workdir / f"exact-{size}.json"
+    )
     for manifest in (index / "snapshots").rglob(MANIFEST):
         manifest.unlink()  # so this open builds the snapshot from Chroma, as a replica that finds none does
     started = time.perf_counter()
@@ -287,7 +289,9 @@ def _ingest_corpus(assistant: Assistant, pool: list[str], size: int, composed: b
     }
 
 
-def _hnsw_sweep(index: Path, writer: Assistant, queries: list[str], out: Path, values: Sequence[int]) -> list[dict]:
+def _hnsw_sweep(
+    index: Path, writer: Assistant, queries: list[str], out: Path, values: Sequence[int], exact: Path
+) -> list[dict]:
     """HNSW recall and latency at each ef_search in `values`, each in a fresh process (Chroma applies ef_search when
     it loads the HNSW index); the collection's own value is restored after."""
     collection = writer.store.repository.papers()
@@ -298,7 +302,7 @@ def _hnsw_sweep(index: Path, writer: Assistant, queries: list[str], out: Path, v
             collection.modify(configuration={"hnsw": {"ef_search": value}})
             subprocess.run(
                 [sys.executable, "-m", "paperchat.eval.bench", "--search-only", str(index), "--recall-only"]
-                + ["--queries", str(len(queries)), "--out", str(out)],
+                + ["--queries", str(len(queries)), "--out", str(out), "--exact-neighbours", str(exact)],
                 check=True,
                 capture_output=True,
             )
@@ -371,27 +375,41 @@ def _fuse_and_snippets(assistant: Assistant, sides, query: str) -> None:
         make_snippet(snapshot.paper(int(sides.positions[i])).abstract, terms, snapshot.tokenizer)
 
 
-def hnsw_recall(assistant: Assistant, queries: list[str], k: int = 100) -> dict:
+def hnsw_recall(assistant: Assistant, queries: list[str], k: int = 100, exact_file: Path | None = None) -> dict:
     """Recall@k of Chroma's HNSW neighbours (what search takes above the exact-scan limit) against an exact scan of
     Chroma's own float32 document vectors, and the HNSW query's latency; with the cosine of the exact 1st and k-th
     neighbours (medians), which says how crowded the neighbourhood is. A fresh process loads the HNSW index with the
-    collection's ef_search."""
+    collection's ef_search. The exact neighbours are kept in `exact_file` when given, for the next process of the
+    same run (at 1M, reading every vector back from Chroma takes minutes; the answer does not depend on ef)."""
     store = assistant.store
     collection = store.repository.papers()
-    ids, pages = [], []
-    for offset in range(0, collection.count(), READ_BATCH):
-        page = collection.get(include=["embeddings"], limit=READ_BATCH, offset=offset)
-        ids += page["ids"]
-        pages.append(np.asarray(page["embeddings"], dtype=np.float32))
-    wanted = min(k, len(ids))
+    wanted = min(k, collection.count())
     vectors = {q: store.embedder.encode_query(q) for q in queries}
-    similarities = np.concatenate(pages) @ np.vstack(list(vectors.values())).T
-    recalls, first, last = [], [], []
-    for column, vector in enumerate(vectors.values()):
-        top = top_positions(similarities[:, column], wanted, positive_only=False)
-        first.append(similarities[top[0], column])
-        last.append(similarities[top[-1], column])
-        recalls.append(len({ids[i] for i in top} & set(store.repository.nearest(vector, wanted)[0])) / wanted)
+    key = f"{store.repository.fingerprint()}:{wanted}:{len(queries)}"
+    kept = json.loads(exact_file.read_text()) if exact_file is not None and exact_file.exists() else {}
+    if kept.get("key") != key:
+        ids, pages = [], []
+        for offset in range(0, collection.count(), READ_BATCH):
+            page = collection.get(include=["embeddings"], limit=READ_BATCH, offset=offset)
+            ids += page["ids"]
+            pages.append(np.asarray(page["embeddings"], dtype=np.float32))
+        similarities = np.concatenate(pages) @ np.vstack(list(vectors.values())).T
+        del pages
+        tops = [top_positions(similarities[:, c], wanted, positive_only=False) for c in range(len(queries))]
+        kept = {
+            "key": key,
+            "neighbours": [[ids[i] for i in top] for top in tops],
+            "first_and_last": [
+                [float(similarities[t[0], c]), float(similarities[t[-1], c])] for c, t in enumerate(tops)
+            ],
+        }
+        if exact_file is not None:
+            exact_file.write_text(json.dumps(kept))
+    recalls = [
+        len(set(exact) & set(store.repository.nearest(vector, wanted)[0])) / wanted
+        for exact, vector in zip(kept["neighbours"], vectors.values())
+    ]
+    first, last = zip(*kept["first_and_last"])
     return {
         "ef_search": collection.configuration_json["hnsw"]["ef_search"],
         f"recall_at_{k}": round(float(np.mean(recalls)), 4),
@@ -401,13 +419,13 @@ def hnsw_recall(assistant: Assistant, queries: list[str], k: int = 100) -> dict:
     }
 
 
-def search_only(index: Path, queries: list[str], recall_only: bool = False) -> dict:
+def search_only(index: Path, queries: list[str], recall_only: bool = False, exact_file: Path | None = None) -> dict:
     """Latency and memory of searching an existing index in this (fresh) process: nothing else has run in it.
     Also the recall of Chroma's HNSW candidates (alone with `recall_only`; search takes them above the exact-scan
     limit)."""
     assistant = Assistant.open(index, bootstrap=False, notify=lambda m: None)
     if recall_only:
-        return {"hnsw": hnsw_recall(assistant, queries)}
+        return {"hnsw": hnsw_recall(assistant, queries, exact_file=exact_file)}
     embedder = assistant.store.embedder
     measured = {
         "index": str(index),
@@ -422,7 +440,10 @@ def search_only(index: Path, queries: list[str], recall_only: bool = False) -> d
         "rss_mb": round(rss_mb()),
         "anonymous_mb": anonymous_mb(),
     }
-    return {**measured, "hnsw": hnsw_recall(assistant, queries)}  # last: it reads every vector, which memory keeps
+    return {
+        **measured,
+        "hnsw": hnsw_recall(assistant, queries, exact_file=exact_file),
+    }  # last: it reads every vector, which memory keeps
 
 
 def print_table(results: list[dict]) -> None:
@@ -596,6 +617,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --search-only: only the recall of Chroma's HNSW candidates against an exact scan",
     )
     parser.add_argument(
+        "--exact-neighbours",
+        metavar="FILE",
+        help="with --search-only: keep the exact neighbours of the queries (the HNSW recall's reference) in FILE and "
+        "reuse them while the collection is unchanged (the bench's own processes share one)",
+    )
+    parser.add_argument(
         "--search-only",
         metavar="INDEX",
         help="only time searching an existing index, in a fresh process (writes search-only.json)",
@@ -614,7 +641,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.search_only:
-        result = search_only(Path(args.search_only), queries, args.recall_only)
+        exact = Path(args.exact_neighbours) if args.exact_neighbours else None
+        result = search_only(Path(args.search_only), queries, args.recall_only, exact)
         (out / "search-only.json").write_text(
             json.dumps({"queries": len(queries), "repeats": REPEATS, **result}, indent=2)
         )
