@@ -29,6 +29,8 @@ from paperchat.index.tokenize import STOPWORDS, Tokenizer
 from paperchat.snippets import choose_sentences, split_sentences
 
 # Words that carry no topic in a chat question; stripped before BM25 sees the query.
+MIN_SUPPORTED = 2 / 3  # share of a written answer's sentences that must be supported for it to be shown
+
 CHAT_FILLER = frozenset(
     """tell show find give list know want need looking look interested paper papers work works research
     studies study article articles anything something please thanks thank hi hello hey explain help
@@ -333,6 +335,7 @@ class Answer:
     notices: list[str] = field(
         default_factory=list
     )  # one line each: a fallback, unsupported sentences, removed citations
+    withheld: str = ""  # a written answer not shown because too few of its sentences are supported (with markers)
 
     def to_dict(self) -> dict:
         return {
@@ -349,6 +352,7 @@ class Answer:
             "written_by": self.written_by,
             "sentences": [s.to_dict() for s in self.sentences],
             "notices": self.notices,
+            "withheld": self.withheld,
             "hits": [h.to_dict() for h in self.hits],
         }
 
@@ -368,33 +372,43 @@ def fallback(extractive: Answer, notice: str) -> Answer:
     return replace(extractive, notices=[*extractive.notices, notice])
 
 
-def written_answer(extractive: Answer, sentences: list[CheckedSentence], model: str) -> Answer:
-    """The answer once a written reply's citations are checked: the written text with citations to
-    sources it was not given removed and notices for what the check found, or the extractive
-    answer when not one sentence is supported by what it cites."""
+def written_answer(
+    extractive: Answer, sentences: list[CheckedSentence], model: str, min_supported: float = MIN_SUPPORTED
+) -> Answer:
+    """The answer once a written reply's citations are checked: the written text with citations to sources it was
+    not given removed and notices for what the check found; or, when fewer than `min_supported` of its sentences
+    are supported by what they cite, the extractive answer, the written one kept in `withheld` behind a notice (a
+    weak model's answer with two supported sentences in fourteen is not an answer to show)."""
     removed = sorted({n for s in sentences for n in s.removed})
     notices = (
         [f"Removed citations to sources the model was not given: {', '.join(f'[{n}]' for n in removed)}."]
         if removed
         else []
     )
-    if not any(s.supported for s in sentences):
+    text = " ".join(f"{s.text} {s.markers()}".strip() for s in sentences)
+    supported = sum(s.supported for s in sentences)
+    if not supported or supported < min_supported * len(sentences):
+        why = (
+            f"None of the sentences {model} wrote is supported by the abstracts it cites"
+            if not supported
+            else f"Only {supported} of the {len(sentences)} sentences {model} wrote are supported by the abstracts "
+            f"they cite (a written answer is shown from {min_supported:.0%}: min_supported)"
+        )
         return replace(
             extractive,
             sentences=sentences,
             notices=[
                 *extractive.notices,
                 *notices,
-                f"None of the sentences {model} wrote is supported by the abstracts it cites; "
-                "showing the extractive answer instead.",
+                f"{why}; showing the extractive answer instead (the written one is under 'withheld').",
             ],
+            withheld=text,
         )
-    unsupported = sum(not s.supported for s in sentences)
-    if unsupported:
+    if supported < len(sentences):
         notices.append(
-            f"{unsupported} of {len(sentences)} sentences are not supported by the sources they cite (marked)."
+            f"{len(sentences) - supported} of {len(sentences)} sentences are not supported by the sources they cite "
+            "(marked)."
         )
-    text = " ".join(f"{s.text} {s.markers()}".strip() for s in sentences)
     return replace(
         extractive, text=text, written_by=model, sentences=sentences, notices=[*extractive.notices, *notices]
     )

@@ -516,9 +516,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print("\n")
     for notice in answer.notices:
         say(f"paperchat: {notice}", err=True)
-    if answer.written_by:
+    if answer.written_by or answer.withheld:  # the streamed text above is the written answer, shown or withheld
         say(citation_check(answer.sentences) + "\n")
-    else:
+    if not answer.written_by:
         say(("Extractive answer instead:\n" if streamed else "") + textwrap.fill(answer.text, 100) + "\n")
     for hit in answer.hits:
         say(format_hit(hit) + "\n")

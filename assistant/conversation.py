@@ -163,7 +163,7 @@ class Conversation:
             return
         checker = CitationChecker(assistant.store.embedder.encode, assistant.store.snapshot().tokenizer)
         sentences = checker.check("".join(pieces), [(hit.title, hit.abstract) for hit in extractive.hits])
-        answer = written_answer(extractive, sentences, llm.describe())
+        answer = written_answer(extractive, sentences, llm.describe(), assistant.settings.min_supported)
         self._record(turn, answer)
         yield AnswerEvent("answer", answer)
 

@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from paperchat.chat import MIN_SUPPORTED
 from paperchat.index.bm25 import ENGINES, BM25Params
 from paperchat.index.chroma import HNSW_EF_SEARCH
 from paperchat.index.embeddings import DEFAULT_MODEL, QUERY_BACKENDS, default_cache_dir
@@ -117,6 +118,13 @@ class Settings(BaseSettings):
         ge=0,
         le=1,
         description="relevance gate: the probability (paperchat.gate) a question must reach to be answered",
+    )
+    min_supported: float = Field(
+        MIN_SUPPORTED,
+        ge=0,
+        le=1,
+        description="a written answer is shown when at least this share of its sentences is supported by the "
+        "abstracts they cite; otherwise the extractive answer, the written one kept under 'withheld'",
     )
     llm_url: str | None = Field(
         None,

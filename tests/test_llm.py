@@ -91,20 +91,30 @@ def test_rewrite_replies_are_cleaned_or_refused():
     assert clean_rewrite("   \n") is None and clean_rewrite(" ".join(["word"] * 40)) is None
 
 
-def test_an_answer_in_which_nothing_is_supported_falls_back_to_the_extractive_answer():
+def test_a_written_answer_is_shown_only_when_most_of_it_is_supported_else_it_is_withheld():
     extractive = Answer("q", "q", False, True, "Extractive sentence [1].", [])
     good = CheckedSentence("Supported.", [1], [7], True, 0.9)
     bad = CheckedSentence("Unsupported.", [2], [], False, 0.1, 1)
-    written = written_answer(extractive, [good, bad], "m at u")
-    assert written.text == "Supported. [1] Unsupported. [2]" and written.written_by == "m at u"
-    assert any("[7]" in n for n in written.notices) and any("1 of 2 sentences" in n for n in written.notices)
-    refused = written_answer(extractive, [bad], "m at u")
+    written = written_answer(extractive, [good, good, bad], "m at u")  # two thirds: the default threshold
+    assert written.text == "Supported. [1] Supported. [1] Unsupported. [2]" and written.written_by == "m at u"
+    assert any("[7]" in n for n in written.notices) and any("1 of 3 sentences" in n for n in written.notices)
+    assert written.withheld == ""
+    half = written_answer(extractive, [good, bad], "m at u")
+    assert half.text == "Extractive sentence [1]." and half.written_by is None
+    assert half.withheld == "Supported. [1] Unsupported. [2]" and half.to_dict()["withheld"] == half.withheld
+    assert "Only 1 of the 2 sentences" in half.notices[-1] and "67%: min_supported" in half.notices[-1]
+    assert written_answer(extractive, [good, bad], "m at u", min_supported=0.5).written_by == "m at u"
+    refused = written_answer(extractive, [bad], "m at u", min_supported=0.0)
     assert (
         refused.text == "Extractive sentence [1]."
         and refused.written_by is None
+        and "None of the sentences" in refused.notices[-1]
         and "showing the extractive answer" in refused.notices[-1]
     )
     assert refused.to_dict()["sentences"][0]["supported"] is False
+    from paperchat.ui.render import reply_markdown
+
+    assert "<details>" in reply_markdown(half) and "<details>" not in reply_markdown(written)
 
 
 def test_llm_settings_are_validated_and_the_key_never_shows(monkeypatch):

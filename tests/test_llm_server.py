@@ -115,6 +115,8 @@ def test_a_real_model_streams_after_the_sources_and_every_kept_citation_is_a_giv
     checked = checker.check(streamed, [(hit.title, hit.abstract) for hit in sources.hits])
     assert answer.sentences == checked and any(s.cited or s.removed for s in checked), streamed  # the model cited
     assert answer == written_answer(sources, checked, writer.llm.describe())  # written, or extractive with the reason
+    shown_written = sum(s.supported for s in checked) >= writer.settings.min_supported * len(checked)
+    assert (answer.written_by is not None) == shown_written and bool(answer.withheld) == (not shown_written)
     shown = {int(number) for number in re.findall(r"\[(\d+)\]", answer.text)}
     assert shown and shown <= {1, 2, 3}, answer.text  # a citation to a source not given never reaches the reader
     assert json.loads(json.dumps(answer.to_dict()))["sentences"][0].keys() >= {

@@ -104,6 +104,9 @@ def reply_markdown(answer: Answer) -> str:
     else:
         parts.append(escape_markdown(answer.text))
     parts += [f"*Note:* {escape_markdown(notice)}" for notice in answer.notices]
+    if answer.withheld:
+        written = " ".join(sentence_markdown(s) for s in answer.sentences)
+        parts.append(f"<details><summary>The withheld written answer</summary>\n\n{written}\n\n</details>")
     if answer.written_by:
         parts.append(f"*Written by {escape_markdown(answer.written_by)}; each citation checked against its abstract.*")
     if answer.hits:
