@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 
-from paperchat.citations import CheckedSentence
+from paperchat.citations import CheckedSentence, Quote
 from paperchat.filters import Filter
 from paperchat.hits import Hit
 from paperchat.index.tokenize import STOPWORDS, Tokenizer
@@ -313,6 +313,17 @@ def _filler_terms(tokenizer: Tokenizer) -> frozenset[str]:
     return frozenset(tokenizer.tokens(word)[0] for word in CHAT_FILLER if tokenizer.tokens(word))
 
 
+@dataclass(frozen=True)
+class SentenceEvidence:
+    """One sentence of an answer and the source sentences that bear it out (none: nothing supports it)."""
+
+    sentence: str
+    quotes: list[Quote]
+
+    def to_dict(self) -> dict:
+        return {"sentence": self.sentence, "quotes": [asdict(q) for q in self.quotes]}
+
+
 @dataclass
 class Answer:
     """A chat reply: what was asked, what was searched, the extractive answer and its sources."""
@@ -336,6 +347,7 @@ class Answer:
         default_factory=list
     )  # one line each: a fallback, unsupported sentences, removed citations
     withheld: str = ""  # a written answer not shown because too few of its sentences are supported (with markers)
+    evidence: list[SentenceEvidence] = field(default_factory=list)  # per sentence of `text`: what bears it out
 
     def to_dict(self) -> dict:
         return {
@@ -353,6 +365,7 @@ class Answer:
             "sentences": [s.to_dict() for s in self.sentences],
             "notices": self.notices,
             "withheld": self.withheld,
+            "evidence": [e.to_dict() for e in self.evidence],
             "hits": [h.to_dict() for h in self.hits],
         }
 
@@ -410,7 +423,12 @@ def written_answer(
             "(marked)."
         )
     return replace(
-        extractive, text=text, written_by=model, sentences=sentences, notices=[*extractive.notices, *notices]
+        extractive,
+        text=text,
+        written_by=model,
+        sentences=sentences,
+        notices=[*extractive.notices, *notices],
+        evidence=[SentenceEvidence(s.text, s.quotes) for s in sentences],
     )
 
 
@@ -447,15 +465,16 @@ def compose_answer(
     tokenizer: Tokenizer,
     weights: Mapping[str, float] | None = None,
     sources: int = 3,
-) -> str:
+) -> tuple[str, list[SentenceEvidence]]:
     """Extractive answer: the best-matching sentence (IDF-weighted) of each top abstract, each followed by its [n]
-    marker."""
-    lines = []
+    marker; with each sentence's evidence (the sentence itself, where it stands in its abstract)."""
+    evidence = []
     for hit in hits[:sources]:
         sentences = split_sentences(hit.abstract)
         chosen = choose_sentences(sentences, set(query_terms), tokenizer, weights, limit=1)
         if chosen:
-            lines.append(f"{sentences[chosen[0]]} [{hit.rank}]")
-    if not lines:
-        return NOTHING_RELEVANT
-    return " ".join(lines)
+            quote = Quote(hit.rank, chosen[0], sentences[chosen[0]])
+            evidence.append(SentenceEvidence(quote.text, [quote]))
+    if not evidence:
+        return NOTHING_RELEVANT, []
+    return " ".join(f"{e.sentence} [{e.quotes[0].source}]" for e in evidence), evidence

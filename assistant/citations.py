@@ -62,6 +62,16 @@ class Support:
         str, ...
     ]  # numbers and names (datasets, models, methods) in the sentence that the source does not contain
     score: float  # the combined support in 0..1
+    sentence: int = -1  # the abstract sentence (index in `split_sentences`) closest to the sentence; -1: none
+
+
+@dataclass(frozen=True)
+class Quote:
+    """The sentence of a source that bears out one sentence of an answer: evidence a reader can check."""
+
+    source: int  # the [n] of the source
+    sentence: int  # its index among the abstract's sentences (`split_sentences`)
+    text: str
 
 
 @dataclass
@@ -75,6 +85,7 @@ class CheckedSentence:
     support: float = 0.0  # the best score among its cited sources
     best: int | None = None  # another given source that supports it, when its own citation does not
     unmatched: list[str] = field(default_factory=list)  # numbers and names it states that its best cited source lacks
+    quotes: list[Quote] = field(default_factory=list)  # the sentence of each cited source that supports it
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -252,7 +263,9 @@ class CitationChecker:
             row, start = [], 0
             for j, unit in enumerate(units):
                 block = unit_vectors[start : start + len(unit)]
-                similarity = float(max(np.max(block @ view) for view in views[i])) if unit else 0.0
+                cosines = np.max(np.stack([block @ view for view in views[i]]), axis=0)
+                similarity = float(cosines.max())
+                closest = int(np.argmax(cosines[1:])) if len(unit) > 1 else -1  # row 0 is the title
                 start += len(unit)
                 covered = coverage(terms, source_terms[j])
                 unmatched = tuple(sorted((stated - source_numbers[j]) | missing_names(names, source_names[j])))
@@ -263,6 +276,7 @@ class CitationChecker:
                         round(covered, 4),
                         unmatched,
                         round(support_score(similarity, covered, len(unmatched)), 4),
+                        closest,
                     )
                 )
             found.append(row)
@@ -274,15 +288,28 @@ class CitationChecker:
         given = range(1, len(sources) + 1)
         texts = [sentence for sentence, _ in parsed]
         tables = self.supports(texts, sources, [None, *texts[:-1]])
+        abstracts = [split_sentences(abstract) for _, abstract in sources]
         checked = []
         for (sentence, numbers), supports in zip(parsed, tables):
             cited = [n for n in numbers if n in given]
             supported, own, best = verdict(cited, supports)
             closest = max((supports[n - 1] for n in cited), key=lambda s: s.score, default=None)
             lacking = list(closest.unmatched) if closest and not supported else []
+            quotes = [
+                Quote(n, supports[n - 1].sentence, abstracts[n - 1][supports[n - 1].sentence])
+                for n in cited
+                if supports[n - 1].score >= SUPPORTED and supports[n - 1].sentence >= 0
+            ]
             checked.append(
                 CheckedSentence(
-                    sentence, cited, [n for n in numbers if n not in given], supported, round(own, 4), best, lacking
+                    sentence,
+                    cited,
+                    [n for n in numbers if n not in given],
+                    supported,
+                    round(own, 4),
+                    best,
+                    lacking,
+                    quotes,
                 )
             )
         return checked

@@ -251,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument(
         "--no-llm", action="store_true", help="the extractive answer even when an LLM endpoint is configured"
     )
+    ask.add_argument(
+        "--evidence",
+        action="store_true",
+        help="print each answer sentence with the source sentence that bears it out (quoted, with where it stands)",
+    )
     _llm_options(ask)
     _filters(ask)
     _common(ask)
@@ -520,6 +525,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         say(citation_check(answer.sentences) + "\n")
     if not answer.written_by:
         say(("Extractive answer instead:\n" if streamed else "") + textwrap.fill(answer.text, 100) + "\n")
+    if args.evidence:
+        say(evidence_lines(answer) + "\n")
     for hit in answer.hits:
         say(format_hit(hit) + "\n")
     return 0
@@ -530,6 +537,26 @@ def filter_line(where: Filter | None) -> str:
     if where is None:
         return "Filter: none"
     return f"Filter: {where.describe()} (say \u201cclear the filters\u201d to remove it)"
+
+
+def evidence_lines(answer) -> str:
+    """Each sentence of the answer shown, then under it the quoted source sentence(s) that bear it out."""
+    lines = ["Evidence:"] if answer.evidence else []
+    for item in answer.evidence:
+        lines.append(textwrap.fill(item.sentence, 100))
+        for quote in item.quotes:
+            where = f"[{quote.source}], sentence {quote.sentence + 1} of its abstract"
+            if quote.text == item.sentence:  # an extractive answer quotes its sources
+                lines.append(f"    > {where} (the sentence itself)")
+                continue
+            lines.append(
+                textwrap.fill(
+                    f"{where}: \u201c{quote.text}\u201d", 100, initial_indent="    > ", subsequent_indent="      "
+                )
+            )
+        if not item.quotes:
+            lines.append("    (no source sentence supports it)")
+    return terminal_text("\n".join(lines))
 
 
 def citation_check(sentences) -> str:

@@ -210,8 +210,9 @@ class Conversation:
         retrieval = self.assistant.retrieve(searched, k, mode, context=context, where=where, rewritten=rewritten)
         snapshot = self.assistant.store.snapshot()
         terms = search_terms(" ".join(f.text for f in retrieval.formulations), snapshot.tokenizer)
+        evidence = []
         if retrieval.hits:
-            text = compose_answer(retrieval.hits, terms, snapshot.tokenizer, snapshot.bm25.idf(terms))
+            text, evidence = compose_answer(retrieval.hits, terms, snapshot.tokenizer, snapshot.bm25.idf(terms))
         elif where is not None:
             text = self._filter_emptied(searched, context, retrieval, where, mode)
         else:
@@ -241,6 +242,7 @@ class Conversation:
             retrieval.missing,
             retrieval.where,
             notices=notices,
+            evidence=evidence,
         )
         return answer, turn
 
@@ -307,9 +309,10 @@ class Conversation:
             source = papers[ids[0]]
             hits = self.assistant.similar(source.id, k, mode, where=where)
             terms = snapshot.tokenizer.tokens(source.title)
-            text = compose_answer(hits, terms, snapshot.tokenizer, snapshot.bm25.idf(terms))
+            text, evidence = compose_answer(hits, terms, snapshot.tokenizer, snapshot.bm25.idf(terms))
             query, searched = f"more like: {source.title}", [Formulation(source.title, 1.0, "more like")]
         else:
+            evidence = []
             hits = [self.assistant.hit(doc_id, number) for doc_id, number in zip(ids, positions)]
             text = " ".join(f"[{hit.rank}] {hit.title}: {' '.join(split_sentences(hit.abstract)[:2])}" for hit in hits)
             query = f"{pointer.action}: " + " | ".join(hit.title for hit in hits)
@@ -317,7 +320,7 @@ class Conversation:
         turn = Turn(
             message, pointer.action, self.topic, searched, dict(self.filter), [h.id for h in hits], relevant=bool(hits)
         )
-        answer = Answer(message, query, True, bool(hits), text, hits, 1.0, searched, where=where)
+        answer = Answer(message, query, True, bool(hits), text, hits, 1.0, searched, where=where, evidence=evidence)
         return answer, turn
 
     def _llm_rewrite(self, llm, message: str, notices: list[str]) -> str | None:

@@ -11,6 +11,7 @@ from paperchat.conversation import Conversation
 from paperchat.filters import Filter
 from paperchat.index.errors import PaperchatError
 from paperchat.intents import Pointer, apply_filter_request, read_filter_request, read_pointer
+from paperchat.snippets import split_sentences
 
 YEAR = 2026
 
@@ -245,3 +246,18 @@ def test_paperchat_ask_keeps_a_session_and_shows_the_filter_first(bundled_index,
     ]
     assert main(["ask", "x", "--session", str(session), "--history", "y", "--index", str(bundled_index)]) == 2
     assert "leave out --history" in capsys.readouterr().err
+
+
+def test_every_sentence_of_an_answer_carries_the_source_sentence_that_bears_it_out(bundled_index, capsys):
+    code = main(["ask", "detecting LLM-generated text", "-k", "3", "--json", "--index", str(bundled_index)])
+    answer = json.loads(capsys.readouterr().out)
+    assert code == 0 and len(answer["evidence"]) == 3
+    abstracts = {hit["rank"]: hit["abstract"] for hit in answer["hits"]}
+    for item in answer["evidence"]:
+        (quote,) = item["quotes"]
+        assert split_sentences(abstracts[quote["source"]])[quote["sentence"]] == quote["text"] == item["sentence"]
+        assert f"{item['sentence']} [{quote['source']}]" in answer["answer"]
+    assert main(["ask", "detecting LLM-generated text", "-k", "3", "--evidence", "--index", str(bundled_index)]) == 0
+    shown = capsys.readouterr().out
+    first = answer["evidence"][0]["quotes"][0]
+    assert "Evidence:" in shown and f"> [{first['source']}], sentence {first['sentence'] + 1} of its abstract" in shown

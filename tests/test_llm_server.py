@@ -20,7 +20,7 @@ import pytest
 from endpoints import Endpoint, refused_url, with_llm
 
 from paperchat.chat import written_answer
-from paperchat.citations import CitationChecker
+from paperchat.citations import CitationChecker, Quote
 from test_ui import free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -146,6 +146,10 @@ def test_the_checker_drops_a_citation_to_a_source_not_given_and_flags_a_swapped_
     assert not checked[2].supported and checked[2].best == 1
     altered = checker.check(f"{first.rstrip('.')} on ImageNet in 1997 [1].", sources)[0]
     assert not altered.supported and set(altered.unmatched) == {"ImageNet", "1997"}
+    assert checked[0].quotes == [Quote(1, 0, first)] and checked[1].quotes == []  # evidence only where it supports
+    third = split_sentences(hits[0].abstract)[2]
+    (quoted,) = checker.check(f"{third} [1][2]", sources)
+    assert quoted.quotes[0] == Quote(1, 2, third) and all(q.source == 1 for q in quoted.quotes)
 
 
 def test_a_sentence_that_refers_back_is_read_with_the_one_before(assistant):
