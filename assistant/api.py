@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from paperchat.chat import Answer, AnswerEvent, formulations
+from paperchat.compare import DEFAULT_ASPECTS, Row, compare_row
 from paperchat.conversation import Conversation, next_topic
 from paperchat.export import export
 from paperchat.filters import Filter
@@ -252,6 +253,18 @@ class Assistant:
             paper.abstract,
             {"code_links": paper.code_links},
         )
+
+    def compare(self, ids: Sequence[str], aspects: Sequence[str] | None = None) -> list[Row]:
+        """A comparison table of the papers `ids`: one row each, one cell per aspect (default: problem, approach, data
+        or benchmarks, main result, code), each a sentence quoted from the paper's abstract or empty when it does not
+        say (`paperchat.compare`)."""
+        snapshot = self.store.snapshot()
+        papers = snapshot.papers(list(ids))
+        missing = [doc_id for doc_id in ids if doc_id not in papers]
+        if missing:
+            raise PaperchatError(f"no paper with id {missing[0]!r} in the index")
+        wanted = [a.strip() for a in aspects or DEFAULT_ASPECTS if a.strip()] or list(DEFAULT_ASPECTS)
+        return [compare_row(p.id, p.title, p.abstract, wanted, snapshot.tokenizer.tokens) for p in map(papers.get, ids)]
 
     def similar(
         self, doc_id: str, k: int = 5, mode: str | None = None, where: Filter | Mapping | None = None

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 
 from paperchat.citations import CheckedSentence, Quote
+from paperchat.compare import Row
 from paperchat.filters import Filter
 from paperchat.hits import Hit
 from paperchat.index.tokenize import STOPWORDS, Tokenizer
@@ -348,6 +349,7 @@ class Answer:
     )  # one line each: a fallback, unsupported sentences, removed citations
     withheld: str = ""  # a written answer not shown because too few of its sentences are supported (with markers)
     evidence: list[SentenceEvidence] = field(default_factory=list)  # per sentence of `text`: what bears it out
+    table: list[Row] = field(default_factory=list)  # "compare [1] and [3]": the comparison table `text` shows
 
     def to_dict(self) -> dict:
         return {
@@ -366,6 +368,7 @@ class Answer:
             "notices": self.notices,
             "withheld": self.withheld,
             "evidence": [e.to_dict() for e in self.evidence],
+            "table": [row.to_dict() for row in self.table],
             "hits": [h.to_dict() for h in self.hits],
         }
 

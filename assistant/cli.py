@@ -19,6 +19,7 @@ from pathlib import Path
 
 from paperchat.api import Assistant
 from paperchat.chat import describe_searched, nothing_relevant
+from paperchat.compare import TABLE_FORMATS, table_text
 from paperchat.conversation import Conversation
 from paperchat.export import EXPORT_FORMATS, export
 from paperchat.filters import Filter
@@ -272,6 +273,29 @@ def build_parser() -> argparse.ArgumentParser:
     _llm_options(info)
     _common(info)
 
+    compare = _command(
+        commands,
+        "compare",
+        cmd_compare,
+        "line papers up in a table: problem, approach, data, result, code",
+        "One row per paper, one column per aspect, each cell a sentence quoted from that paper's abstract (or "
+        "'not stated' when the abstract does not say). Ids are shown by `paperchat search`; no model is needed.",
+        "paperchat compare light-schrodinger-bridge lora-learns-less-and-forgets-less\n"
+        'paperchat compare ID1 ID2 ID3 --format markdown --aspect "compute cost" --aspect result\n'
+        "paperchat compare ID1 ID2 --format csv > table.csv",
+    )
+    compare.add_argument("ids", nargs="+", metavar="ID", help="paper ids, in the order of the rows")
+    compare.add_argument("--format", choices=TABLE_FORMATS, default="text", help="text (default), markdown, csv, json")
+    compare.add_argument(
+        "--aspect",
+        action="append",
+        default=[],
+        metavar="ASPECT",
+        help="a column (repeatable): problem, approach, data, result, code, or your own words, e.g. 'compute cost' "
+        "(default: the five named)",
+    )
+    _common(compare)
+
     remove = _command(
         commands,
         "remove",
@@ -523,7 +547,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
         say(f"paperchat: {notice}", err=True)
     if answer.written_by or answer.withheld:  # the streamed text above is the written answer, shown or withheld
         say(citation_check(answer.sentences) + "\n")
-    if not answer.written_by:
+    if answer.table:
+        say(answer.text + "\n")
+    elif not answer.written_by:
         say(("Extractive answer instead:\n" if streamed else "") + textwrap.fill(answer.text, 100) + "\n")
     if args.evidence:
         say(evidence_lines(answer) + "\n")
@@ -600,6 +626,12 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
     else:
         say("\n".join(f"{key:>10}: {value}" for key, value in info.items()))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    rows = _open(args, bootstrap=False, load_model=False, create=False).compare(args.ids, args.aspect or None)
+    print(table_text(rows, args.format), end="")
     return 0
 
 

@@ -31,6 +31,7 @@ from paperchat.chat import (
     written_answer,
 )
 from paperchat.citations import CitationChecker
+from paperchat.compare import table_text
 from paperchat.filters import Filter
 from paperchat.index.errors import PaperchatError
 from paperchat.intents import Pointer, apply_filter_request, read_filter_request, read_pointer
@@ -305,6 +306,7 @@ class Conversation:
             raise PaperchatError(f"paper {missing[0]!r} is no longer in this index")
         snapshot = self.assistant.store.snapshot()
         where = Filter.of(self.filter)
+        table = []
         if pointer.action == "more like":
             source = papers[ids[0]]
             hits = self.assistant.similar(source.id, k, mode, where=where)
@@ -314,13 +316,19 @@ class Conversation:
         else:
             evidence = []
             hits = [self.assistant.hit(doc_id, number) for doc_id, number in zip(ids, positions)]
-            text = " ".join(f"[{hit.rank}] {hit.title}: {' '.join(split_sentences(hit.abstract)[:2])}" for hit in hits)
+            if pointer.action == "compare":
+                table = self.assistant.compare(ids)
+                text = table_text(table, "text", positions).rstrip()
+            else:  # "about [2]": the paper's opening
+                text = " ".join(f"[{h.rank}] {h.title}: {' '.join(split_sentences(h.abstract)[:2])}" for h in hits)
             query = f"{pointer.action}: " + " | ".join(hit.title for hit in hits)
             searched = [Formulation(hit.title, 1.0, pointer.action) for hit in hits]
         turn = Turn(
             message, pointer.action, self.topic, searched, dict(self.filter), [h.id for h in hits], relevant=bool(hits)
         )
-        answer = Answer(message, query, True, bool(hits), text, hits, 1.0, searched, where=where, evidence=evidence)
+        answer = Answer(
+            message, query, True, bool(hits), text, hits, 1.0, searched, where=where, evidence=evidence, table=table
+        )
         return answer, turn
 
     def _llm_rewrite(self, llm, message: str, notices: list[str]) -> str | None:

@@ -38,6 +38,7 @@ EXAMPLES = """examples:
   paperchat eval --beir ../shared/benchmarks/cranfield --sets none
   paperchat eval --half dev --beir ../shared/benchmarks/cisi
   paperchat eval --claims --half test
+  paperchat eval --aspects --half test
   paperchat eval --qrels qrels.tsv --run other_system.trec --run paperchat.trec"""
 
 
@@ -105,6 +106,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="measure the citation checker of written answers on the judged claims "
         "(eval/claims*.jsonl): false alarms on supported claims, recall of swapped citations and altered claims",
     )
+    parser.add_argument(
+        "--aspects",
+        action="store_true",
+        help="measure comparison tables on the blind aspect judgments (eval/blind_aspects.jsonl): cells quoting a "
+        "sentence the judge marked, and 'not stated' cells the judge left empty; no index or model needed",
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     return parser
 
@@ -139,6 +146,20 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         print(f"gate models written to {args.fit_gate}; copy them to assistant/gate.json to ship them")
+        return 0
+    if args.aspects:
+        from paperchat.eval.aspects import figures as aspect_figures
+        from paperchat.eval.aspects import figures_text as aspect_text
+        from paperchat.eval.aspects import load_aspects
+        from paperchat.eval.datasets import ASPECT_SETS
+        from paperchat.index.loaders import load_bundled
+
+        papers = {p.id: p for p in load_bundled()[0]}
+        tables = {name: aspect_figures(papers, load_aspects(name, args.half)) for name in ASPECT_SETS}
+        for name, table in tables.items():
+            print(f"== comparison tables, {name}{f' ({args.half} half)' if args.half else ''}\n{aspect_text(table)}")
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "aspects.json").write_text(json.dumps(tables, indent=2), encoding="utf-8")
         return 0
     if args.claims:
         from paperchat.eval.citations import build_cases, figures, figures_text, load_claims

@@ -143,6 +143,8 @@ def test_more_like_uses_the_paper_the_user_saw_under_the_filter_in_force(assista
     compared = chat.ask("compare [1] and [3]", k=5)
     assert [h.id for h in compared.hits] == [similar.hits[0].id, similar.hits[2].id]
     assert [h.rank for h in compared.hits] == [1, 3] and compared.text.startswith(f"[1] {similar.hits[0].title}")
+    assert [row.paper_id for row in compared.table] == [h.id for h in compared.hits] and "\n\n[3] " in compared.text
+    assert compared.to_dict()["table"][0]["cells"][0]["aspect"] == "problem"
     with pytest.raises(PaperchatError, match=r"no \[9\]"):
         chat.ask("more like [9]")
 

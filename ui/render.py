@@ -13,6 +13,7 @@ import urllib.parse
 from paperchat import Hit
 from paperchat.chat import Answer, describe_searched
 from paperchat.citations import CheckedSentence
+from paperchat.compare import table_text
 from paperchat.index.papers import web_url
 
 _MARKED = re.compile(r"\*\*(.+?)\*\*")
@@ -101,6 +102,8 @@ def reply_markdown(answer: Answer) -> str:
     parts = [searched_markdown(answer).rstrip()] if answer.rewritten else []
     if answer.written_by:
         parts.append(" ".join(sentence_markdown(s) for s in answer.sentences))
+    elif answer.table:
+        parts.append(table_text(answer.table, "markdown", [h.rank for h in answer.hits]).rstrip())
     else:
         parts.append(escape_markdown(answer.text))
     parts += [f"*Note:* {escape_markdown(notice)}" for notice in answer.notices]

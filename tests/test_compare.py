@@ -1,0 +1,60 @@
+"""Comparison tables: cells quoted from each abstract (or not stated), in every format, from the API, the command
+line and the chat."""
+
+import csv
+import io
+import json
+
+import pytest
+
+from paperchat.cli import main
+from paperchat.compare import DEFAULT_ASPECTS, compare_row, default_cells, table_text
+from paperchat.index.errors import PaperchatError
+from paperchat.snippets import split_sentences
+
+ABSTRACT = (
+    "Large language models are widely used. "
+    "However, fine-tuning them is prohibitively expensive for most labs. "
+    "We propose TinyTune, a method that trains 0.1% of the weights. "
+    "Experiments on GLUE and SQuAD show that TinyTune matches full fine-tuning while using 10x less memory. "
+    "Our code is available at https://github.com/example/tinytune."
+)
+
+
+def test_each_default_aspect_is_read_from_the_cues_authors_state_it_with():
+    cells = default_cells("TinyTune: cheap fine-tuning", split_sentences(ABSTRACT))
+    assert cells == {"problem": 1, "approach": 2, "data": 3, "result": 3, "code": 4}
+    silent = default_cells("A theory", split_sentences("We propose a theory of everything. It is elegant."))
+    assert silent["code"] == -1 and silent["data"] == -1  # not stated: no cell is filled for the sake of it
+
+
+def test_a_table_in_every_format_quotes_the_abstract_and_reads_back():
+    rows = [
+        compare_row("tiny", "TinyTune | cheap", ABSTRACT, [*DEFAULT_ASPECTS, "memory use"]),
+        compare_row("empty", "Nothing", "", ["problem", "memory use"]),
+    ]
+    assert rows[0].cells[-1].text == split_sentences(ABSTRACT)[3]  # a custom aspect: the sentence sharing its words
+    assert [c.stated for c in rows[1].cells] == [False, False]
+    listed = list(csv.reader(io.StringIO(table_text(rows, "csv"))))
+    assert listed[0][:3] == ["id", "title", "problem"] and listed[1][2] == split_sentences(ABSTRACT)[1]
+    assert json.loads(table_text(rows, "json"))["rows"][0]["cells"][1]["sentence"] == 2
+    markdown = table_text(rows, "markdown", [1, 3])
+    assert "\\[3\\] Nothing" in markdown and "TinyTune \\| cheap" in markdown and "*not stated*" in markdown
+    assert table_text(rows, "text").startswith("[1] TinyTune | cheap\n  problem: \u201cHowever")
+    with pytest.raises(PaperchatError, match="unknown table format"):
+        table_text(rows, "xlsx")
+
+
+def test_paperchat_compare_quotes_each_paper_and_names_a_missing_one(bundled_index, assistant, capsys):
+    ids = [h.id for h in assistant.search("detecting LLM-generated text", k=3)]
+    assert main(["compare", *ids, "--format", "json", "--index", str(bundled_index)]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert [row["id"] for row in table["rows"]] == ids and table["aspects"] == list(DEFAULT_ASPECTS)
+    papers = assistant.store.snapshot().papers(ids)
+    for row in table["rows"]:
+        sentences = split_sentences(papers[row["id"]].abstract)
+        assert all(c["text"] == sentences[c["sentence"]] for c in row["cells"] if c["sentence"] >= 0)
+    assert main(["compare", ids[0], "--aspect", "compute cost", "--index", str(bundled_index)]) == 0
+    assert "compute cost:" in capsys.readouterr().out
+    assert main(["compare", ids[0], "no-such-paper", "--index", str(bundled_index)]) == 2
+    assert "no paper with id 'no-such-paper'" in capsys.readouterr().err
