@@ -38,14 +38,20 @@ _CODE = re.compile(
     r"\b(?:code|models?|weights|data(?:sets?)?|benchmarks?|tasks|checkpoints|tool(?:kit)?|library|leaderboard)",
     re.IGNORECASE,
 )
-_APPROACH = re.compile(
-    r"\bwe (?:propose|introduce|present|develop|design|build|construct|devise|formulate|study|investigate|explore|"
-    r"conduct|analy[sz]e|train|release|curate|collect|create|leverage|adopt|employ|use|frame|revisit|tackle|address)|"
-    r"\b(?:this|the present|our) (?:paper|work|study|report) (?:proposes|introduces|presents|develops|studies|"
-    r"investigates|explores|describes)|\bin this (?:paper|work|study|report)\b|\bour (?:method|approach|framework|"
-    r"model|system|algorithm|technique|pipeline|analysis)\b|\b(?:called|named|dubbed|termed)\b|\bwe\b",
+_PROPOSE = re.compile(
+    r"\bwe (?:also |further |then |first )?(?:propose|introduce|present|develop|design|devise|build|construct|"
+    r"formulate|contribute)|\b(?:paper|work|study|report) (?:proposes|introduces|presents|develops)\b|"
+    r"\b(?:called|named|dubbed|termed)\b|\bour (?:method|approach|framework|model|system|algorithm|technique|"
+    r"pipeline)\b",
     re.IGNORECASE,
 )
+_STUDY = re.compile(
+    r"\bin this (?:paper|work|study|report|article)\b|\bwe (?:also |first )?(?:study|investigate|explore|conduct|"
+    r"analy[sz]e|evaluate|train|release|curate|collect|create|leverage|adopt|employ|use|frame|revisit|tackle|"
+    r"address|decompose|cast|derive|classify|formalize|offer)",
+    re.IGNORECASE,
+)
+_APPROACH = re.compile(r"\bwe\b|\bour\b", re.IGNORECASE)
 _CONTRAST = re.compile(
     r"\b(?:however|unfortunately|yet|although|though|despite|but|nevertheless|nonetheless|whereas)\b", re.IGNORECASE
 )
@@ -71,6 +77,14 @@ _EVALUATION = re.compile(
 _COUNTED_DATA = re.compile(
     r"\b(?:two|three|four|five|six|seven|eight|nine|ten|a dozen|\d+(?:\.\d+)?[kKmM]?)\b[^.]{0,50}\b(?:benchmarks?|"
     r"datasets?|tasks?|languages|domains|articles|corpora|environments|games|problems|questions|images|videos)\b",
+    re.IGNORECASE,
+)
+_PLACED_NAME = re.compile(
+    r"\b(?:on|in|for|using|across|over|from|via|with)\s+(?:the\s+)?(?:[A-Za-z]+[ -])?[A-Z][A-Za-z]*[A-Z0-9]"
+)
+_DATA_KINDS = re.compile(
+    r"\b(?:on|across|in|over|using|including)\b[^.]{0,60}\b(?:tasks|domains|environments|testbed|benchmarks?|"
+    r"datasets?|corpora|articles|commits|forums)\b",
     re.IGNORECASE,
 )
 _VAGUE_DATA = re.compile(r"\b(?:various|several|multiple|diverse|many|a range of|a variety of|extensive)\b", re.I)
@@ -117,9 +131,13 @@ def _best(scores: Sequence[float]) -> int:
 
 def default_cells(title: str, sentences: Sequence[str]) -> dict[str, int]:
     """The sentence (index, -1: not stated) of each default aspect in one abstract's `sentences`."""
-    approach = _first(sentences, _APPROACH, lambda i: i > 0 or len(sentences) == 1)
-    if approach < 0:
-        approach = _first(sentences, _APPROACH)
+    approach_scores = [
+        3.0 * bool(_PROPOSE.search(s)) + 1.5 * bool(_STUDY.search(s)) + 0.5 * bool(_APPROACH.search(s))
+        for s in sentences
+    ]
+    approach = max(range(len(sentences)), key=lambda i: (approach_scores[i], -i), default=-1)
+    if approach >= 0 and approach_scores[approach] <= 0:
+        approach = -1
     problem_scores = [
         (3.0 * bool(_CONTRAST.search(s)) + min(len(_PROBLEM.findall(s)), 2)) * (approach < 0 or i < approach)
         - 0.5 * (i == 0)  # the opening sentence is mostly background
@@ -133,13 +151,14 @@ def default_cells(title: str, sentences: Sequence[str]) -> dict[str, int]:
     data_scores = []
     for i, sentence in enumerate(sentences):
         names = set(stated_names(sentence)) - own_names - _GENERIC_NAMES
+        placed = bool(names) and bool(_PLACED_NAME.search(sentence))  # "on GLUE", "in WebShop"
         counted = bool(_COUNTED_DATA.search(sentence))
+        kinds = bool(_DATA_KINDS.search(sentence))
         vague = bool(_VAGUE_DATA.search(sentence)) and not names and not counted
         evaluated = bool(_EVALUATION.search(sentence))
         data_scores.append(
-            (2.0 * bool(names) + counted + evaluated)
-            * (evaluated and (bool(names) or counted))
-            * (not vague)
+            (2.0 * bool(names) + counted + evaluated + kinds)
+            * ((evaluated or bool(_RESULT.search(sentence))) and (placed or counted or (kinds and not vague)))
             * (i != code)
         )
     data = _best(data_scores)
