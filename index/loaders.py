@@ -311,7 +311,7 @@ def detect_format(path: Path, head: bytes) -> str | None:
     """The format of a file from its first bytes; the extension decides only what the content leaves open."""
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
     suffix = SUPPORTED_SUFFIXES.get(path.suffix.lower())
-    if re.match(r"@\w+\s*[{(]", text) or (suffix == "bibtex" and "@" in text):
+    if re.match(r"@\w+[ \t]*[{(]", text) or (suffix == "bibtex" and "@" in text):  # "@article{" on one line
         return "bibtex"
     if re.match(r"TY  - ", text) or suffix == "ris":
         return "ris"

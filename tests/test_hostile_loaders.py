@@ -28,6 +28,7 @@ def test_random_bytes_never_crash_any_loader(tmp_path, garbage, suffix):
     )
 )
 @example(noise=["[", b""])  # found by CI: a first line "[" made the file read as one JSON array
+@example(noise=["@0", ""])  # found by a run: "@0" then a "{" line read as a BibTeX entry
 def test_jsonl_keeps_the_good_entry_among_garbage_lines(tmp_path, noise):
     lines = [
         n.replace(b"\n", b" ") if isinstance(n, bytes) else n.replace("\n", " ").encode("utf-8", "replace")
