@@ -515,8 +515,8 @@ _MORE_LIKE = re.compile(
     re.I,
 )
 _COMPARE = re.compile(
-    r"\s*(?:please\s+)?compare\s+(?:papers?\s+)?\[?(?P<first>\d{1,3})\]?\s*(?:,|and|with|to|vs\.?|versus)\s*"
-    r"\[?(?P<second>\d{1,3})\]?\s*[.!?]*\s*",
+    r"\s*(?:please\s+)?compare\s+(?:papers?\s+)?(?P<numbers>\[?\d{1,3}\]?(?:\s*(?:,\s*(?:and\s+)?|and|with|to|vs\.?|"
+    r"versus)\s*\[?\d{1,3}\]?)+)\s*[.!?]*\s*",
     re.I,
 )
 _POINTED = re.compile(
@@ -543,7 +543,7 @@ def read_pointer(message: str) -> Pointer | None:
         return Pointer("more like", (_position(match),))
     match = _COMPARE.fullmatch(message)
     if match:
-        return Pointer("compare", (int(match.group("first")), int(match.group("second"))))
+        return Pointer("compare", tuple(int(n) for n in re.findall(r"\d{1,3}", match.group("numbers"))))
     match = _POINTED.search(message)
     if match and len(content_words(_remove(message, [match.span()]))) <= 1:
         return Pointer("about", (_position(match),))

@@ -116,6 +116,8 @@ def test_filters_narrow_turn_by_turn_and_are_removed_by_field_or_all():
         ("more like [2]", Pointer("more like", (2,))),
         ("show me more like the second one", Pointer("more like", (2,))),
         ("compare [1] and [3]", Pointer("compare", (1, 3))),
+        ("compare [1], [2] and [4]", Pointer("compare", (1, 2, 4))),
+        ("Compare 2, 3, and 5.", Pointer("compare", (2, 3, 5))),
         ("the second one", Pointer("about", (2,))),
         ("tell me more about [3]", Pointer("about", (3,))),
         ("how do [1]-style methods scale?", None),
