@@ -209,7 +209,12 @@ def bench_size(
         result = _ingest_corpus(assistant, pool, size, composed)
         result["index_mb"] = round(folder_size(index) / 2**20, 1)
         ingested.write_text(json.dumps(result, indent=2))
+
+    def keep() -> None:  # what is measured so far, for a run stopped before the end (a 1M run takes hours)
+        (workdir / f"partial-{size}.json").write_text(json.dumps(result, indent=2))
+
     result["page_of_50"] = _add_a_page(index, assistant, pool)
+    keep()
     subprocess.run(  # a fresh process, as a replica serving this index would be: its RSS and latency
         [sys.executable, "-m", "paperchat.eval.bench", "--search-only", str(index), "--queries", str(len(queries))]
         + ["--out", str(workdir / f"serving-{size}"), "--exact-neighbours", str(workdir / f"exact-{size}.json")],
@@ -217,14 +222,24 @@ def bench_size(
         capture_output=True,
     )
     result["serving_process"] = json.loads((workdir / f"serving-{size}" / "search-only.json").read_text())
+    keep()
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "paperchat.cli", "search", "warm start", "-k", "1", "-q", "--index", str(index)],
+        check=True,
+        capture_output=True,
+    )
+    result["cli_search_seconds"] = round(time.perf_counter() - started, 2)
     result["hnsw_sweep"] = _hnsw_sweep(
         index, assistant, queries, workdir / f"hnsw-{size}", hnsw_ef, workdir / f"exact-{size}.json"
     )
+    keep()
     for manifest in (index / "snapshots").rglob(MANIFEST):
         manifest.unlink()  # so this open builds the snapshot from Chroma, as a replica that finds none does
     started = time.perf_counter()
     searcher = Assistant.open(index, bootstrap=False, notify=lambda m: None)
     result["open_with_rebuild_seconds"] = round(time.perf_counter() - started, 1)
+    keep()
     store = searcher.store
     snapshot = store.snapshot()
     clear = store.embedder._cache.clear
@@ -247,13 +262,7 @@ def bench_size(
     else:
         result.update(_common_stack(searcher, snapshot, queries, common_stack_seconds))
     result["rss_mb_after_search"] = round(rss_mb(), 0)
-    started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "paperchat.cli", "search", "warm start", "-k", "1", "-q", "--index", str(index)],
-        check=True,
-        capture_output=True,
-    )
-    result["cli_search_seconds"] = round(time.perf_counter() - started, 2)
+    keep()
     return result
 
 
