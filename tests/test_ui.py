@@ -355,3 +355,37 @@ def test_download_files_are_replaced_by_each_answer_and_removed_when_the_session
         assert not download_files(app.GRADIO_CACHE) - before
     finally:
         app.close()
+
+
+@pytest.mark.skipif(
+    not CHROMIUM and not os.environ.get("PAPERCHAT_REQUIRE_BROWSER"),
+    reason="needs Chromium: apt-get install -y chromium",
+)
+def test_clicking_a_citation_brings_its_source_into_view_with_the_supporting_sentence_marked(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    assert CHROMIUM, "PAPERCHAT_REQUIRE_BROWSER is set but Chromium is not installed"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 700})
+        page.goto(server, wait_until="domcontentloaded")
+        page.locator("#question textarea").wait_for(timeout=60_000)
+        page.locator("#question textarea").fill("how can diffusion models generate images in fewer steps?")
+        page.locator("#ask").click()
+        markers = page.locator("#chat a.cite")
+        expect(markers.nth(2)).to_be_visible(timeout=60_000)
+        expect(page.locator("#sources .sentence.support")).to_have_count(3, timeout=30_000)
+        marker = markers.nth(2)
+        target = marker.get_attribute("href")  # "#ev-SOURCE-SENTENCE": the sentence of the source it rests on
+        assert target.startswith("#ev-3-"), target
+        marker.click()
+        marked = page.locator("#sources .sentence.active")
+        expect(marked).to_have_count(1, timeout=10_000)
+        assert marked.get_attribute("id") == target[1:]
+        expect(marked).to_be_in_viewport()
+        quoted = marked.inner_text().strip()
+        assert quoted and quoted in page.locator("#chat").inner_text()  # the sentence the answer quotes
+        first = markers.nth(0).get_attribute("href")
+        markers.nth(0).click()  # another citation moves the mark
+        expect(page.locator("#sources .sentence.active")).to_have_attribute("id", first[1:])
+        browser.close()

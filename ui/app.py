@@ -16,7 +16,7 @@ from paperchat.conversation import Conversation
 from paperchat.export import export
 from paperchat.filters import Filter
 from paperchat.settings import MODES
-from paperchat.ui.render import CSS, escape_markdown, reply_markdown, searched_markdown, sources_panel
+from paperchat.ui.render import CSS, SCRIPT, escape_markdown, reply_markdown, searched_markdown, sources_panel
 
 EXAMPLES = [
     "Is there a training-free way to detect LLM-generated text?",
@@ -136,6 +136,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     history[-1] = {"role": "assistant", "content": lead + escape_markdown(streamed)}
                 else:
                     history[-1] = {"role": "assistant", "content": reply_markdown(event.answer)}
+                    side = (sources_panel(event.answer.hits, event.answer.evidence), *side[1:])
                 yield "", history, conversation, *side
         except PaperchatError as exc:
             reply = {"role": "assistant", "content": f"⚠️ {escape_markdown(str(exc))}"}
@@ -274,5 +275,6 @@ def launch(
         prevent_thread_lock=not block,
         quiet=not block,
         css=CSS,
+        head=SCRIPT,
     )
     return app

@@ -11,10 +11,11 @@ import re
 import urllib.parse
 
 from paperchat import Hit
-from paperchat.chat import Answer, describe_searched
+from paperchat.chat import Answer, SentenceEvidence, describe_searched
 from paperchat.citations import CheckedSentence
 from paperchat.compare import table_text
 from paperchat.index.papers import web_url
+from paperchat.snippets import split_sentences
 
 _MARKED = re.compile(r"\*\*(.+?)\*\*")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~&])")
@@ -53,7 +54,28 @@ def _byline_and_sources(hit: Hit) -> str:
     return (html.escape(byline) + " · " if byline else "") + html.escape(hit.citation.sources_line())
 
 
-def source_card(hit: Hit) -> str:
+def cite_link(source: int, sentence: int | None = None) -> str:
+    """A clickable [n] (the page's script brings source n into view, its sentence `sentence` marked)."""
+    target = f"ev-{source}-{sentence}" if sentence is not None and sentence >= 0 else f"source-{source}"
+    return f"<a class='cite' href='#{target}'>[{source}]</a>"  # the chat keeps href and class, not data-*
+
+
+def abstract_with_evidence(hit: Hit, supporting: set[int]) -> str:
+    """The whole abstract, each sentence addressable (`ev-RANK-SENTENCE`), the ones that bear out the answer
+    highlighted."""
+    spans = [
+        f"<span class='{'sentence support' if i in supporting else 'sentence'}' id='ev-{hit.rank}-{i}'>"
+        f"{html.escape(text)}</span>"
+        for i, text in enumerate(split_sentences(hit.abstract))
+    ]
+    return (
+        "<details class='abstract' open><summary>abstract, the sentences the answer rests on marked</summary>"
+        + " ".join(spans)
+        + "</details>"
+    )
+
+
+def source_card(hit: Hit, supporting: set[int] | None = None) -> str:
     code = hit.metadata.get("code_links") or []
     code_html = " · ".join(html_link("code", link) for link in code if web_url(link))
     why = (
@@ -64,18 +86,37 @@ def source_card(hit: Hit) -> str:
         f"<td>{hit.vector if hit.vector is not None else '–'}</td></tr>"
         f"<tr><td>fused</td><td>{hit.rank}</td><td>{hit.score}</td></tr></table></details>"
     )
+    evidence = abstract_with_evidence(hit, supporting) if supporting else ""
     return (
-        f"<div class='source'><div class='source-title'>[{hit.rank}] "
+        f"<div class='source' id='source-{hit.rank}'><div class='source-title'>[{hit.rank}] "
         f"{html_link(html.escape(hit.title), hit.citation.url)}</div>"
-        f"<div class='snippet'>{highlight(hit.snippet)}</div>"
+        f"<div class='snippet'>{highlight(hit.snippet)}</div>{evidence}"
         f"<div class='meta'>{_byline_and_sources(hit)}{' · ' + code_html if code_html else ''}</div>{why}</div>"
     )
 
 
-def sources_panel(hits: list[Hit]) -> str:
+def sources_panel(hits: list[Hit], evidence: list[SentenceEvidence] | None = None) -> str:
+    """The source cards; with an answer's `evidence`, each cited abstract in full, its supporting sentences marked."""
     if not hits:
         return "<div class='sources-empty'>Sources appear here after a question.</div>"
-    return "<div class='sources'>" + "".join(source_card(h) for h in hits) + "</div>"
+    supporting: dict[int, set[int]] = {}
+    for item in evidence or []:
+        for quote in item.quotes:
+            supporting.setdefault(quote.source, set()).add(quote.sentence)
+    return "<div class='sources'>" + "".join(source_card(h, supporting.get(h.rank)) for h in hits) + "</div>"
+
+
+def evidenced_markdown(answer: Answer) -> str:
+    """The answer's sentences, each [n] a link to the sentence of source n that bears it out."""
+    if answer.written_by:
+        return " ".join(
+            sentence_markdown(s, cited_html=True, quoted={q.source: q.sentence for q in e.quotes})
+            for s, e in zip(answer.sentences, answer.evidence)
+        )
+    return " ".join(
+        escape_markdown(e.sentence) + " " + "".join(cite_link(q.source, q.sentence) for q in e.quotes)
+        for e in answer.evidence
+    )
 
 
 def searched_markdown(answer: Answer) -> str:
@@ -83,10 +124,15 @@ def searched_markdown(answer: Answer) -> str:
     return f"*Searched:* {escape_markdown(describe_searched(answer.searched))}\n\n" if answer.rewritten else ""
 
 
-def sentence_markdown(sentence: CheckedSentence) -> str:
-    """A written sentence with its citations; an unsupported one is marked, naming the source that supports it if
-    any."""
-    text = escape_markdown(sentence.text) + (" " + escape_markdown(sentence.markers()) if sentence.cited else "")
+def sentence_markdown(sentence: CheckedSentence, cited_html: bool = False, quoted: dict[int, int] | None = None) -> str:
+    """A written sentence with its citations (with `cited_html`, links to the `quoted` sentence of each source); an
+    unsupported one is marked, naming the source that supports it if any."""
+    markers = (
+        "".join(cite_link(n, (quoted or {}).get(n)) for n in sentence.cited)
+        if cited_html
+        else escape_markdown(sentence.markers())
+    )
+    text = escape_markdown(sentence.text) + (" " + markers if sentence.cited else "")
     if sentence.supported:
         return text
     what = "not supported by its citation" if sentence.cited else "no citation"
@@ -100,7 +146,9 @@ def reply_markdown(answer: Answer) -> str:
     """The chat bubble: what was searched (for follow-ups), the cited answer (a written one with its
     check marks), notices, and numbered source links."""
     parts = [searched_markdown(answer).rstrip()] if answer.rewritten else []
-    if answer.written_by:
+    if answer.evidence and not answer.table:
+        parts.append(evidenced_markdown(answer))
+    elif answer.written_by:
         parts.append(" ".join(sentence_markdown(s) for s in answer.sentences))
     elif answer.table:
         parts.append(table_text(answer.table, "markdown", [h.rank for h in answer.hits]).rstrip())
@@ -125,4 +173,30 @@ CSS = """
 .meta {color: #6b7280; font-size: 0.85em;}
 .why table {font-size: 0.85em; margin-top: 4px;}
 .why td, .why th {padding: 0 8px;}
+.abstract {font-size: 0.88em; margin: 4px 0;}
+.abstract summary {color: #6b7280; cursor: pointer;}
+.sentence.support {background: #dbeafe;}
+.sentence.active, .source.active {outline: 2px solid #2563eb; background: #bfdbfe;}
+a.cite {text-decoration: none; font-weight: 600;}
 """
+
+# Clicking a [n] in an answer brings source n into view in the sources panel, the sentence it rests on marked.
+SCRIPT = r"""<script>
+document.addEventListener("click", (event) => {
+  const link = event.target.closest && event.target.closest("a.cite");
+  if (!link) return;
+  event.preventDefault();
+  event.stopPropagation();
+  const found = (link.getAttribute("href") || "").match(/^#(?:ev-(\d+)-(\d+)|source-(\d+))$/);
+  if (!found) return;
+  const card = document.getElementById("source-" + (found[1] || found[3]));
+  if (!card) return;
+  const details = card.querySelector("details.abstract");
+  if (details) details.open = true;
+  document.querySelectorAll(".sentence.active, .source.active").forEach((el) => el.classList.remove("active"));
+  const sentence = found[1] ? document.getElementById("ev-" + found[1] + "-" + found[2]) : null;
+  const target = sentence || card;
+  target.classList.add("active");
+  target.scrollIntoView({block: "center"});
+}, true);
+</script>"""
