@@ -23,6 +23,8 @@ from paperchat.llm import LLM
 from paperchat.search import Retrieval, Searcher
 from paperchat.settings import Settings
 from paperchat.snippets import split_sentences
+from paperchat.watch import DigestEntry, Watched, Watchlist
+from paperchat.watch import digest as make_digest
 
 
 class Assistant:
@@ -132,6 +134,7 @@ class Assistant:
         where: Filter | Mapping | None = None,
         rewritten: str | None = None,
         context: str | None = None,
+        within: Sequence[str] | None = None,
         **overrides,
     ) -> Retrieval:
         """Ranked hits plus the relevance evidence. With `gate` (the default) `hits` is empty when
@@ -140,13 +143,13 @@ class Assistant:
         (`paperchat.chat.formulations`; `Retrieval.formulations` lists them). `where` (a `Filter` or a
         dict of its fields) keeps only matching papers, on both sides before fusion. `rewritten` (an
         LLM's stand-alone version of a follow-up) replaces the rule-based rewrite. `context` (the previous
-        stand-alone question, as a `Conversation` keeps it) stands for `history`. `overrides` change
-        retrieval settings for this call."""
+        stand-alone question, as a `Conversation` keeps it) stands for `history`. `within` (paper ids) searches only
+        those papers. `overrides` change retrieval settings for this call."""
         self.refresh()
         settings = self.settings.for_retrieval(**overrides) if overrides else None
         context = self.resolve_history(history) if context is None else context
         searched = formulations(query, context, rewritten) if context else query
-        return self.searcher.retrieve(searched, k, mode, settings, gate, Filter.of(where))
+        return self.searcher.retrieve(searched, k, mode, settings, gate, Filter.of(where), within)
 
     def search(
         self,
@@ -265,6 +268,26 @@ class Assistant:
             raise PaperchatError(f"no paper with id {missing[0]!r} in the index")
         wanted = [a.strip() for a in aspects or DEFAULT_ASPECTS if a.strip()] or list(DEFAULT_ASPECTS)
         return [compare_row(p.id, p.title, p.abstract, wanted, snapshot.tokenizer.tokens) for p in map(papers.get, ids)]
+
+    @property
+    def watchlist(self) -> Watchlist:
+        """The saved questions, beside the index (`watch.json`)."""
+        return Watchlist(self.settings.index)
+
+    def watch(self, question: str, **filters) -> list[Watched]:
+        """Save a question (with `Filter` fields) whose new answers `digest` lists; returns the saved questions."""
+        snapshot = self.store.snapshot()
+        return self.watchlist.add(question, filters, [snapshot.ids[row] for row in snapshot.live_rows()])
+
+    def unwatch(self, number: int) -> Watched:
+        """Remove saved question `number` (1-based)."""
+        return self.watchlist.remove(number)
+
+    def digest(self, since: str | None = None, mark: bool = True) -> list[DigestEntry]:
+        """For each saved question, the papers added since the last digest (or dated on or after `since`) that the
+        relevance gate accepts for it, best first, each with its best-matching sentence."""
+        self.refresh()
+        return make_digest(self, self.watchlist, since, mark)
 
     def similar(
         self, doc_id: str, k: int = 5, mode: str | None = None, where: Filter | Mapping | None = None

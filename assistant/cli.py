@@ -31,6 +31,7 @@ from paperchat.index.papers import web_url
 from paperchat.index.tokenize import CONTROL_CHARACTERS
 from paperchat.search import Retrieval
 from paperchat.settings import FUSIONS, MODES
+from paperchat.watch import DIGEST_FORMATS, describe, digest_text
 
 EXAMPLES = """\
 examples:
@@ -295,6 +296,40 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the five named)",
     )
     _common(compare)
+
+    watch = _command(
+        commands,
+        "watch",
+        cmd_watch,
+        "save questions whose new answers `paperchat digest` lists",
+        "Saved questions live beside the index (watch.json). The first one marks every paper already in the index "
+        "as seen, so the first digest lists only papers added after it.",
+        'paperchat watch add "efficient fine-tuning of large language models"\n'
+        'paperchat watch add "diffusion model distillation" --since 2024 --has-code\n'
+        "paperchat watch list\npaperchat watch remove 2",
+    )
+    watch.add_argument("action", choices=("add", "list", "remove"), help="add a question, list them, or remove one")
+    watch.add_argument("what", nargs="?", help="the question (add) or its number in the list (remove)")
+    _filters(watch)
+    _common(watch)
+
+    digest = _command(
+        commands,
+        "digest",
+        cmd_digest,
+        "new papers that answer your saved questions",
+        "For each saved question, the papers added since the last digest (or dated on or after --since) that the "
+        "relevance gate accepts for it, best first, each with the sentence of its abstract that matches best. "
+        "Typical use: ingest today's Daily Papers page, then read the digest.",
+        "paperchat ingest todays-page.txt && paperchat digest\n"
+        "paperchat digest --since 2024-06 --format markdown\npaperchat digest --format atom > digest.xml",
+    )
+    digest.add_argument("--since", metavar="DATE", help="papers dated on or after DATE instead of those not seen yet")
+    digest.add_argument("--format", choices=DIGEST_FORMATS, default="text", help="text (default), markdown, json, atom")
+    digest.add_argument(
+        "--keep", action="store_true", help="do not mark the papers as seen (the next digest lists them again)"
+    )
+    _common(digest)
 
     remove = _command(
         commands,
@@ -632,6 +667,27 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     rows = _open(args, bootstrap=False, load_model=False, create=False).compare(args.ids, args.aspect or None)
     print(table_text(rows, args.format), end="")
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    assistant = _open(args, bootstrap=False, load_model=False, create=False)
+    if args.action == "list":
+        say(describe(assistant.watchlist.questions()))
+    elif args.action == "add":
+        if not args.what:
+            raise PaperchatError('give the question to save: paperchat watch add "QUESTION"')
+        say(describe(assistant.watch(args.what, **_where(args))))
+    else:
+        if not (args.what or "").isdigit():
+            raise PaperchatError("give the number of the question to remove, as `paperchat watch list` shows it")
+        say(f"removed: {assistant.unwatch(int(args.what)).question}")
+    return 0
+
+
+def cmd_digest(args: argparse.Namespace) -> int:
+    assistant = _open(args, bootstrap=False, create=False)
+    print(digest_text(assistant.digest(args.since, mark=not args.keep), args.format), end="")
     return 0
 
 

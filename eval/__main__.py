@@ -39,6 +39,7 @@ EXAMPLES = """examples:
   paperchat eval --half dev --beir ../shared/benchmarks/cisi
   paperchat eval --claims --half test
   paperchat eval --aspects --half test
+  paperchat eval --digest --half test
   paperchat eval --qrels qrels.tsv --run other_system.trec --run paperchat.trec"""
 
 
@@ -112,6 +113,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="measure comparison tables on the blind aspect judgments (eval/blind_aspects.jsonl): cells quoting a "
         "sentence the judge marked, and 'not stated' cells the judge left empty; no index or model needed",
     )
+    parser.add_argument(
+        "--digest",
+        action="store_true",
+        help="measure the digest of saved questions: the blind topics saved, one bundled paper in five held out of "
+        "an index and then ingested as new, the digest scored against the graded judgments",
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     return parser
 
@@ -146,6 +153,15 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         print(f"gate models written to {args.fit_gate}; copy them to assistant/gate.json to ship them")
+        return 0
+    if args.digest:
+        from paperchat.eval.digest import figures_text as digest_text
+        from paperchat.eval.digest import measure
+
+        table = measure(root, args.half, progress=not args.quiet)
+        print(f"== digest{f' ({args.half} half)' if args.half else ''}\n{digest_text(table)}")
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "digest.json").write_text(json.dumps(table, indent=2), encoding="utf-8")
         return 0
     if args.aspects:
         from paperchat.eval.aspects import figures as aspect_figures

@@ -275,11 +275,16 @@ def test_a_long_lived_assistant_can_write_after_another_process_wrote(tmp_path, 
     repository = (
         assistant.store.repository
     )  # reads of Chroma itself (a rebuild, HNSW above 20k papers) see the new paper too
-    assert "late" in repository.everything()[0] and repository.nearest(embedder.encode_query("quokkas"), 1)[0] == [
+    assert "late" in stored_ids(repository) and repository.nearest(embedder.encode_query("quokkas"), 1)[0] == [
         "late"
     ]
     assert assistant.remove(["late", "doc-00003"]) == ["late", "doc-00003"]
     assert assistant.store.repository.count() == assistant.store.snapshot().documents == 9
+
+
+def stored_ids(repository) -> list[str]:
+    """Every paper id Chroma holds (what a rebuild reads)."""
+    return [doc_id for page in repository.id_pages(10_000) for doc_id in page]
 
 
 def start_chroma(folder, port):
@@ -371,7 +376,7 @@ def test_an_ingest_cut_off_by_a_server_restart_completes_exactly_when_run_again(
             tmp_path / "other", chroma_url=url, bootstrap=False, load_model=False, notify=lambda m: None
         )
         assert (
-            sorted(reopened.store.snapshot().ids) == sorted(reopened.store.repository.everything()[0])
+            sorted(reopened.store.snapshot().ids) == sorted(stored_ids(reopened.store.repository))
             and reopened.store.snapshot().documents == 200
         )
     finally:
@@ -403,8 +408,9 @@ def test_sigkill_midway_through_ingest_loses_nothing(tmp_path):
     assert "400 added" in rerun.stdout  # exactly the 200 papers of the four written batches were kept
     reopened = Assistant.open(index, bootstrap=False, notify=lambda m: None)
     repository = reopened.store.repository
-    ids, _, _, metadatas, _ = repository.everything()
-    assert len(ids) == len(set(ids)) == repository.count() == 600
+    stored = stored_ids(repository)
+    ids, _, _, metadatas, _ = repository.fetch(stored)
+    assert len(stored) == len(set(stored)) == len(ids) == repository.count() == 600
     assert sorted(reopened.store.snapshot().ids) == sorted(ids)
     owners = collections.Counter(m["doc"] for m in repository.passages().get(include=["metadatas"])["metadatas"])
     counts = {doc_id: m["passages"] for doc_id, m in zip(ids, metadatas)}
