@@ -66,4 +66,3 @@ def figures_text(table: dict) -> str:
         f"{table['right']} of them judged answers (precision {table['precision']}); {table['judged']} judged answers "
         f"among the new papers, {table['right']} listed (recall {table['recall']})"
     )
-

@@ -275,9 +275,7 @@ def test_a_long_lived_assistant_can_write_after_another_process_wrote(tmp_path, 
     repository = (
         assistant.store.repository
     )  # reads of Chroma itself (a rebuild, HNSW above 20k papers) see the new paper too
-    assert "late" in stored_ids(repository) and repository.nearest(embedder.encode_query("quokkas"), 1)[0] == [
-        "late"
-    ]
+    assert "late" in stored_ids(repository) and repository.nearest(embedder.encode_query("quokkas"), 1)[0] == ["late"]
     assert assistant.remove(["late", "doc-00003"]) == ["late", "doc-00003"]
     assert assistant.store.repository.count() == assistant.store.snapshot().documents == 9
 
