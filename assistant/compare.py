@@ -119,13 +119,14 @@ class Row:
         return {"id": self.paper_id, "title": self.title, "cells": [asdict(cell) for cell in self.cells]}
 
 
-def _first(sentences: Sequence[str], pattern: re.Pattern, allowed: Callable[[int], bool] = lambda i: True) -> int:
-    return next((i for i, s in enumerate(sentences) if allowed(i) and pattern.search(s)), -1)
+def _first(sentences: Sequence[str], pattern: re.Pattern) -> int:
+    return next((i for i, s in enumerate(sentences) if pattern.search(s)), -1)
 
 
-def _best(scores: Sequence[float]) -> int:
-    """The index of the highest positive score (the later one on a tie: results come late), else -1."""
-    best = max(range(len(scores)), key=lambda i: (scores[i], i), default=-1)
+def _best(scores: Sequence[float], earliest: bool = False) -> int:
+    """The index of the highest positive score, else -1; on a tie the later sentence (results come late), or the
+    earlier with `earliest` (the contribution is stated before its details)."""
+    best = max(range(len(scores)), key=lambda i: (scores[i], -i if earliest else i), default=-1)
     return best if best >= 0 and scores[best] > 0 else -1
 
 
@@ -135,9 +136,7 @@ def default_cells(title: str, sentences: Sequence[str]) -> dict[str, int]:
         3.0 * bool(_PROPOSE.search(s)) + 1.5 * bool(_STUDY.search(s)) + 0.5 * bool(_APPROACH.search(s))
         for s in sentences
     ]
-    approach = max(range(len(sentences)), key=lambda i: (approach_scores[i], -i), default=-1)
-    if approach >= 0 and approach_scores[approach] <= 0:
-        approach = -1
+    approach = _best(approach_scores, earliest=True)
     problem_scores = [
         (3.0 * bool(_CONTRAST.search(s)) + min(len(_PROBLEM.findall(s)), 2)) * (approach < 0 or i < approach)
         - 0.5 * (i == 0)  # the opening sentence is mostly background

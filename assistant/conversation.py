@@ -11,7 +11,6 @@ previous turn's stand-alone question (`topic`) as context (`paperchat.chat.formu
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from paperchat.citations import CitationChecker
 from paperchat.compare import table_text
 from paperchat.filters import Filter
 from paperchat.index.errors import PaperchatError
+from paperchat.index.stored import write_text_atomically
 from paperchat.intents import Pointer, apply_filter_request, read_filter_request, read_pointer
 from paperchat.llm import LLMError, answer_messages, clean_rewrite, rewrite_messages
 from paperchat.snippets import split_sentences
@@ -352,10 +352,7 @@ class Conversation:
 
     def save(self, path: str | Path) -> None:
         """Write the session file atomically (a crash leaves the previous version)."""
-        path = Path(path)
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(json.dumps(self.to_dict(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(partial, path)
+        write_text_atomically(Path(path), json.dumps(self.to_dict(), indent=1, ensure_ascii=False) + "\n")
 
     @classmethod
     def load(cls, assistant: Assistant, path: str | Path) -> Conversation:

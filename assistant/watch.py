@@ -12,8 +12,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import os
-import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +21,7 @@ from paperchat.chat import compose_answer, search_terms
 from paperchat.filters import Filter
 from paperchat.hits import Hit
 from paperchat.index.errors import PaperchatError
+from paperchat.index.stored import write_text_atomically
 
 if TYPE_CHECKING:
     from paperchat.api import Assistant
@@ -88,13 +87,6 @@ class Watchlist:
             raise PaperchatError(f"{self.path}: unreadable saved questions ({exc}); fix or remove the file") from None
         return state
 
-    def _write(self, path: Path, text: str) -> None:
-        """Written whole, then moved into place: a crash leaves the old file, never half of one."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
-
     def questions(self) -> list[Watched]:
         return [Watched(q["question"], dict(q.get("filters") or {})) for q in self._state()["questions"]]
 
@@ -115,7 +107,7 @@ class Watchlist:
         state["questions"].append({"question": question, "filters": filters})
         if not self.seen_path.exists():
             self.mark_seen(current_ids, digested=False)
-        self._write(self.path, json.dumps(state, indent=1))
+        write_text_atomically(self.path, json.dumps(state, indent=1))
         return self.questions()
 
     def remove(self, number: int) -> Watched:
@@ -124,7 +116,7 @@ class Watchlist:
         if not 1 <= number <= len(state["questions"]):
             raise PaperchatError(f"there is no saved question {number}; `paperchat watch list` shows them")
         gone = state["questions"].pop(number - 1)
-        self._write(self.path, json.dumps(state, indent=1))
+        write_text_atomically(self.path, json.dumps(state, indent=1))
         return Watched(gone["question"], dict(gone.get("filters") or {}))
 
     def seen(self) -> set[str]:
@@ -135,11 +127,11 @@ class Watchlist:
 
     def mark_seen(self, ids: list[str], digested: bool = True) -> None:
         """Remember `ids` as seen (and, for a digest, when it was made)."""
-        self._write(self.seen_path, "\n".join(ids) + "\n")
+        write_text_atomically(self.seen_path, "\n".join(ids) + "\n")
         if digested:
             state = self._state()
             state["last_digest"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-            self._write(self.path, json.dumps(state, indent=1))
+            write_text_atomically(self.path, json.dumps(state, indent=1))
 
 
 def new_papers(assistant: Assistant, watchlist: Watchlist, since: str | None) -> list[str]:

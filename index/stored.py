@@ -14,6 +14,8 @@ loads it.
 from __future__ import annotations
 
 import mmap
+import os
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,3 +52,13 @@ def mapped(path: Path) -> bytes | mmap.mmap:
     """A file's bytes, memory-mapped (an empty file as b"", which cannot be mapped)."""
     with path.open("rb") as handle:
         return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if path.stat().st_size else b""
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write `path` whole under a unique temporary name, then move it into place: a crash (or another writer) leaves
+    the previous version, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)

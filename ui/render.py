@@ -110,7 +110,7 @@ def evidenced_markdown(answer: Answer) -> str:
     """The answer's sentences, each [n] a link to the sentence of source n that bears it out."""
     if answer.written_by:
         return " ".join(
-            sentence_markdown(s, cited_html=True, quoted={q.source: q.sentence for q in e.quotes})
+            sentence_markdown(s, quoted={q.source: q.sentence for q in e.quotes})
             for s, e in zip(answer.sentences, answer.evidence)
         )
     return " ".join(
@@ -124,12 +124,12 @@ def searched_markdown(answer: Answer) -> str:
     return f"*Searched:* {escape_markdown(describe_searched(answer.searched))}\n\n" if answer.rewritten else ""
 
 
-def sentence_markdown(sentence: CheckedSentence, cited_html: bool = False, quoted: dict[int, int] | None = None) -> str:
-    """A written sentence with its citations (with `cited_html`, links to the `quoted` sentence of each source); an
-    unsupported one is marked, naming the source that supports it if any."""
+def sentence_markdown(sentence: CheckedSentence, quoted: dict[int, int] | None = None) -> str:
+    """A written sentence with its citations (given `quoted`, the sentence of each source that bears it out, as
+    links to it); an unsupported one is marked, naming the source that supports it if any."""
     markers = (
-        "".join(cite_link(n, (quoted or {}).get(n)) for n in sentence.cited)
-        if cited_html
+        "".join(cite_link(n, quoted.get(n)) for n in sentence.cited)
+        if quoted is not None
         else escape_markdown(sentence.markers())
     )
     text = escape_markdown(sentence.text) + (" " + markers if sentence.cited else "")
