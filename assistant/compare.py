@@ -199,9 +199,15 @@ def compare_row(
 TABLE_FORMATS = ("text", "markdown", "csv", "json")
 
 
-def table_text(rows: Sequence[Row], fmt: str = "text", numbers: Sequence[int] | None = None) -> str:
+def table_text(
+    rows: Sequence[Row],
+    fmt: str = "text",
+    numbers: Sequence[int] | None = None,
+    escape: Callable[[str], str] = lambda text: text.replace("|", "\\|"),
+) -> str:
     """The table in `fmt`: text (a block per paper), markdown, csv (one row per paper, the quoted text as the cell)
-    or json; in text and markdown each paper is named with its [n] (`numbers`: the chat's own, default 1, 2, ...)."""
+    or json; in text and markdown each paper is named with its [n] (`numbers`: the chat's own, default 1, 2, ...).
+    A markdown cell goes through `escape` (default: only "|"; the web chat escapes all Markdown)."""
     numbers = list(numbers) if numbers is not None else list(range(1, len(rows) + 1))
     aspects = [cell.aspect for cell in rows[0].cells] if rows else list(DEFAULT_ASPECTS)
     headings = [ASPECT_TITLES.get(aspect, aspect) for aspect in aspects]
@@ -215,10 +221,10 @@ def table_text(rows: Sequence[Row], fmt: str = "text", numbers: Sequence[int] | 
             writer.writerow([row.paper_id, row.title, *(cell.text for cell in row.cells)])
         return out.getvalue()
     if fmt == "markdown":
-        lines = ["| paper | " + " | ".join(headings) + " |", "|" + "---|" * (len(aspects) + 1)]
+        lines = ["| paper | " + " | ".join(map(escape, headings)) + " |", "|" + "---|" * (len(aspects) + 1)]
         for number, row in zip(numbers, rows):
-            cells = [_markdown_cell(cell.text) if cell.stated else "*not stated*" for cell in row.cells]
-            lines.append(f"| \\[{number}\\] {_markdown_cell(row.title)} | " + " | ".join(cells) + " |")
+            cells = [escape(" ".join(cell.text.split())) if cell.stated else "*not stated*" for cell in row.cells]
+            lines.append(f"| \\[{number}\\] {escape(' '.join(row.title.split()))} | " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
     if fmt != "text":
         raise PaperchatError(f"unknown table format {fmt!r}; choose one of {', '.join(TABLE_FORMATS)}")
@@ -230,7 +236,3 @@ def table_text(rows: Sequence[Row], fmt: str = "text", numbers: Sequence[int] | 
             lines.append(textwrap.fill(f"{heading}: {text}", 100, initial_indent="  ", subsequent_indent="    "))
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
-
-
-def _markdown_cell(text: str) -> str:
-    return " ".join(text.replace("|", "\\|").split())

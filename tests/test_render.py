@@ -10,7 +10,17 @@ import pytest
 from paperchat import Citation, Hit
 from paperchat.chat import Answer, Formulation
 from paperchat.citations import CheckedSentence
-from paperchat.ui.render import escape_markdown, highlight, html_link, markdown_link, reply_markdown, source_card
+from paperchat.ui.render import (
+    digest_markdown,
+    escape_markdown,
+    highlight,
+    html_link,
+    markdown_link,
+    reply_markdown,
+    saved_markdown,
+    source_card,
+)
+from paperchat.watch import DigestEntry, DigestPaper, Watched
 
 CARD_TAGS = {"div", "a", "mark", "details", "summary", "table", "tr", "th", "td"}
 MARKDOWN_SPECIAL = r"\\`*_{}\[\]()<>#+\-.!|~&"  # what Markdown could read as syntax
@@ -181,3 +191,20 @@ def test_the_byline_shows_three_authors_then_et_al_and_each_page_with_its_date()
     assert (
         "Ana Alves, Bo Berg, Cy Cole et al., ACL, 2024-06-01 · Daily Papers Jun 6; mine.jsonl (2024-06-07)" in card.text
     )
+
+
+def test_saved_questions_and_the_digest_escape_questions_titles_and_evidence():
+    hostile = "<img src=x onerror=alert(1)> [x](javascript:y)"
+    saved = saved_markdown([Watched(hostile, {"author": "<b>"}), Watched("plain")])
+    digest = digest_markdown(
+        [
+            DigestEntry(hostile, {}, [DigestPaper(hit(title=hostile, url="javascript:z"), 0.91, hostile)]),
+            DigestEntry("plain", {}, []),
+        ]
+    )
+    for markdown in (saved, digest):
+        assert not re.search(r"(?<!\\)<", markdown) and not re.search(r"(?<!\\)\]\(", markdown)
+    assert saved.splitlines() == [f"1. {escape_markdown(hostile)} *(author={escape_markdown('<b>')})*", "2. plain"]
+    assert "(0.91)" in digest and "*No new paper answers it.*" in digest
+    linked = digest_markdown([DigestEntry("q", {}, [DigestPaper(hit(title="T"), 0.8, "e")])])
+    assert "[T](<https://arxiv.org/abs/2401.01234>)" in linked

@@ -14,8 +14,10 @@ from paperchat import Hit
 from paperchat.chat import Answer, SentenceEvidence, describe_searched
 from paperchat.citations import CheckedSentence
 from paperchat.compare import table_text
+from paperchat.filters import Filter
 from paperchat.index.papers import web_url
 from paperchat.snippets import split_sentences
+from paperchat.watch import DigestEntry, Watched
 
 _MARKED = re.compile(r"\*\*(.+?)\*\*")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~&])")
@@ -142,6 +144,33 @@ def sentence_markdown(sentence: CheckedSentence, quoted: dict[int, int] | None =
     return f"{text} ⚠️ *({what}; {hint})*"
 
 
+def saved_markdown(watched: list[Watched]) -> str:
+    """The saved questions, numbered as "Remove" and `paperchat watch remove` take them."""
+    if not watched:
+        return "*No saved questions yet: ask one in the chat and press **Watch this question**.*"
+    return "\n".join(
+        f"{n}. {escape_markdown(w.question)}"
+        + (f" *({escape_markdown(Filter.of(w.filters).describe())})*" if w.filters else "")
+        for n, w in enumerate(watched, start=1)
+    )
+
+
+def digest_markdown(entries: list[DigestEntry]) -> str:
+    """A digest: under each saved question, the new papers that answer it, best first, each with its evidence."""
+    if not entries:
+        return saved_markdown([])
+    parts = []
+    for entry in entries:
+        lines = [f"#### {escape_markdown(entry.question)}"]
+        lines += [
+            f"{n}. {markdown_link(paper.hit.title, paper.hit.citation.url)} ({paper.relevance:.2f}): "
+            f"\u201c{escape_markdown(paper.evidence)}\u201d"
+            for n, paper in enumerate(entry.papers, start=1)
+        ] or ["*No new paper answers it.*"]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
 def reply_markdown(answer: Answer) -> str:
     """The chat bubble: what was searched (for follow-ups), the cited answer (a written one with its
     check marks), notices, and numbered source links."""
@@ -151,7 +180,8 @@ def reply_markdown(answer: Answer) -> str:
     elif answer.written_by:
         parts.append(" ".join(sentence_markdown(s) for s in answer.sentences))
     elif answer.table:
-        parts.append(table_text(answer.table, "markdown", [h.rank for h in answer.hits]).rstrip())
+        numbers = [h.rank for h in answer.hits]
+        parts.append(table_text(answer.table, "markdown", numbers, escape=escape_markdown).rstrip())
     else:
         parts.append(escape_markdown(answer.text))
     parts += [f"*Note:* {escape_markdown(notice)}" for notice in answer.notices]
