@@ -14,9 +14,10 @@ MAX_SNIPPET_CHARS = 420
 def sentence_score(
     sentence: str, query_terms: set[str], tokenizer: Tokenizer, weights: Mapping[str, float] | None = None
 ) -> float:
-    """Sum of the weights of the distinct query terms the sentence contains."""
+    """Sum of the weights of the distinct query terms the sentence contains (added in a fixed order: a set's order
+    changes from one process to the next, and a last-bit difference would break a tie differently)."""
     present = query_terms.intersection(tokenizer.tokens(sentence))
-    return sum((weights or {}).get(term, 1.0) for term in present)
+    return sum((weights or {}).get(term, 1.0) for term in sorted(present))
 
 
 def choose_sentences(

@@ -1,6 +1,7 @@
 """Pure functions on hand-computed examples: tokenizer, fusion, snippets, passages, follow-up rewriting."""
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -330,3 +331,27 @@ def test_nothing_relevant_names_what_is_missing_and_the_closest_papers():
         "the closest papers match only \u201cgraph neural networks\u201d: [1] MMGP: mesh morphing."
     )
     assert nothing_relevant([], [], []).startswith("Nothing relevant")
+
+
+def test_a_sentence_scores_the_same_in_every_process_so_ties_break_the_same_way():
+    """Weights added in a set's order summed to 0.6000000000000001 in some processes and 0.6 in others, so a tie
+    with a sentence worth 0.6 fell either way and a query's snippet changed from one run to the next."""
+    import subprocess
+    import sys
+
+    script = (
+        "from paperchat.snippets import choose_sentences; from paperchat.index.tokenize import Tokenizer; "
+        "w = {'alpha': 0.1, 'beta': 0.2, 'gamma': 0.3, 'delta': 0.6}; "
+        "print(choose_sentences(['delta here.', 'alpha beta gamma here.'], set(w), Tokenizer(stem=False), w, 1))"
+    )
+    chosen = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in range(12)
+    }
+    assert chosen == {"[1]"}
