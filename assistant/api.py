@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from paperchat.chat import Answer, AnswerEvent, formulations
-from paperchat.compare import DEFAULT_ASPECTS, Row, compare_row
+from paperchat.citations import SUPPORTED, CitationChecker
+from paperchat.compare import ASPECT_TITLES, DEFAULT_ASPECTS, Row, compare_row, read_drafts, with_drafts
 from paperchat.conversation import Conversation, next_topic
 from paperchat.export import export
 from paperchat.filters import Filter
@@ -19,7 +20,7 @@ from paperchat.index.embeddings import Embedder
 from paperchat.index.errors import PaperchatError
 from paperchat.index.loaders import LoadReport, ingest_filter, load_bundled, load_paths
 from paperchat.index.store import IngestReport, Store
-from paperchat.llm import LLM
+from paperchat.llm import LLM, cell_messages
 from paperchat.search import Retrieval, Searcher
 from paperchat.settings import Settings
 from paperchat.snippets import split_sentences
@@ -257,17 +258,37 @@ class Assistant:
             {"code_links": paper.code_links},
         )
 
-    def compare(self, ids: Sequence[str], aspects: Sequence[str] | None = None) -> list[Row]:
+    def compare(self, ids: Sequence[str], aspects: Sequence[str] | None = None, write: bool = False) -> list[Row]:
         """A comparison table of the papers `ids`: one row each, one cell per aspect (default: problem, approach, data
         or benchmarks, main result, code), each a sentence quoted from the paper's abstract or empty when it does not
-        say (`paperchat.compare`)."""
+        say (`paperchat.compare`). With `write`, the configured LLM words the cells, each wording checked against
+        the abstract: shown where the abstract bears it out, marked beside the quote where it does not."""
+        if write and self.llm is None:
+            raise PaperchatError("no LLM is configured: set llm_url (--llm-url or PAPERCHAT_LLM_URL) to word the cells")
         snapshot = self.store.snapshot()
         papers = snapshot.papers(list(ids))
         missing = [doc_id for doc_id in ids if doc_id not in papers]
         if missing:
             raise PaperchatError(f"no paper with id {missing[0]!r} in the index")
         wanted = [a.strip() for a in aspects or DEFAULT_ASPECTS if a.strip()] or list(DEFAULT_ASPECTS)
-        return [compare_row(p.id, p.title, p.abstract, wanted, snapshot.tokenizer.tokens) for p in map(papers.get, ids)]
+        rows = [compare_row(p.id, p.title, p.abstract, wanted, snapshot.tokenizer.tokens) for p in map(papers.get, ids)]
+        if not write:
+            return rows
+        checker = CitationChecker(self.store.embedder.encode, snapshot.tokenizer)
+        return [self._worded(row, papers[row.paper_id].abstract, wanted, checker) for row in rows]
+
+    def _worded(self, row: Row, abstract: str, aspects: list[str], checker: CitationChecker) -> Row:
+        """One row with the model's wording of its cells, each checked against the abstract (`with_drafts`)."""
+        headings = [ASPECT_TITLES.get(aspect, aspect) for aspect in aspects]
+        reply = self.llm.complete(cell_messages(row.title, abstract, headings, self.settings.llm_abstract_chars))
+        drafts = read_drafts(reply, aspects)
+        supports = checker.supports(list(drafts.values()), [(row.title, abstract)])
+        borne_out = {
+            aspect: support.sentence
+            for aspect, (support,) in zip(drafts, supports)
+            if support.score >= SUPPORTED and support.sentence >= 0
+        }
+        return with_drafts(row, drafts, borne_out)
 
     @property
     def watchlist(self) -> Watchlist:

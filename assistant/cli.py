@@ -280,10 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_compare,
         "line papers up in a table: problem, approach, data, result, code",
         "One row per paper, one column per aspect, each cell a sentence quoted from that paper's abstract (or "
-        "'not stated' when the abstract does not say). Ids are shown by `paperchat search`; no model is needed.",
+        "'not stated' when the abstract does not say). Ids are shown by `paperchat search`; no model is needed. "
+        "With --write an LLM words each cell, and every wording is checked against the abstract: one the abstract "
+        "bears out is shown, one it does not is marked beside the quote.",
         "paperchat compare light-schrodinger-bridge lora-learns-less-and-forgets-less\n"
         'paperchat compare ID1 ID2 ID3 --format markdown --aspect "compute cost" --aspect result\n'
-        "paperchat compare ID1 ID2 --format csv > table.csv",
+        "paperchat compare ID1 ID2 --format csv > table.csv\n"
+        "paperchat compare ID1 ID2 --write --llm-url http://127.0.0.1:11434/v1 --llm-model llama3.2",
     )
     compare.add_argument("ids", nargs="+", metavar="ID", help="paper ids, in the order of the rows")
     compare.add_argument("--format", choices=TABLE_FORMATS, default="text", help="text (default), markdown, csv, json")
@@ -295,6 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="a column (repeatable): problem, approach, data, result, code, or your own words, e.g. 'compute cost' "
         "(default: the five named)",
     )
+    compare.add_argument(
+        "--write", action="store_true", help="let the configured LLM word the cells, each checked against its abstract"
+    )
+    _llm_options(compare)
     _common(compare)
 
     watch = _command(
@@ -665,7 +672,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    rows = _open(args, bootstrap=False, load_model=False, create=False).compare(args.ids, args.aspect or None)
+    assistant = _open(args, bootstrap=False, load_model=args.write, create=False)
+    rows = assistant.compare(args.ids, args.aspect or None, write=args.write)
     print(table_text(rows, args.format), end="")
     return 0
 

@@ -5,6 +5,10 @@ network. Measured against blind judgments of which sentences state each aspect (
 A default aspect is read from the cues authors use to state it ("we propose", "outperforms", a URL); a sentence
 takes at most the aspects it states best, so the row reads as a summary rather than one sentence five times. A
 custom aspect ("compute cost") takes the sentence sharing most of its words, when one does.
+
+With an LLM asked to (`Assistant.compare(..., write=True)`), the model words each cell and every wording is checked
+against the abstract like an answer sentence: one the abstract bears out replaces the quote (the sentence that bears
+it out stays its evidence); one it does not is kept beside the quote, marked, never shown as the cell.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import json
 import re
 import textwrap
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from paperchat.citations import stated_names
 from paperchat.index.errors import PaperchatError
@@ -98,11 +102,14 @@ _GENERIC_NAMES = frozenset(
 @dataclass(frozen=True)
 class Cell:
     """One paper's answer to one aspect: the quoted sentence (`sentence` its index among the abstract's sentences),
-    or sentence -1 and empty text when the abstract does not say."""
+    or sentence -1 and empty text when the abstract does not say. With `written`, `text` is a model's wording that
+    sentence `sentence` bears out; `unsupported` is a model's wording the abstract does not bear out."""
 
     aspect: str
     sentence: int
     text: str
+    written: bool = False
+    unsupported: str = ""
 
     @property
     def stated(self) -> bool:
@@ -196,6 +203,41 @@ def compare_row(
     return Row(paper_id, title, cells)
 
 
+_NOT_STATED = re.compile(
+    r"^(?:not (?:stated|mentioned|specified|given|reported|available)|none|n/?a|unknown|-+)\b", re.I
+)
+
+
+def read_drafts(reply: str, aspects: Sequence[str]) -> dict[str, str]:
+    """The model's wording of each aspect, from a reply of "aspect: wording" lines (an aspect by its name or its
+    heading, with or without list marks and bold); an aspect it says is not stated, or leaves out, has none."""
+    names = {name.lower(): aspect for aspect in aspects for name in (aspect, ASPECT_TITLES.get(aspect, aspect))}
+    drafts: dict[str, str] = {}
+    for line in reply.splitlines():
+        found = re.match(r"^[\s>*#\-\d.)]*([^:]{1,60}?)[\s*]*:[\s*]*(.+)$", line)
+        if not found:
+            continue
+        aspect, wording = names.get(found.group(1).strip(" *").lower()), found.group(2).strip(" *")
+        if aspect and aspect not in drafts and wording and not _NOT_STATED.match(wording):
+            drafts[aspect] = wording
+    return drafts
+
+
+def with_drafts(row: Row, drafts: dict[str, str], borne_out: dict[str, int]) -> Row:
+    """The row with each model wording in place of the quote where the abstract bears it out (`borne_out`: aspect ->
+    the sentence that does), and kept beside the quote, marked, where it does not."""
+    cells = []
+    for cell in row.cells:
+        wording = drafts.get(cell.aspect)
+        if wording is None:
+            cells.append(cell)
+        elif borne_out.get(cell.aspect, -1) >= 0:
+            cells.append(Cell(cell.aspect, borne_out[cell.aspect], wording, written=True))
+        else:
+            cells.append(replace(cell, unsupported=wording))
+    return Row(row.paper_id, row.title, cells)
+
+
 TABLE_FORMATS = ("text", "markdown", "csv", "json")
 
 
@@ -223,7 +265,7 @@ def table_text(
     if fmt == "markdown":
         lines = ["| paper | " + " | ".join(map(escape, headings)) + " |", "|" + "---|" * (len(aspects) + 1)]
         for number, row in zip(numbers, rows):
-            cells = [escape(" ".join(cell.text.split())) if cell.stated else "*not stated*" for cell in row.cells]
+            cells = [_markdown_cell(cell, escape) for cell in row.cells]
             lines.append(f"| \\[{number}\\] {escape(' '.join(row.title.split()))} | " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
     if fmt != "text":
@@ -232,7 +274,22 @@ def table_text(
     for number, row in zip(numbers, rows):
         lines = [f"[{number}] {row.title}"]
         for heading, cell in zip(headings, row.cells):
-            text = f"\u201c{cell.text}\u201d (sentence {cell.sentence + 1})" if cell.stated else "(not stated)"
+            if cell.written:
+                text = f"{cell.text} (the model's words; borne out by sentence {cell.sentence + 1})"
+            else:
+                text = f"\u201c{cell.text}\u201d (sentence {cell.sentence + 1})" if cell.stated else "(not stated)"
             lines.append(textwrap.fill(f"{heading}: {text}", 100, initial_indent="  ", subsequent_indent="    "))
+            if cell.unsupported:
+                marked = f"the model's words, NOT borne out by the abstract: {cell.unsupported}"
+                lines.append(textwrap.fill(marked, 100, initial_indent="    ! ", subsequent_indent="      "))
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
+
+
+def _markdown_cell(cell: Cell, escape: Callable[[str], str]) -> str:
+    text = escape(" ".join(cell.text.split())) if cell.stated else "*not stated*"
+    if cell.written:
+        text += f" *(model; sentence {cell.sentence + 1})*"
+    if cell.unsupported:
+        text += f" ⚠️ *model, not borne out:* {escape(' '.join(cell.unsupported.split()))}"
+    return text

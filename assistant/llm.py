@@ -33,6 +33,11 @@ REWRITE_INSTRUCTIONS = (
     "Rewrite the user's last message as one stand-alone search query, using the earlier messages only to resolve "
     "what it refers to. Reply with the query alone, on one line."
 )
+CELL_INSTRUCTIONS = (
+    "You read the abstract of one research paper. For each aspect listed, say in one short sentence what the "
+    "abstract states about it, using only the abstract. Reply with one line per aspect, as 'aspect: sentence'. "
+    "When the abstract does not say, write 'aspect: not stated'."
+)
 MAX_REWRITE_WORDS = 30
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
 DEFAULTS = Settings.model_fields  # the client's defaults are the settings' defaults, stated once there
@@ -52,6 +57,13 @@ def answer_messages(question: str, history: Sequence[str], sources: Sequence[Hit
     conversation = f"Earlier questions in this conversation:\n{earlier}\n" if earlier else ""
     text = f"{conversation}Abstracts:\n\n{numbered}\n\nQuestion: {question}"
     return [{"role": "system", "content": ANSWER_INSTRUCTIONS}, {"role": "user", "content": text}]
+
+
+def cell_messages(title: str, abstract: str, headings: Sequence[str], abstract_chars: int) -> list[dict]:
+    """The chat messages asking a model to word one paper's comparison cells (`headings`: the aspects' names)."""
+    asked = "\n".join(f"{heading}:" for heading in headings)
+    text = f"Title: {title}\nAbstract: {_clip(abstract, abstract_chars)}\n\nAspects:\n{asked}"
+    return [{"role": "system", "content": CELL_INSTRUCTIONS}, {"role": "user", "content": text}]
 
 
 def rewrite_messages(message: str, history: Sequence[str]) -> list[dict]:

@@ -6,10 +6,12 @@ import io
 import json
 
 import pytest
+from endpoints import Endpoint, with_llm
 
 from paperchat.cli import main
-from paperchat.compare import DEFAULT_ASPECTS, compare_row, default_cells, table_text
+from paperchat.compare import DEFAULT_ASPECTS, compare_row, default_cells, read_drafts, table_text, with_drafts
 from paperchat.index.errors import PaperchatError
+from paperchat.llm import CELL_INSTRUCTIONS
 from paperchat.snippets import split_sentences
 
 ABSTRACT = (
@@ -58,3 +60,57 @@ def test_paperchat_compare_quotes_each_paper_and_names_a_missing_one(bundled_ind
     assert "compute cost:" in capsys.readouterr().out
     assert main(["compare", ids[0], "no-such-paper", "--index", str(bundled_index)]) == 2
     assert "no paper with id 'no-such-paper'" in capsys.readouterr().err
+
+
+def test_a_models_wording_of_each_aspect_is_read_whatever_its_list_marks():
+    reply = (
+        "**Problem:** Fine-tuning costs too much.\n"
+        "- approach: trains few weights\n"
+        "3. Data or benchmarks: not stated\n"
+        "main result: N/A\n"
+        "Notes: ignored\n"
+        "Approach: a second wording is ignored\n"
+    )
+    assert read_drafts(reply, DEFAULT_ASPECTS) == {
+        "problem": "Fine-tuning costs too much.",
+        "approach": "trains few weights",
+    }
+    assert read_drafts("compute cost: 3 GPU hours", ["compute cost"]) == {"compute cost": "3 GPU hours"}
+
+
+def test_a_wording_the_abstract_bears_out_replaces_the_quote_and_one_it_does_not_is_never_the_cell():
+    row = compare_row("tiny", "TinyTune", ABSTRACT)
+    drafts = {"problem": "Fine-tuning is too costly.", "approach": "It uses quantum annealing."}
+    worded = with_drafts(row, drafts, {"problem": 1})
+    problem, approach = worded.cells[:2]
+    assert problem.written and (problem.text, problem.sentence) == ("Fine-tuning is too costly.", 1)
+    assert not approach.written and (approach.text, approach.sentence) == (row.cells[1].text, row.cells[1].sentence)
+    assert approach.unsupported == "It uses quantum annealing." and worded.cells[2:] == row.cells[2:]
+    assert "NOT borne out by the abstract: It uses quantum annealing." in table_text([worded], "text")
+    assert "*model, not borne out:* It uses quantum annealing" in table_text([worded], "markdown")
+    assert "quantum" not in table_text([worded], "csv")  # a table's cells hold only what the abstract bears out
+
+
+def test_an_llm_words_the_cells_and_each_wording_is_checked_against_its_abstract(assistant, capsys):
+    """A scripted endpoint says one true thing (an abstract sentence, reworded only by its case), one invented
+    thing, and "not stated": the first becomes the cell with that sentence as its evidence, the second is marked."""
+    ids = [h.id for h in assistant.search("detecting LLM-generated text", k=1)]
+    abstract = assistant.store.snapshot().papers(ids)[ids[0]].abstract
+    sentences = split_sentences(abstract)
+    true = sentences[-1]
+    invented = "The method runs on quantum annealing hardware built from trapped ions in orbit."
+    reply = f"problem: {true.lower()}\napproach: {invented}\ndata or benchmarks: not stated\n"
+    endpoint = Endpoint("ok", pieces=(reply,))
+    try:
+        row = with_llm(assistant, endpoint.url).compare(ids, write=True)[0]
+        _, _, request = endpoint.requests[-1]
+    finally:
+        endpoint.close()
+    quoted = assistant.compare(ids)[0]
+    assert request["messages"][0]["content"] == CELL_INSTRUCTIONS and sentences[0] in request["messages"][1]["content"]
+    problem, approach, data = row.cells[:3]
+    assert problem.written and problem.text == true.lower() and problem.sentence == len(sentences) - 1
+    assert not approach.written and approach.unsupported == invented and approach.text == quoted.cells[1].text
+    assert data == quoted.cells[2] and row.cells[3:] == quoted.cells[3:]
+    with pytest.raises(PaperchatError, match="no LLM is configured"):
+        assistant.compare(ids, write=True)

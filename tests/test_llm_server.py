@@ -341,3 +341,33 @@ def test_a_filter_only_message_asks_the_model_the_previous_question_and_more_lik
         ) == len(streamed)
     finally:
         endpoint.close()
+
+
+def test_a_real_model_words_comparison_cells_and_only_what_its_abstract_bears_out_becomes_a_cell(
+    assistant, llm_server, monkeypatch
+):
+    """Whatever the model says becomes a cell only where the abstract bears it out. (The 270M base model mostly
+    repeats one word instead of listing the aspects: then every cell keeps its quote.)"""
+    from paperchat.citations import SUPPORTED
+    from paperchat.compare import ASPECT_TITLES, read_drafts
+    from paperchat.llm import cell_messages
+
+    monkeypatch.setenv("PAPERCHAT_LLM_API_KEY", "test-key")
+    writer = with_llm(assistant, llm_server, llm_max_tokens=160)
+    ids = [hit.id for hit in assistant.search(QUESTION, k=2)]
+    worded, quoted = writer.compare(ids, write=True), assistant.compare(ids)
+    papers = assistant.store.snapshot().papers(ids)
+    checker = CitationChecker(assistant.store.embedder.encode, assistant.store.snapshot().tokenizer)
+    for row, plain in zip(worded, quoted):
+        abstract = papers[row.paper_id].abstract
+        headings = [ASPECT_TITLES[cell.aspect] for cell in row.cells]
+        said = writer.llm.complete(cell_messages(row.title, abstract, headings, writer.settings.llm_abstract_chars))
+        drafts = read_drafts(said, [cell.aspect for cell in row.cells])  # what compare read (temperature 0)
+        for cell, rule in zip(row.cells, plain.cells):
+            if cell.written:  # the model's words, borne out by the sentence named as their evidence
+                (support,) = checker.supports([cell.text], [(row.title, abstract)])[0]
+                assert cell.text == drafts[cell.aspect] and support.score >= SUPPORTED, cell
+                assert support.sentence == cell.sentence, cell
+            else:  # the quote stays, whatever the model said
+                assert (cell.sentence, cell.text) == (rule.sentence, rule.text), cell
+                assert cell.unsupported == drafts.get(cell.aspect, ""), cell
