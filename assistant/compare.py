@@ -75,7 +75,7 @@ _RESULT = re.compile(
 )
 _EVALUATION = re.compile(
     r"\b(?:experiments?|experimental|evaluat\w*|benchmarks?|datasets?|tested|test sets?|corpus|corpora|"
-    r"validated?|trained on|fine-tuned on)\b",
+    r"validated?|trained on|fine-tuned on|we use|using|collected|testbed|examine|explore)\b",
     re.IGNORECASE,
 )
 _COUNTED_DATA = re.compile(
@@ -88,7 +88,7 @@ _PLACED_NAME = re.compile(
 )
 _DATA_KINDS = re.compile(
     r"\b(?:on|across|in|over|using|including)\b[^.]{0,60}\b(?:tasks|domains|environments|testbed|benchmarks?|"
-    r"datasets?|corpora|articles|commits|forums)\b",
+    r"datasets?|corpora|articles|commits|forums|task|pairs|samples|documents)\b",
     re.IGNORECASE,
 )
 _VAGUE_DATA = re.compile(r"\b(?:various|several|multiple|diverse|many|a range of|a variety of|extensive)\b", re.I)

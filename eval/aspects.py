@@ -1,8 +1,7 @@
 """How well comparison tables quote the right sentences, against blind judgments of which sentences of an abstract
-state its problem, approach, data, result and code (`blind_aspects.jsonl` and `blind_aspects2.jsonl`: 80 bundled
-abstracts each, each set written by a helper who read only the abstracts). Two shares, per aspect and in all: of
-the cells that quote a sentence, those quoting a marked one; of the cells left "not stated", those the judge also
-left empty."""
+state its problem, approach, data, result and code (`blind_aspects*.jsonl`: three sets of 80 bundled abstracts,
+each written by a helper who read only the abstracts). Two shares, per aspect and in all: of the cells that quote
+a sentence, those quoting a marked one; of the cells left "not stated", those the judge also left empty."""
 
 from __future__ import annotations
 

@@ -31,13 +31,20 @@ GATE_SETS = ("offtopic", "blind_offtopic", "blind_offtopic2", "blind_offtopic3")
 # Written after the test halves of the joined split were scored: each record's half is decided by its own
 # (first) text alone, or by the group of a joined record with the same text; joining them would move 4 older
 # records between halves.
-SPLIT_ALONE_SETS = ("blind_chats3", "blind_backpoint2", "blind_offtopic3", "blind_aspects", "blind_aspects2")
+SPLIT_ALONE_SETS = (
+    "blind_chats3",
+    "blind_backpoint2",
+    "blind_offtopic3",
+    "blind_aspects",
+    "blind_aspects2",
+    "blind_aspects3",
+)
 FILTER_SETS = ("blind_filters", "blind_filters2")
 # written after the test halves were scored: measured whole, never split (joining the groups would move records)
 HELD_OUT_FILTER_SETS = ("blind_filters3",)
 CLAIM_SETS = ("claims", "claims2")
 # which sentences of an abstract state each aspect (comparison tables)
-ASPECT_SETS = ("blind_aspects", "blind_aspects2")
+ASPECT_SETS = ("blind_aspects", "blind_aspects2", "blind_aspects3")
 # in a gate set; every other kind (near, far) has no answer in the corpus
 ANSWERABLE_KINDS = ("control", "paraphrase")
 
