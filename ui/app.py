@@ -59,23 +59,20 @@ def _filter_value(value):
     return True if value else None
 
 
-# The files an answer offers: its sources in two citation formats and, after "compare", the table in two more.
-DOWNLOADS = (
-    ("bibtex", "paperchat-sources-", ".bib"),
-    ("ris", "paperchat-sources-", ".ris"),
-    ("csv", "paperchat-table-", ".csv"),
-    ("markdown", "paperchat-table-", ".md"),
-)
+SOURCE_FILES = (("bibtex", ".bib"), ("ris", ".ris"))  # an answer's sources, in two citation formats
+TABLE_FILES = (("csv", ".csv"), ("markdown", ".md"))  # a "compare" answer's table
 
 
-def answer_files(answer: Answer) -> list[str | None]:
-    """The text of each of `DOWNLOADS` for an answer (None where it has nothing: no sources, or no table)."""
+def answer_files(answer: Answer) -> list[tuple[str, str, str | None]]:
+    """(name prefix, suffix, text) of each file an answer offers, in the order of the download buttons: its
+    sources in BibTeX and RIS, its table in CSV and Markdown; the text is None where there is nothing to offer."""
     numbers = [hit.rank for hit in answer.hits]
     return [
-        (table_text(answer.table, fmt, numbers) if answer.table else None)
-        if prefix == "paperchat-table-"
-        else (export(answer.hits, fmt) if answer.hits else None)
-        for fmt, prefix, _ in DOWNLOADS
+        ("paperchat-sources-", suffix, export(answer.hits, fmt) if answer.hits else None)
+        for fmt, suffix in SOURCE_FILES
+    ] + [
+        ("paperchat-table-", suffix, table_text(answer.table, fmt, numbers) if answer.table else None)
+        for fmt, suffix in TABLE_FILES
     ]
 
 
@@ -104,13 +101,13 @@ class Downloads:
         return self.root / hashlib.sha256(session.encode()).hexdigest()[:32]
 
     def write(self, session: str, answer: Answer) -> list[str | None]:
-        """The answer's files (`DOWNLOADS`: a path each, None where it has nothing to offer); the session's
+        """The answer's files (`answer_files`: a path each, None where it has nothing to offer); the session's
         earlier files are deleted. Each answer's files have new names, so that a browser never shows a cached
         earlier download."""
         folder = self._folder(session)
         folder.mkdir(exist_ok=True)
         paths: list[str | None] = []
-        for (_, prefix, suffix), text in zip(DOWNLOADS, answer_files(answer)):
+        for prefix, suffix, text in answer_files(answer):
             paths.append(None)
             if text is not None:
                 descriptor, paths[-1] = tempfile.mkstemp(suffix=suffix, prefix=prefix, dir=folder)
@@ -160,7 +157,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         """A generator: the sources panel first, then a written answer token by token, then the
         checked answer. Gradio sends each streamed update as a diff against the previous one, so
         a token travels as an append to the last message; the side outputs (sources, downloads,
-        filter, the Compare box) are sent with the sources and not again. The browser session's
+        filter) are yielded unchanged, which sends nothing for them (a bare `gr.update()` there instead made the
+        download buttons download nothing); the Compare box changes with the answer. The browser session's
         `Conversation` (held in a `gr.State`) remembers the turns, what they showed and the filter."""
         history = list(history or [])
         conversation = conversation or assistant.chat()
@@ -178,7 +176,6 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             lead = searched_markdown(found)
             history.append({"role": "assistant", "content": lead + WRITING})
             yield "", history, conversation, *side
-            side = (gr.update(),) * SIDE_OUTPUTS  # sent once: a later yield changes only the sources panel
             streamed = ""
             for event in events:
                 if event.kind == "token":
@@ -217,12 +214,19 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             saved_markdown(saved),
         )
 
+    def saved_now() -> str:
+        """The saved questions as they are on disk (an unreadable file is a message, not a page that fails)."""
+        try:
+            return saved_markdown(assistant.watchlist.questions())
+        except PaperchatError as exc:
+            return f"⚠️ {escape_markdown(str(exc))}"
+
     def unwatch(number: float | None) -> tuple[str, str]:
         try:
             gone = assistant.unwatch(int(number or 0))
         except PaperchatError as exc:
-            return saved_markdown(assistant.watchlist.questions()), f"⚠️ {escape_markdown(str(exc))}"
-        return saved_markdown(assistant.watchlist.questions()), f"Removed *{escape_markdown(gone.question)}*."
+            return saved_now(), f"⚠️ {escape_markdown(str(exc))}"
+        return saved_now(), f"Removed *{escape_markdown(gone.question)}*."
 
     def make_digest(since: str, keep: bool) -> str:
         try:
@@ -311,7 +315,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     "papers that answer them: ingest new papers, then make a digest. A paper is listed when the "
                     "relevance gate, judging it alone, accepts it for the question."
                 )
-                saved = gr.Markdown(saved_markdown(assistant.watchlist.questions()), elem_id="saved-questions")
+                saved = gr.Markdown(saved_now(), elem_id="saved-questions")
                 with gr.Row():
                     number = gr.Number(label="question number", precision=0, minimum=1, elem_id="unwatch-number")
                     remove = gr.Button("Remove saved question", elem_id="unwatch")
@@ -352,9 +356,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         watch.click(watch_topic, conversation, [watched, saved], api_visibility="private")
         remove.click(unwatch, number, [saved, removed], api_visibility="private")
         make.click(make_digest, [digest_since, keep], digest_view, api_visibility="private")
-        digest_tab.select(
-            lambda: saved_markdown(assistant.watchlist.questions()), None, saved, api_visibility="private"
-        )
+        digest_tab.select(saved_now, None, saved, api_visibility="private")
         app.unload(session_ended)
         gr.api(search_api, api_name="search")
         gr.api(chat_api, api_name="chat")
