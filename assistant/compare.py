@@ -208,13 +208,16 @@ _NOT_STATED = re.compile(
 )
 
 
+_DRAFT_LINE = re.compile(r"^[\s>*#\-\d.)]*([^:]{1,60}?)[\s*]*:[\s*]*(.+)$")  # "- **Problem:** wording"
+
+
 def read_drafts(reply: str, aspects: Sequence[str]) -> dict[str, str]:
     """The model's wording of each aspect, from a reply of "aspect: wording" lines (an aspect by its name or its
     heading, with or without list marks and bold); an aspect it says is not stated, or leaves out, has none."""
     names = {name.lower(): aspect for aspect in aspects for name in (aspect, ASPECT_TITLES.get(aspect, aspect))}
     drafts: dict[str, str] = {}
     for line in reply.splitlines():
-        found = re.match(r"^[\s>*#\-\d.)]*([^:]{1,60}?)[\s*]*:[\s*]*(.+)$", line)
+        found = _DRAFT_LINE.match(line)
         if not found:
             continue
         aspect, wording = names.get(found.group(1).strip(" *").lower()), found.group(2).strip(" *")

@@ -76,9 +76,6 @@ def answer_files(answer: Answer) -> list[tuple[str, str, str | None]]:
     ]
 
 
-SIDE_OUTPUTS = 7  # sources, BibTeX, RIS, table CSV, table Markdown, filter row, the Compare box
-
-
 def compare_message(numbers: list[int]) -> str:
     """The chat message the Compare button sends for the ticked sources: "compare [1], [2] and [4]"."""
     marks = [f"[{n}]" for n in sorted(set(numbers))]
@@ -162,7 +159,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         `Conversation` (held in a `gr.State`) remembers the turns, what they showed and the filter."""
         history = list(history or [])
         conversation = conversation or assistant.chat()
-        side = (gr.update(),) * SIDE_OUTPUTS  # kept until a search is done
+        side = (gr.update(),) * len(beside)  # kept until a search is done
         if not message or not message.strip():
             history.append({"role": "assistant", "content": EMPTY_PROMPT})
             yield "", history, conversation, *side
@@ -195,7 +192,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         """The Compare button: the ticked sources compared as if the user had typed "compare [1] and [3]"."""
         if not ticked:
             history = [*(history or []), {"role": "assistant", "content": "Tick the sources to compare first."}]
-            yield "", history, conversation, *(gr.update(),) * SIDE_OUTPUTS
+            yield "", history, conversation, *(gr.update(),) * len(beside)
             return
         yield from respond(request, compare_message(ticked), history, conversation, k, mode, *filter_values)
 
@@ -346,12 +343,12 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             return "", "", "", "", "", "", False, conversation, filter_row(None)
 
         filter_inputs = [since, until, author, category, venue, source, has_code]
-        side = [sources, bibtex, ris, table_csv, table_md, active, pick]
+        beside = [sources, bibtex, ris, table_csv, table_md, active, pick]  # what `side_outputs` yields, in order
         inputs, outputs = [question, chatbot, conversation, k, mode, *filter_inputs], [question, chatbot, conversation]
-        question.submit(respond, inputs, outputs + side, api_visibility="private")
-        send.click(respond, inputs, outputs + side, api_visibility="private")
-        compare.click(compare_ticked, [pick, *inputs[1:]], outputs + side, api_visibility="private")
-        clear.click(new_chat, None, [chatbot, conversation, *side], api_visibility="private")
+        question.submit(respond, inputs, outputs + beside, api_visibility="private")
+        send.click(respond, inputs, outputs + beside, api_visibility="private")
+        compare.click(compare_ticked, [pick, *inputs[1:]], outputs + beside, api_visibility="private")
+        clear.click(new_chat, None, [chatbot, conversation, *beside], api_visibility="private")
         reset.click(clear_filters, conversation, [*filter_inputs, conversation, active], api_visibility="private")
         watch.click(watch_topic, conversation, [watched, saved], api_visibility="private")
         remove.click(unwatch, number, [saved, removed], api_visibility="private")
