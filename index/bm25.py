@@ -211,19 +211,29 @@ class BM25Index:
 
     # --- scoring ---------------------------------------------------------------------------
 
-    def _contributions(self, term: str, segment: int, weight: float) -> tuple[np.ndarray, np.ndarray]:
-        """Rows (in the segment) holding `term` and the term's BM25 contribution to each."""
+    def _postings(self, term: str, segment: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows (in the segment) holding `term`, ascending, and the term's frequency in each (views of the
+        memory-mapped arrays: nothing is read until used)."""
         postings = self.segments[segment]
         column = postings.vocabulary.get(term)
         if column is None:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         start, end = int(postings.indptr[column]), int(postings.indptr[column + 1])
-        rows = np.asarray(postings.rows[start:end], dtype=np.int64)
-        frequencies = np.asarray(postings.frequencies[start:end], dtype=np.float32)
+        return postings.rows[start:end], postings.frequencies[start:end]
+
+    def _saturated(self, segment: int, rows: np.ndarray, frequencies: np.ndarray, weight: float) -> np.ndarray:
+        """The BM25 contribution of a term with `frequencies` in `rows` of a segment."""
+        frequencies = np.asarray(frequencies, dtype=np.float32)
         saturation = frequencies / (frequencies + self._norms[segment][rows])
         if self.engine == "rank-bm25":
             saturation = saturation * (self.params.k1 + 1)
-        return rows, (weight * saturation).astype(np.float32)
+        return (weight * saturation).astype(np.float32)
+
+    def _contributions(self, term: str, segment: int, weight: float) -> tuple[np.ndarray, np.ndarray]:
+        """Rows (in the segment) holding `term` and the term's BM25 contribution to each."""
+        rows, frequencies = self._postings(term, segment)
+        rows = np.asarray(rows, dtype=np.int64)
+        return rows, self._saturated(segment, rows, frequencies, weight)
 
     def scores(self, query_terms: list[str]) -> np.ndarray:
         """BM25 score of every row for the query terms (a repeated term counts again; deleted rows score 0)."""
@@ -247,16 +257,16 @@ class BM25Index:
         segment_of = np.searchsorted(self.starts, positions, side="right") - 1
         for segment in np.unique(segment_of[(positions >= 0) & (positions < self.size)]).tolist():
             mine = np.flatnonzero(segment_of == segment)
-            rows, values = self._contributions(term, segment, weight)
+            rows, frequencies = self._postings(term, segment)
             if not len(rows):
                 continue
             local = positions[mine] - self.starts[segment]
-            at = np.minimum(np.searchsorted(rows, local), len(rows) - 1)
+            at = np.minimum(np.searchsorted(rows, local), len(rows) - 1)  # only the candidates' postings are read
             hit = rows[at] == local
             live = self.live[segment]
             if live is not None:
                 hit &= live[local]
-            found[mine[hit]] = values[at[hit]]
+            found[mine[hit]] = self._saturated(segment, local[hit], frequencies[at[hit]], weight)
         return found
 
     def _without_deleted(self, scores: np.ndarray) -> np.ndarray:
