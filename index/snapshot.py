@@ -6,9 +6,10 @@ abstracts (`Passages`), the metadata columns filters test (`Columns`), and the v
 words its abstracts bring that no earlier segment had (`Lexicon`, for the relevance gate's meaning
 coverage; built only when given the embedder's `encode`). Segments are immutable. An ingest of N
 papers writes one segment of N rows (several of SEGMENT_ROWS when N is larger) and marks the rows they
-replace as deleted; a removal only marks rows; when more than MAX_SEGMENTS segments are not full, the writer
-folds the smallest of them into one (`segments_to_merge`: a merge costs what the small segments hold, never
-the whole index). A snapshot's rows are its segments' rows in order;
+replace as deleted; a removal only marks rows; when more than MAX_SEGMENTS segments of one size tier are not
+full, the writer folds the smallest of that tier into one (`segments_to_merge`: a merge costs what segments of
+that size hold, never the whole index, and a small page never merges the large remnants of a bulk ingest).
+A snapshot's rows are its segments' rows in order;
 BM25 takes its statistics over all live rows (`index/bm25.py`), so scores are those of one index
 built from scratch over the same papers.
 
@@ -50,7 +51,9 @@ FORMAT_VERSION = 8  # 7: base + delta segments, BM25 with global statistics; 8: 
 MANIFEST = "CURRENT.json"
 IDS_FILE = "ids.json"
 VECTORS_FILE = "vectors.npy"
-MAX_SEGMENTS = 8  # more segments than this below SEGMENT_ROWS after a write: the writer merges the smallest
+MAX_SEGMENTS = 8  # more segments than this in one tier below SEGMENT_ROWS after a write: the writer merges the smallest
+MERGE_FLOOR = 1_000  # rows: segments smaller than this make the lowest merge tier
+MERGE_FACTOR = 10  # each merge tier holds segments up to this many times larger than the one below
 SEGMENT_ROWS = 100_000  # most papers an ingest or a rebuild puts in one segment (what it holds in memory at a time)
 STALE_BUILD_SECONDS = 3600
 SAMPLE_BLOCK = 1 << 16
@@ -491,16 +494,36 @@ class Snapshot:
         return snapshot, "loaded"
 
 
-def segments_to_merge(sizes: Sequence[int], full: int = SEGMENT_ROWS, most: int = MAX_SEGMENTS) -> list[int]:
-    """Which segments (by number, of their live row counts `sizes`) a merge folds into one: none while at most `most`
-    of them hold fewer than `full` rows; past that, the smallest of those, as many as leave half of `most` free.
-    Full segments (a bulk ingest's or a rebuild's) are never merged, so that a merge after a small ingest costs what
-    the small segments hold, not the index (Lucene's tiered policy, reduced to sizes)."""
-    small = [n for n, size in enumerate(sizes) if size < full]
-    if len(small) <= most:
-        return []
-    smallest = sorted(small, key=lambda n: (sizes[n], n))
-    return sorted(smallest[: len(small) - most // 2 + 1])
+def segments_to_merge(
+    sizes: Sequence[int],
+    full: int = SEGMENT_ROWS,
+    most: int = MAX_SEGMENTS,
+    floor: int = MERGE_FLOOR,
+    factor: int = MERGE_FACTOR,
+) -> list[int]:
+    """Which segments (by number, of their live row counts `sizes`) a merge folds into one (Lucene's tiered policy,
+    reduced to sizes). Segments below `full` rows fall into size tiers (`merge_tier`); the lowest tier holding more
+    than `most` of them gives up its smallest, as many as leave half of `most` free. Full segments (a bulk ingest's
+    or a rebuild's) are never merged. So a merge after a small ingest costs what segments of its size hold: a daily
+    page never folds the 25k-row remnants of a bulk ingest, and at most `most` segments stay in each tier."""
+    tiers: dict[int, list[int]] = {}
+    for number, size in enumerate(sizes):
+        if size < full:
+            tiers.setdefault(merge_tier(size, floor, factor), []).append(number)
+    for tier in sorted(tiers):
+        members = tiers[tier]
+        if len(members) > most:
+            smallest = sorted(members, key=lambda n: (sizes[n], n))
+            return sorted(smallest[: len(members) - most // 2 + 1])
+    return []
+
+
+def merge_tier(size: int, floor: int = MERGE_FLOOR, factor: int = MERGE_FACTOR) -> int:
+    """0 below `floor` rows, then one more for each `factor` times larger (1,000-9,999 rows: 1; 10,000-99,999: 2)."""
+    tier, bound = 0, floor
+    while size >= bound:
+        tier, bound = tier + 1, bound * factor
+    return tier
 
 
 def _live_mask(rows: int, deleted: np.ndarray) -> np.ndarray | None:

@@ -13,7 +13,7 @@ from paperchat.filters import Filter
 from paperchat.index.bm25 import BM25Index, BM25Params, Postings
 from paperchat.index.loaders import load_bundled
 from paperchat.index.passages import Passages
-from paperchat.index.snapshot import MANIFEST, MAX_SEGMENTS, Segment, Snapshot, segments_to_merge
+from paperchat.index.snapshot import MANIFEST, MAX_SEGMENTS, Segment, Snapshot, merge_tier, segments_to_merge
 from paperchat.index.tokenize import Tokenizer
 
 PAPERS = load_bundled()[0]
@@ -222,12 +222,17 @@ def test_past_max_segments_the_writer_merges_the_smallest_and_leaves_full_ones_a
     assert assistant.store.snapshot().documents == 40 + MAX_SEGMENTS + 1
 
 
-def test_the_merge_policy_folds_the_smallest_segments_and_never_a_full_one():
+def test_the_merge_policy_folds_the_smallest_segments_of_one_size_tier_and_never_a_full_one():
     full = 100_000
     assert segments_to_merge([full] * 10 + [50] * MAX_SEGMENTS, full) == []
     assert segments_to_merge([full, 400, 50, 7, 50, 50, 50, 50, 50, 50], full) == [2, 3, 4, 5, 6, 7]
     assert segments_to_merge([99_999] * 9, full) == [0, 1, 2, 3, 4, 5]  # equal sizes: the oldest first
     assert segments_to_merge([5] * 9, full, most=2) == list(range(9))  # at most 2 small: all 9 become one
+    # A 1M bulk ingest in pages of 125k leaves 8 remnants of 25k: a daily page of 50 merges none of them ...
+    assert segments_to_merge([full] * 8 + [25_000] * 8 + [50], full) == []
+    # ... and when the small tier overflows, only pages are folded, never a remnant (the write stays small).
+    assert segments_to_merge([full] + [25_000] * 8 + [50] * 9, full) == [9, 10, 11, 12, 13, 14]
+    assert [merge_tier(size) for size in (0, 999, 1_000, 9_999, 10_000, 99_999)] == [0, 0, 1, 1, 2, 2]
 
 
 def test_a_big_ingest_and_a_rebuild_hold_one_segment_of_papers_at_a_time_and_score_as_one(tmp_path, embedder):
