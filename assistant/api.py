@@ -16,6 +16,7 @@ from paperchat.export import export
 from paperchat.filters import Filter
 from paperchat.hits import Hit, citation_of
 from paperchat.index.bm25 import BM25Params
+from paperchat.index.chroma import HnswConfig
 from paperchat.index.embeddings import Embedder
 from paperchat.index.errors import PaperchatError
 from paperchat.index.loaders import LoadReport, ingest_filter, load_bundled, load_paths
@@ -77,7 +78,7 @@ class Assistant:
             write_batch=resolved.write_batch,
             lock_timeout=resolved.lock_timeout,
             create=create,
-            hnsw_ef_search=resolved.hnsw_ef_search,
+            hnsw=HnswConfig(resolved.hnsw_ef_search, resolved.hnsw_max_neighbors, resolved.hnsw_ef_construction),
             segment_rows=resolved.segment_rows,
         )
         assistant = cls(resolved, store)

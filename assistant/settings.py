@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from paperchat.chat import MIN_SUPPORTED
 from paperchat.index.bm25 import ENGINES, BM25Params
-from paperchat.index.chroma import HNSW_EF_SEARCH
+from paperchat.index.chroma import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_MAX_NEIGHBORS
 from paperchat.index.embeddings import DEFAULT_MODEL, QUERY_BACKENDS, default_cache_dir
 from paperchat.index.errors import PaperchatError
 from paperchat.index.snapshot import SEGMENT_ROWS
@@ -80,6 +80,22 @@ class Settings(BaseSettings):
         le=10_000,
         description="Chroma HNSW search breadth, set when a collection is created (eval/README.md: recall at 100k); "
         "a larger value finds more true neighbours above 20k papers, a little slower",
+        json_schema_extra=INDEX_TIME,
+    )
+    hnsw_max_neighbors: int = Field(
+        HNSW_MAX_NEIGHBORS,
+        ge=4,
+        le=256,
+        description="links per paper in Chroma's HNSW graph, fixed when the collection is created: more find more "
+        "true neighbours in a large index, for a slower build and more memory",
+        json_schema_extra=INDEX_TIME,
+    )
+    hnsw_ef_construction: int = Field(
+        HNSW_EF_CONSTRUCTION,
+        ge=10,
+        le=10_000,
+        description="Chroma HNSW build breadth, fixed when the collection is created: larger builds a better graph, "
+        "slower",
         json_schema_extra=INDEX_TIME,
     )
     engine: Literal[ENGINES] = Field("bm25s", description="BM25 engine", json_schema_extra=INDEX_TIME)

@@ -29,7 +29,7 @@ import psutil
 from filelock import FileLock, Timeout
 
 from paperchat.index.bm25 import BM25Params
-from paperchat.index.chroma import HNSW_EF_SEARCH, ChromaRepository
+from paperchat.index.chroma import ChromaRepository, HnswConfig
 from paperchat.index.embeddings import Embedder
 from paperchat.index.errors import PaperchatError
 from paperchat.index.papers import Paper
@@ -155,7 +155,7 @@ class Store:
         tokenizer: Tokenizer | None = None,
         notify: Callable[[str], None] | None = None,
         create: bool = True,
-        hnsw_ef_search: int = HNSW_EF_SEARCH,
+        hnsw: HnswConfig = HnswConfig(),
         segment_rows: int = SEGMENT_ROWS,
     ) -> None:
         self.path = Path(path).expanduser()
@@ -168,7 +168,7 @@ class Store:
         self.write_batch = write_batch
         self.segment_rows = segment_rows
         self.repository = ChromaRepository(
-            self.path, chroma_url, collection, embedder.name, lambda: self.embedder.dimension, create, hnsw_ef_search
+            self.path, chroma_url, collection, embedder.name, lambda: self.embedder.dimension, create, hnsw
         )
         try:
             self.snapshot_folder.mkdir(parents=True, exist_ok=True)

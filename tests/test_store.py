@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import write
+from conftest import small_assistant, write
 from paperchat import Assistant, PaperchatError
 from paperchat.index.snapshot import MANIFEST
 
@@ -226,3 +226,19 @@ def test_an_index_whose_papers_were_all_removed_stays_empty_when_reopened(small)
     messages = []
     reopened = Assistant.open(tmp_path / "index", load_model=False, progress=False, notify=messages.append)
     assert reopened.store.repository.count() == reopened.store.snapshot().documents == 0 and messages == []
+
+
+def test_the_papers_collection_takes_the_hnsw_settings_and_the_passages_keep_chromas_defaults(tmp_path, embedder):
+    """The graph searched by vector is built with the configured links and breadth (an environment variable works as
+    any setting does); the passage collection, read only by id, keeps Chroma's cheaper defaults."""
+    corpus = write(tmp_path / "papers.jsonl", "\n".join(json.dumps(p) for p in PAPERS) + "\n")
+    assistant = small_assistant(tmp_path / "index", embedder, corpus, hnsw_max_neighbors=24, hnsw_ef_construction=150)
+    papers = assistant.store.repository.papers().configuration_json["hnsw"]
+    passages = assistant.store.repository.passages().configuration_json["hnsw"]
+    assert (papers["max_neighbors"], papers["ef_construction"], papers["ef_search"]) == (24, 150, 400)
+    assert (passages["max_neighbors"], passages["ef_construction"], passages["space"]) == (16, 100, "cosine")
+    defaults = small_assistant(tmp_path / "defaults", embedder, corpus).store.repository.papers()
+    assert (
+        defaults.configuration_json["hnsw"]["max_neighbors"],
+        defaults.configuration_json["hnsw"]["ef_construction"],
+    ) == (32, 200)
