@@ -171,15 +171,18 @@ class Assistant:
         return export(hits, fmt)
 
     def info(self) -> dict:
-        repository = self.store.repository
-        metadata = repository.metadata()
+        """What the index holds. The counts come from the snapshot (current with Chroma once `snapshot()` returns):
+        asking an embedded Chroma for a count loads the collection's HNSW graph into memory, 1.7 GB for the
+        passages of 1M papers that a searching process never reads by vector."""
+        metadata = self.store.repository.metadata()
+        snapshot = self.store.snapshot()
         return {
             "index": self.location,
             "model": metadata.get("model", self.settings.model),
             "dimension": metadata.get("dimension"),
             "engine": self.settings.engine,
-            "documents": repository.count(),
-            "passages": repository.passage_count(),
+            "documents": snapshot.documents,
+            "passages": snapshot.passage_count,
             "collection": self.settings.collection,
             "fusion": self.settings.fusion,
             "llm": self.llm.describe() if self.llm else "none (extractive answers; no network calls)",

@@ -420,7 +420,9 @@ def hnsw_recall(assistant: Assistant, queries: list[str], k: int = 100, exact_fi
     ]
     first, last = zip(*kept["first_and_last"])
     return {
-        **{key: collection.configuration_json["hnsw"][key] for key in ("ef_search", "max_neighbors", "ef_construction")},
+        **{
+            key: collection.configuration_json["hnsw"][key] for key in ("ef_search", "max_neighbors", "ef_construction")
+        },
         f"recall_at_{k}": round(float(np.mean(recalls)), 4),
         "lowest": round(min(recalls), 2),
         "exact_cosine_first_and_last": [round(float(np.median(first)), 3), round(float(np.median(last)), 3)],

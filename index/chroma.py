@@ -282,11 +282,6 @@ class ChromaRepository:
         return collection.count() if collection is not None else 0
 
     @_clear_faults
-    def passage_count(self) -> int:
-        collection = self.passages()
-        return collection.count() if collection is not None else 0
-
-    @_clear_faults
     def fingerprint(self) -> str:
         collection = self.papers()
         if collection is None:

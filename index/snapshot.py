@@ -372,6 +372,16 @@ class Snapshot:
         return self.bm25.documents
 
     @property
+    def passage_count(self) -> int:
+        """Passage vectors of the live papers: what Chroma's passage collection holds for the state this snapshot
+        derives from (counting there would make an embedded Chroma load that collection's whole HNSW graph)."""
+        total = 0
+        for segment, gone in zip(self.segments, self.deleted):
+            counts = np.diff(segment.passages.offsets)
+            total += int(counts.sum() - counts[gone].sum())
+        return total
+
+    @property
     def tokenizer(self) -> Tokenizer:
         return self.bm25.tokenizer
 

@@ -142,6 +142,7 @@ def test_long_abstracts_get_passages_the_vector_side_reads(small):
     stored = repository.passages().get(where={"doc": "long"}, include=["documents"])
     assert repository.papers().get(ids=["long"])["metadatas"][0]["passages"] == len(stored["ids"]) >= 2
     assert repository.passages().get(where={"doc": "lora"})["ids"] == []  # short abstracts need none
+    assert assistant.info()["passages"] == repository.passages().count() == len(stored["ids"])  # from the snapshot
     query = "Icelandic sheep herding dialogues"
     snapshot = store.snapshot()
     own = float(snapshot.vectors[snapshot.positions(["long"])[0]] @ store.embedder.encode_query(query))
@@ -154,9 +155,10 @@ def test_long_abstracts_get_passages_the_vector_side_reads(small):
     assert repository.passages().get(where={"doc": "long"})["ids"] == []
     assistant.ingest([write(tmp_path / "long.jsonl", json.dumps(LONG) + "\n")], progress=False)
     assert assistant.remove(["long"]) == ["long"]
-    assert repository.passage_count() == 0
+    assert repository.passages().count() == 0
     snapshot = store.snapshot()
     assert snapshot.documents == 3 and len(snapshot.passages.of(snapshot.live_rows())[2]) == 0
+    assert snapshot.passage_count == 0 and assistant.info()["passages"] == 0
 
 
 PAGE = """Daily Papers
