@@ -286,10 +286,24 @@ class BM25Index:
 
 
 def top_positions(scores: np.ndarray, k: int, positive_only: bool = True) -> np.ndarray:
-    """Positions of the `k` highest scores (only positive ones by default), best first, ties by position."""
+    """Positions of the `k` highest scores (only positive ones by default), best first, ties by position.
+
+    Only the scores at or above a lower bound of the k-th highest (`kth_lower_bound`) are sorted: at 1M a full
+    `argpartition` took 12-22 ms here, the bound and the few thousand candidates about 2."""
     if scores.size == 0 or k <= 0:
         return np.zeros(0, dtype=np.int64)
     k = min(k, scores.size)
-    top = np.argpartition(-scores, k - 1)[:k]
-    top = top[np.lexsort((top, -scores[top]))]
+    candidates = np.flatnonzero(scores >= kth_lower_bound(scores, k))
+    top = candidates[np.lexsort((candidates, -scores[candidates]))[:k]]
     return top[scores[top] > 0] if positive_only else top
+
+
+def kth_lower_bound(scores: np.ndarray, k: int, blocks_per_k: int = 32) -> float:
+    """A value the k-th highest of `scores` is at least. For a long array: the k-th highest of the maxima of
+    k x `blocks_per_k` equal blocks (k blocks each hold a score that high, so at least k scores are); else the
+    k-th highest itself."""
+    blocks = k * blocks_per_k
+    if scores.size < 4 * blocks:
+        return float(np.partition(scores, scores.size - k)[scores.size - k])
+    maxima = scores[: scores.size // blocks * blocks].reshape(blocks, -1).max(axis=1)
+    return float(np.partition(maxima, blocks - k)[blocks - k])

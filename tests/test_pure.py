@@ -18,6 +18,7 @@ from paperchat.chat import (
 )
 from paperchat.fusion import adaptive_bm25_weight, expansion_terms, feedback_weights, rocchio, rrf, smooth, zscore
 from paperchat.gate import Concept, GateModel, evidence, key_concepts
+from paperchat.index.bm25 import kth_lower_bound, top_positions
 from paperchat.index.passages import Passages, max_passage, pack_passages
 from paperchat.index.tokenize import Tokenizer
 from paperchat.snippets import choose_sentences, make_snippet, mark_terms, split_sentences
@@ -355,3 +356,21 @@ def test_a_sentence_scores_the_same_in_every_process_so_ties_break_the_same_way(
         for seed in range(12)
     }
     assert chosen == {"[1]"}
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 500, 20_000, 300_001])
+@pytest.mark.parametrize("k", [1, 10, 100])
+@pytest.mark.parametrize("ties", [True, False])
+def test_top_positions_equal_a_full_sort_by_score_then_position(size, k, ties):
+    """The bound-and-candidates top-k equals sorting everything (ties by position), on arrays with many ties or
+    none, half zeros, short ones (exact k-th value) and long ones (block maxima)."""
+    rng = np.random.default_rng(size * 1000 + k)
+    scores = rng.random(size).astype(np.float32) * 5
+    if ties:
+        scores = np.round(scores * 4) / 4  # few distinct values
+    scores[rng.random(size) < 0.5] = 0
+    order = sorted(range(size), key=lambda i: (-scores[i], i))
+    assert top_positions(scores, k, positive_only=False).tolist() == order[:k]
+    assert top_positions(scores, k).tolist() == [i for i in order[:k] if scores[i] > 0]
+    if size >= k:
+        assert kth_lower_bound(scores, k) <= scores[order[k - 1]]
