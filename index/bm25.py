@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from paperchat.index.stored import mapped_array
 from paperchat.index.tokenize import Tokenizer
 
 ENGINES = ("bm25s", "rank-bm25")
@@ -103,7 +104,7 @@ class Postings:
         terms = json.loads((folder / VOCABULARY_FILE).read_text(encoding="utf-8"))
         postings = cls(
             {t: i for i, t in enumerate(terms)},
-            *(np.load(folder / f"bm25-{name}.npy", mmap_mode="r") for name in POSTINGS_ARRAYS),
+            *(mapped_array(folder / f"bm25-{name}.npy") for name in POSTINGS_ARRAYS),
         )
         lined_up = len(postings.indptr) == len(terms) + 1 and int(postings.indptr[-1]) == len(postings.rows)
         if not lined_up or len(postings.rows) != len(postings.frequencies):

@@ -125,7 +125,7 @@ def test_vector_copies_are_float16_files_mapped_when_large_and_rank_as_their_wri
     monkeypatch.setattr(snapshot_module, "RESIDENT_ROWS", 100)  # as if these 380 papers were a large segment
     large, _ = Snapshot.load(tmp_path, "fp", "bm25s", TOKENIZER, BM25Params())
     assert small.vectors.dtype == np.float32 and not isinstance(small.vectors, np.memmap)
-    assert isinstance(large.vectors, np.memmap) and large.vectors.dtype == np.float16
+    assert isinstance(large.vectors.base, np.memmap) and large.vectors.dtype == np.float16  # a view of the file
     assert np.array_equal(small.vectors, written.vectors)  # the writer held the float16-rounded values too
     for query in vectors[[0, 7, 99]]:
         top, similarities = written.nearest(query, 10)
