@@ -38,13 +38,14 @@ SPLIT_ALONE_SETS = (
     "blind_aspects",
     "blind_aspects2",
     "blind_aspects3",
+    "blind_aspects4",
 )
 FILTER_SETS = ("blind_filters", "blind_filters2")
 # written after the test halves were scored: measured whole, never split (joining the groups would move records)
 HELD_OUT_FILTER_SETS = ("blind_filters3",)
 CLAIM_SETS = ("claims", "claims2")
 # which sentences of an abstract state each aspect (comparison tables)
-ASPECT_SETS = ("blind_aspects", "blind_aspects2", "blind_aspects3")
+ASPECT_SETS = ("blind_aspects", "blind_aspects2", "blind_aspects3", "blind_aspects4")
 # in a gate set; every other kind (near, far) has no answer in the corpus
 ANSWERABLE_KINDS = ("control", "paraphrase")
 
