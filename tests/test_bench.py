@@ -38,3 +38,23 @@ def test_bench_reports_the_serving_process_the_rebuild_and_a_capped_common_stack
     assert "(1 queries: --common-stack-seconds)" in table and "not run (above --common-stack-max-size)" in table
     assert "a replica on the folder finds it after" in table and "its query embedding p50 (the floor)" in table
     assert "open with a snapshot rebuilt from Chroma" in table and "10: " in table and "200: 1.0 (" in table
+
+
+@pytest.mark.slow
+def test_the_hnsw_study_measures_recall_against_the_exact_top_100(tmp_path):
+    """Prepared vectors, a graph built with chosen links, and recall at two ef_search values, each in its own
+    process: an ef_search above the collection's size visits every vector, so the graph finds the exact top 100."""
+
+    def step(*args: str) -> str:
+        command = [sys.executable, "-m", "paperchat.eval.hnsw_study", *args, "--size", "300", "--dir", str(tmp_path)]
+        run = subprocess.run(command, capture_output=True, text=True, timeout=900)
+        assert run.returncode == 0, run.stderr[-3000:]
+        return run.stdout
+
+    step("prepare")
+    assert json.loads(step("build", "--links", "24", "--construction", "50"))["build_s"] > 0
+    graph = ("--links", "24", "--construction", "50")
+    narrow, wide = (json.loads(step("recall", *graph, "--ef", ef)) for ef in ("10", "400"))
+    assert (narrow["ef_search"], wide["ef_search"]) == (10, 400)
+    assert wide["recall_at_100"] == 1.0 and 0 < narrow["recall_at_100"] <= 1.0
+    assert wide["hnsw_query"]["p50_ms"] > 0
