@@ -294,9 +294,14 @@ def top_positions(scores: np.ndarray, k: int, positive_only: bool = True) -> np.
     if scores.size == 0 or k <= 0:
         return np.zeros(0, dtype=np.int64)
     k = min(k, scores.size)
-    candidates = np.flatnonzero(scores >= kth_lower_bound(scores, k))
-    top = candidates[np.lexsort((candidates, -scores[candidates]))[:k]]
-    return top[scores[top] > 0] if positive_only else top
+    keep = scores >= kth_lower_bound(scores, k)
+    if positive_only:
+        keep &= scores > 0  # a rare term's query scores few papers: the bound is 0, and the zeros are not candidates
+    candidates = np.flatnonzero(keep)
+    if len(candidates) > k:  # the exact k-th highest among them, and every score tied with it
+        kth = np.partition(scores[candidates], len(candidates) - k)[len(candidates) - k]
+        candidates = candidates[scores[candidates] >= kth]
+    return candidates[np.lexsort((candidates, -scores[candidates]))[:k]]
 
 
 def kth_lower_bound(scores: np.ndarray, k: int, blocks_per_k: int = 32) -> float:

@@ -374,3 +374,7 @@ def test_top_positions_equal_a_full_sort_by_score_then_position(size, k, ties):
     assert top_positions(scores, k).tolist() == [i for i in order[:k] if scores[i] > 0]
     if size >= k:
         assert kth_lower_bound(scores, k) <= scores[order[k - 1]]
+    rare = np.where(rng.random(size) < 0.0001, scores, 0).astype(np.float32)  # a rare term: few positive scores
+    assert top_positions(rare, k).tolist() == [
+        i for i in sorted(range(size), key=lambda i: (-rare[i], i))[:k] if rare[i] > 0
+    ]
