@@ -306,10 +306,10 @@ def top_positions(scores: np.ndarray, k: int, positive_only: bool = True) -> np.
 
 def kth_lower_bound(scores: np.ndarray, k: int, blocks_per_k: int = 32) -> float:
     """A value the k-th highest of `scores` is at least. For a long array: the k-th highest of the maxima of
-    k x `blocks_per_k` equal blocks (k blocks each hold a score that high, so at least k scores are); else the
-    k-th highest itself."""
+    k x `blocks_per_k` equal blocks (k blocks each hold a score that high, so at least k scores are); for a short
+    one, -inf: every score is a candidate, and `top_positions` finds the k-th exactly among them."""
     blocks = k * blocks_per_k
     if scores.size < 4 * blocks:
-        return float(np.partition(scores, scores.size - k)[scores.size - k])
+        return -np.inf
     maxima = scores[: scores.size // blocks * blocks].reshape(blocks, -1).max(axis=1)
     return float(np.partition(maxima, blocks - k)[blocks - k])
