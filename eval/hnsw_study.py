@@ -21,6 +21,7 @@ import numpy as np
 
 from paperchat.eval.bench import ComposedEmbedder, latency, make_queries, sentence_pool, synthetic_papers
 from paperchat.index.bm25 import top_positions
+from paperchat.index.chroma import HnswConfig
 
 QUERIES = 50
 K = 100
@@ -53,8 +54,8 @@ def _collection(folder: Path, size: int, links: int, construction: int, create: 
     )
     if not create:
         return client.get_collection("papers")
-    configuration = {"hnsw": {"space": "cosine", "max_neighbors": links, "ef_construction": construction}}
-    return client.create_collection("papers", configuration=configuration)
+    graph = HnswConfig(max_neighbors=links, ef_construction=construction)  # as paperchat makes its papers collection
+    return client.create_collection("papers", configuration=graph.configuration())
 
 
 def build(size: int, links: int, construction: int, folder: Path) -> dict:
