@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import resource
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -213,7 +217,7 @@ def bench_size(
     def keep() -> None:  # what is measured so far, for a run stopped before the end (a 1M run takes hours)
         (workdir / f"partial-{size}.json").write_text(json.dumps(result, indent=2))
 
-    result["page_of_50"] = _add_a_page(index, assistant, pool)
+    result["page_of_50"] = _add_a_page(assistant, Assistant.open(index, bootstrap=False, notify=lambda m: None), pool)
     keep()
     subprocess.run(  # a fresh process, as a replica serving this index would be: its RSS and latency
         [sys.executable, "-m", "paperchat.eval.bench", "--search-only", str(index), "--queries", str(len(queries))]
@@ -262,6 +266,10 @@ def bench_size(
     else:
         result.update(_common_stack(searcher, snapshot, queries, common_stack_seconds))
     result["rss_mb_after_search"] = round(rss_mb(), 0)
+    keep()
+    result["server_replica"] = _server_replica(
+        index, pool, queries, workdir / f"server-{size}", workdir / f"exact-{size}.json"
+    )  # last: see there
     keep()
     return result
 
@@ -321,10 +329,9 @@ def _hnsw_sweep(
     return found
 
 
-def _add_a_page(index: Path, writer: Assistant, pool: list[str]) -> dict:
-    """A Daily Papers page (50 new papers) ingested into the index: the writer's time (its embedding apart) and how
-    long a replica serving the same folder then takes to find them (it loads the new segment)."""
-    replica = Assistant.open(index, bootstrap=False, notify=lambda m: None)
+def _add_a_page(writer: Assistant, replica: Assistant, pool: list[str]) -> dict:
+    """A Daily Papers page (50 new papers) ingested by `writer`: its time (its embedding apart) and how long
+    `replica`, another client of the same index, then takes to find them (it loads or derives the new segment)."""
     held = writer.store.snapshot().documents  # new ids, also when a run measures a reused index again
     page = synthetic_papers(pool, 50, seed=held, start=held)
     embedder = writer.store.embedder
@@ -343,6 +350,75 @@ def _add_a_page(index: Path, writer: Assistant, pool: list[str]) -> dict:
         "replica_found": int((found >= 0).sum()),
         "segments": len(replica.store.snapshot().segments),
     }
+
+
+def _server_replica(index: Path, pool: list[str], queries: list[str], folder: Path, exact: Path) -> dict:
+    """A replica on a `chroma run` server over the index's Chroma folder, as several replicas share one index: in a
+    fresh process its open time, memory and new-query latency; then a page written through the server by another
+    client, and how long the replica takes to find it. Each client has its own folder, starting from the index's
+    snapshot (hard links: it is derived from the same Chroma data, as a replica whose snapshot is current has it)."""
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    SharedSystemClient.clear_system_cache()  # this process's embedded clients let go of the Chroma folder first
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma") or "chroma"
+    server = subprocess.Popen(
+        [chroma, "run", "--path", str(index / "chroma"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_server(url, server)
+        local = Assistant.open(index, bootstrap=False, load_model=False, notify=lambda m: None).store.snapshot_folder
+        clients = {name: folder / name for name in ("replica", "writer")}
+        for client in clients.values():
+            shutil.rmtree(client, ignore_errors=True)
+            served = client / "snapshots" / urllib.parse.quote(url, safe="") / local.name
+            shutil.copytree(local, served, copy_function=os.link, ignore=shutil.ignore_patterns("*.lock"))
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "paperchat.eval.bench", "--search-only", str(clients["replica"])]
+            + ["--chroma-url", url, "--queries", str(len(queries)), "--out", str(folder / "serving")]
+            + ["--exact-neighbours", str(exact)],
+            check=True,
+            capture_output=True,
+        )
+        measured = json.loads((folder / "serving" / "search-only.json").read_text())
+        measured["process_seconds"] = round(time.perf_counter() - started, 1)
+        replica = Assistant.open(clients["replica"], chroma_url=url, bootstrap=False, notify=lambda m: None)
+        writer = Assistant.open(
+            clients["writer"], chroma_url=url, bootstrap=False, load_model=False, notify=lambda m: None
+        )
+        writer.store.embedder = ComposedEmbedder(pool)
+        measured["page_of_50"] = _add_a_page(writer, replica, pool)
+        import psutil
+
+        measured["server_rss_mb"] = round(psutil.Process(server.pid).memory_info().rss / 2**20)
+        return measured
+    finally:
+        server.terminate()
+        server.wait(timeout=120)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_server(url: str, server: subprocess.Popen, seconds: float = 600.0) -> None:
+    """Until the Chroma server answers its heartbeat (it loads nothing before that at any size)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the Chroma server at {url} exited with status {server.returncode}")
+        try:
+            urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=5)
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"the Chroma server at {url} did not answer within {seconds:.0f} s")
 
 
 def _common_stack(searcher: Assistant, snapshot, queries: list[str], budget_seconds: float) -> dict:
@@ -430,16 +506,26 @@ def hnsw_recall(assistant: Assistant, queries: list[str], k: int = 100, exact_fi
     }
 
 
-def search_only(index: Path, queries: list[str], recall_only: bool = False, exact_file: Path | None = None) -> dict:
-    """Latency and memory of searching an existing index in this (fresh) process: nothing else has run in it.
-    Also the recall of Chroma's HNSW candidates (alone with `recall_only`; search takes them above the exact-scan
-    limit)."""
-    assistant = Assistant.open(index, bootstrap=False, notify=lambda m: None)
+def search_only(
+    index: Path,
+    queries: list[str],
+    recall_only: bool = False,
+    exact_file: Path | None = None,
+    chroma_url: str | None = None,
+) -> dict:
+    """Latency and memory of searching an existing index (on a Chroma server with `chroma_url`) in this (fresh)
+    process: nothing else has run in it. Also the recall of Chroma's HNSW candidates (alone with `recall_only`;
+    search takes them above the exact-scan limit)."""
+    started = time.perf_counter()
+    assistant = Assistant.open(index, chroma_url=chroma_url, bootstrap=False, notify=lambda m: None)
+    assistant.store.snapshot()
+    open_seconds = round(time.perf_counter() - started, 2)
     if recall_only:
         return {"hnsw": hnsw_recall(assistant, queries, exact_file=exact_file)}
     embedder = assistant.store.embedder
     measured = {
-        "index": str(index),
+        "index": chroma_url or str(index),
+        "open_seconds": open_seconds,
         "documents": assistant.info()["documents"],
         "query_backend": embedder.active_query_backend,
         "new_query": latency(lambda q: assistant.retrieve(q, k=10), queries, embedder._cache.clear),
@@ -499,6 +585,19 @@ def print_table(results: list[dict]) -> None:
             lambda r: f"{r['page_of_50']['replica_refresh_seconds']} ({r['page_of_50']['replica_found']}/50 found)",
         ),
         ("RSS after searching MB", lambda r: r["rss_mb_after_search"]),
+        (
+            "replica on a `chroma run` server: new query p50 / p95 ms",
+            lambda r: f"{r['server_replica']['new_query']['p50_ms']} / {r['server_replica']['new_query']['p95_ms']}",
+        ),
+        ("  its open s; RSS MB (anonymous)", _server_memory_cell),
+        (
+            "  a page through the server: ingest s; replica finds it after s",
+            lambda r: (
+                f"{r['server_replica']['page_of_50']['ingest_seconds']}; "
+                f"{r['server_replica']['page_of_50']['replica_refresh_seconds']}"
+            ),
+        ),
+        ("  the server's RSS MB", lambda r: r["server_replica"]["server_rss_mb"]),
         ("`paperchat search` wall s (cold start)", lambda r: r["cli_search_seconds"]),
         ("open with a snapshot rebuilt from Chroma s", lambda r: r["open_with_rebuild_seconds"]),
     ]
@@ -510,6 +609,11 @@ def print_table(results: list[dict]) -> None:
 def _memory_cell(result: dict) -> str:
     serving = result["serving_process"]
     return f"{serving['rss_mb']} ({serving.get('anonymous_mb') or '-'})"
+
+
+def _server_memory_cell(result: dict) -> str:
+    replica = result["server_replica"]
+    return f"{replica['open_seconds']}; {replica['rss_mb']} ({replica.get('anonymous_mb') or '-'})"
 
 
 def _hnsw_cell(result: dict) -> str:
@@ -638,6 +742,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="INDEX",
         help="only time searching an existing index, in a fresh process (writes search-only.json)",
     )
+    parser.add_argument(
+        "--chroma-url",
+        metavar="URL",
+        help="with --search-only: the index's Chroma is the `chroma run` server at URL (INDEX holds the snapshot)",
+    )
     return parser
 
 
@@ -653,7 +762,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args.search_only:
         exact = Path(args.exact_neighbours) if args.exact_neighbours else None
-        result = search_only(Path(args.search_only), queries, args.recall_only, exact)
+        result = search_only(Path(args.search_only), queries, args.recall_only, exact, args.chroma_url)
         (out / "search-only.json").write_text(
             json.dumps({"queries": len(queries), "repeats": REPEATS, **result}, indent=2)
         )

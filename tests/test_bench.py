@@ -34,9 +34,15 @@ def test_bench_reports_the_serving_process_the_rebuild_and_a_capped_common_stack
         assert (serving["hnsw"]["max_neighbors"], serving["hnsw"]["ef_construction"]) == (32, 200)
         assert size["hnsw_sweep"][1]["recall_at_100"] == 1.0  # ef 200 > the documents: HNSW visits all of them
         assert 0 < serving["anonymous_mb"] < serving["rss_mb"]
+        replica = size["server_replica"]  # a fresh process on a `chroma run` server over the same Chroma folder
+        assert replica["index"].startswith("http://127.0.0.1:") and replica["documents"] == size["documents"] + 50
+        assert replica["open_seconds"] > 0 and 0 < replica["anonymous_mb"] < replica["rss_mb"]
+        assert replica["new_query"]["p50_ms"] >= replica["query_embedding"]["p50_ms"] > 0
+        assert replica["page_of_50"]["replica_found"] == 50 and replica["server_rss_mb"] > 0
     table = run.stdout
     assert "(1 queries: --common-stack-seconds)" in table and "not run (above --common-stack-max-size)" in table
     assert "a replica on the folder finds it after" in table and "its query embedding p50 (the floor)" in table
+    assert "replica on a `chroma run` server" in table and "the server's RSS MB" in table
     assert "open with a snapshot rebuilt from Chroma" in table and "10: " in table and "200: 1.0 (" in table
 
 
