@@ -168,12 +168,12 @@ class Searcher:
             (i for i in range(len(sides.ids)) if np.isfinite(fused[i])), key=lambda i: (-fused[i], sides.ids[i])
         )
         weights = snapshot.bm25.idf(sorted(set(terms)))
-        papers = [snapshot.paper(int(sides.positions[i])) for i in ranked_positions[: max(k, CONCEPT_DOCUMENTS)]]
         hits = []
-        for i, paper in zip(ranked_positions[:k], papers):
+        for i in ranked_positions[:k]:
+            paper = snapshot.paper(int(sides.positions[i]))
             snippet = make_snippet(paper.abstract, terms, tokenizer, weights)
             hits.append(_hit(len(hits) + 1, paper, snippet, float(fused[i]), sides, i))
-        found = self.judge(snapshot, formulations, sides, papers[:CONCEPT_DOCUMENTS])
+        found = self.judge(snapshot, formulations, sides, sides.positions[ranked_positions[:CONCEPT_DOCUMENTS]])
         probability = relevance(found)
         relevant = bool(hits) and probability >= settings.min_relevance
         return Retrieval(
@@ -193,10 +193,11 @@ class Searcher:
         )
 
     def judge(
-        self, snapshot: Snapshot, formulations: Sequence[Formulation], sides: Sides, top: Sequence[Paper]
+        self, snapshot: Snapshot, formulations: Sequence[Formulation], sides: Sides, top: np.ndarray
     ) -> Evidence:
         """The relevance gate's evidence (`paperchat.gate`): the question's concepts against the top abstracts
-        (`top`: the first CONCEPT_DOCUMENTS papers of the whole ranking, so the judgement does not depend on k).
+        (`top`: the rows of the first CONCEPT_DOCUMENTS papers of the whole ranking, so the judgement does not depend
+        on k).
 
         A concept no top abstract holds by words is looked for by meaning, except in bm25 mode
         (which never embeds): `meaning`."""
@@ -204,7 +205,7 @@ class Searcher:
         question = key_concepts(formulations[0].text, tokenizer)
         context = [c for f in formulations[1:] for c in key_concepts(f.text, tokenizer, f.weight)]
         idf = snapshot.bm25.idf(sorted({t for c in question + context for t in c.terms}))
-        documents = [set(tokenizer.tokens(p.title + " " + p.abstract)) for p in top[:CONCEPT_DOCUMENTS]]
+        documents = [set(snapshot.terms(int(row))) for row in top[:CONCEPT_DOCUMENTS]]
         similarity = None if sides.vector is None else float(sides.vector.max()) if sides.vector.size else 0.0
         asked = sorted({t for c in question for t in c.terms})
         return evidence(
@@ -351,17 +352,12 @@ class Searcher:
         vector = snapshot.best_passage(moved, sides.positions, sides.vectors @ moved)
         bm25 = sides.bm25
         if settings.feedback_terms and settings.feedback_bm25:
-            documents = [snapshot.tokenizer.tokens(snapshot.paper(int(sides.positions[i])).text) for i in top]
+            documents = [snapshot.terms(int(sides.positions[i])) for i in top]
             vocabulary = sorted({t for doc in documents for t in doc})
             expansion = expansion_terms(
                 documents, snapshot.bm25.idf(vocabulary), set(terms), settings.feedback_terms, list(weights)
             )
-            extra = (
-                sum(w * snapshot.bm25.term_scores(t, sides.positions) for t, w in expansion.items())
-                if expansion
-                else 0.0
-            )
-            bm25 = bm25 + settings.feedback_bm25 * extra
+            bm25 = bm25 + settings.feedback_bm25 * snapshot.bm25.weighted_term_scores(expansion, sides.positions)
         return weight * zscore(bm25) + (1 - weight) * zscore(vector)
 
 

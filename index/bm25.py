@@ -18,7 +18,7 @@ values replaced by 0.25 x the mean IDF, term weight tf * (k1 + 1) / (tf + k1 * n
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -248,27 +248,30 @@ class BM25Index:
                 scores[start + rows] += values
         return self._without_deleted(scores)
 
-    def term_scores(self, term: str, positions: np.ndarray) -> np.ndarray:
-        """BM25 contribution of one term to the rows at `positions` only (query expansion scores a few hundred
-        candidates): each segment's posting list searched for them, not the whole collection scored."""
-        found = np.zeros(len(positions), dtype=np.float32)
-        if not self.document_frequency(term) or not len(positions):
-            return found
-        weight = self._weight(term)
+    def weighted_term_scores(self, weights: Mapping[str, float], positions: np.ndarray) -> np.ndarray:
+        """The sum over the terms of `weights` of weight x the term's BM25 contribution, for the rows at `positions`
+        only (query expansion scores ten terms on a few hundred candidates): the positions are grouped by segment
+        once, then each term's posting list is searched for them; the whole collection is never scored."""
+        total = np.zeros(len(positions), dtype=np.float32)
+        known = [(term, weight) for term, weight in weights.items() if self.document_frequency(term)]
+        terms = [(term, weight, self._weight(term)) for term, weight in known]
+        if not terms or not len(positions):
+            return total
         segment_of = np.searchsorted(self.starts, positions, side="right") - 1
         for segment in np.unique(segment_of[(positions >= 0) & (positions < self.size)]).tolist():
             mine = np.flatnonzero(segment_of == segment)
-            rows, frequencies = self._postings(term, segment)
-            if not len(rows):
-                continue
             local = positions[mine] - self.starts[segment]
-            at = np.minimum(np.searchsorted(rows, local), len(rows) - 1)  # only the candidates' postings are read
-            hit = rows[at] == local
             live = self.live[segment]
-            if live is not None:
-                hit &= live[local]
-            found[mine[hit]] = self._saturated(segment, local[hit], frequencies[at[hit]], weight)
-        return found
+            for term, weight, idf in terms:
+                rows, frequencies = self._postings(term, segment)
+                if not len(rows):
+                    continue
+                at = np.minimum(np.searchsorted(rows, local), len(rows) - 1)  # only the candidates' postings are read
+                hit = rows[at] == local
+                if live is not None:
+                    hit &= live[local]
+                total[mine[hit]] += weight * self._saturated(segment, local[hit], frequencies[at[hit]], idf)
+        return total
 
     def _without_deleted(self, scores: np.ndarray) -> np.ndarray:
         for start, live in zip(self.starts[:-1].tolist(), self.live):

@@ -57,6 +57,7 @@ MERGE_FACTOR = 10  # each merge tier holds segments up to this many times larger
 SEGMENT_ROWS = 100_000  # most papers an ingest or a rebuild puts in one segment (what it holds in memory at a time)
 STALE_BUILD_SECONDS = 3600
 SAMPLE_BLOCK = 1 << 16
+TERMS_CACHE = 2_048  # papers whose terms a snapshot keeps (`Snapshot.terms`): ~10 KB each
 SAMPLE_BLOCKS = 8
 
 
@@ -267,6 +268,7 @@ class Snapshot:
             )
         )
         self.lexicon = joined_lexicon([s.lexicon for s in self.segments], dimension)
+        self.terms = functools.lru_cache(maxsize=TERMS_CACHE)(self._terms)
 
     @classmethod
     def build(
@@ -397,6 +399,12 @@ class Snapshot:
                 hit[hit] = self.live[rows[hit]]
             found[hit] = rows[hit]
         return found
+
+    def _terms(self, row: int) -> tuple[str, ...]:
+        """BM25's terms of the paper at `row` (its title and abstract), in order. `terms` keeps the last TERMS_CACHE
+        rows asked: feedback and the relevance gate read the top papers' terms, and top papers recur from query to
+        query."""
+        return tuple(self.tokenizer.tokens(self.records.get(row)[0], cache=False))
 
     def paper(self, row: int) -> Paper:
         return record_to_paper(self.ids[row], *self.records.get(row))

@@ -44,7 +44,10 @@ def test_bm25_over_segments_with_deletions_equals_one_index_built_from_scratch(e
         assert both[~live].tolist() == [0.0] * len(deleted)
         assert both[live] == pytest.approx(scratch.scores(terms), abs=1e-6)
         for term in terms:
-            assert segments.term_scores(term, np.arange(len(TEXTS))) == pytest.approx(segments.scores([term]), abs=1e-6)
+            alone = segments.weighted_term_scores({term: 1.0}, np.arange(len(TEXTS)))
+            assert alone == pytest.approx(segments.scores([term]), abs=1e-6)
+        every = segments.weighted_term_scores(dict.fromkeys(terms, 0.5), np.arange(len(TEXTS)))
+        assert every == pytest.approx(0.5 * segments.scores(list(dict.fromkeys(terms))), abs=1e-6)
     assert segments.idf(["model", "lora", "unseen"]) == pytest.approx(scratch.idf(["model", "lora", "unseen"]))
 
 

@@ -21,11 +21,17 @@ IDS = [f"d{i}" for i in range(len(TEXTS))]
 
 
 @pytest.mark.parametrize("engine", ["bm25s", "rank-bm25"])
-def test_term_scores_on_candidates_equal_full_scores(engine):
+def test_weighted_term_scores_on_candidates_equal_full_scores(engine):
     index = BM25Index.build(TEXTS, engine)
     positions = np.array([4, 0, 2, 3])
-    for term in ["prune", "lora", "diffus", "unknown"]:
-        assert index.term_scores(term, positions) == pytest.approx(index.scores([term])[positions])
+    weights = {"prune": 1.0, "lora": 0.5, "diffus": 0.25, "unknown": 2.0}
+    for term, weight in weights.items():
+        assert index.weighted_term_scores({term: weight}, positions) == pytest.approx(
+            weight * index.scores([term])[positions]
+        )
+    assert index.weighted_term_scores(weights, positions) == pytest.approx(
+        sum(weight * index.scores([term])[positions] for term, weight in weights.items())
+    )
 
 
 def test_search_returns_only_matching_documents_best_first():
