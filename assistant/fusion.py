@@ -9,6 +9,7 @@ records the study behind each piece.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
@@ -79,7 +80,7 @@ def expansion_terms(
                 term_weights[term] = term_weights.get(term, 0.0) + document_weight * frequency / len(terms) * idf.get(
                     term, 0.0
                 )
-    best = sorted(term_weights.items(), key=lambda item: (-item[1], item[0]))[:count]
+    best = heapq.nsmallest(count, term_weights.items(), key=lambda item: (-item[1], item[0]))
     top = best[0][1] if best and best[0][1] > 0 else 1.0
     return {term: weight / top for term, weight in best if weight > 0}
 

@@ -192,9 +192,7 @@ class Searcher:
             where=where,
         )
 
-    def judge(
-        self, snapshot: Snapshot, formulations: Sequence[Formulation], sides: Sides, top: np.ndarray
-    ) -> Evidence:
+    def judge(self, snapshot: Snapshot, formulations: Sequence[Formulation], sides: Sides, top: np.ndarray) -> Evidence:
         """The relevance gate's evidence (`paperchat.gate`): the question's concepts against the top abstracts
         (`top`: the rows of the first CONCEPT_DOCUMENTS papers of the whole ranking, so the judgement does not depend
         on k).
@@ -353,7 +351,7 @@ class Searcher:
         bm25 = sides.bm25
         if settings.feedback_terms and settings.feedback_bm25:
             documents = [snapshot.terms(int(sides.positions[i])) for i in top]
-            vocabulary = sorted({t for doc in documents for t in doc})
+            vocabulary = list({t for doc in documents for t in doc})
             expansion = expansion_terms(
                 documents, snapshot.bm25.idf(vocabulary), set(terms), settings.feedback_terms, list(weights)
             )

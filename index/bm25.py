@@ -143,6 +143,7 @@ class BM25Index:
         self._norms = [k1 * ((1 - b) + b * s.lengths / average) for s in self.segments]
         self._frequencies = [s.document_frequencies(m) for s, m in zip(self.segments, self.live)]
         self._df: dict[str, int] = {}
+        self._idf: dict[str, float] = {}
         self._okapi_floor: float | None = None
 
     @classmethod
@@ -175,10 +176,15 @@ class BM25Index:
         return found
 
     def idf(self, terms: list[str]) -> dict[str, float]:
-        """Inverse document frequency (Lucene's BM25 form) of each term; unknown terms get the maximum. One array
-        operation for all of them: feedback asks for the ~450 distinct terms of five abstracts a query."""
-        frequencies = np.fromiter((self.document_frequency(t) for t in terms), dtype=np.float64, count=len(terms))
-        return dict(zip(terms, self._lucene_idf(frequencies).tolist()))
+        """Inverse document frequency (Lucene's BM25 form) of each term; unknown terms get the maximum. Feedback asks
+        for the ~450 distinct terms of five abstracts a query: each term's is kept, and the new ones are one array
+        operation."""
+        known = self._idf
+        new = [t for t in dict.fromkeys(terms) if t not in known]
+        if new:
+            frequencies = np.fromiter((self.document_frequency(t) for t in new), dtype=np.float64, count=len(new))
+            known.update(zip(new, self._lucene_idf(frequencies).tolist()))
+        return {t: known[t] for t in terms}
 
     def _lucene_idf(self, frequency: float | np.ndarray) -> np.floating | np.ndarray:
         """Of one frequency (a float) or of an array of them (an array)."""
