@@ -46,6 +46,10 @@ from paperchat.snippets import make_snippet
 MAX_QUERY_CHARS = 2000
 _BM25_WORKER = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="paperchat-bm25")
 MAX_K = 1000
+# Documents from which BM25 runs on the worker thread while the query embeds. Below, it takes about a millisecond
+# or less, and handing it to another thread (which then holds the GIL the embedding's Python needs) cost as much:
+# whole search on the bundled corpus 10.8-11.3 ms in line against 11.8-12.6 ms handed over; level at 100k.
+BM25_ON_WORKER_ROWS = 100_000
 EXACT_SEARCH_LIMIT = RESIDENT_ROWS  # documents: the snapshot holds the vectors of indexes this small as float32
 
 
@@ -262,11 +266,14 @@ class Searcher:
         message is from it (`searched_weights`; not in bm25 mode, which never embeds). With `rows` (a filter's matching
         papers) both sides only ever see those rows.
         """
-        pending = _BM25_WORKER.submit(_bm25_scores, snapshot, weighted)  # on another core while the query embeds
+        pending = (  # on another core while the query embeds, where BM25 takes longer than handing it over
+            _BM25_WORKER.submit(_bm25_scores, snapshot, weighted) if len(snapshot) >= BM25_ON_WORKER_ROWS else None
+        )
         vectors = self._formulation_vectors(formulations) if embed else None
         weights = searched_weights(formulations, vectors)
         query_vector = _combine(vectors, weights) if vectors is not None else None
-        all_bm25, bm25_top = _bm25_side(snapshot, pending.result(), weights, depth, rows)
+        scored = pending.result() if pending is not None else _bm25_scores(snapshot, weighted)
+        all_bm25, bm25_top = _bm25_side(snapshot, scored, weights, depth, rows)
         if not embed:
             vector_top = np.zeros(0, dtype=np.int64)
         elif rows is not None:
