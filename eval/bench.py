@@ -38,6 +38,7 @@ from paperchat.fusion import rrf
 from paperchat.index.bm25 import top_positions
 from paperchat.index.chroma import READ_BATCH
 from paperchat.index.embeddings import QUERY_THREADS, Embedder, torch_forward
+from paperchat.index.errors import PaperchatError
 from paperchat.index.loaders import load_bundled, load_paths
 from paperchat.index.papers import Paper
 from paperchat.index.snapshot import MANIFEST
@@ -755,6 +756,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    alone = [option for option in ("chroma_url", "recall_only", "exact_neighbours") if getattr(args, option)]
+    if alone and not args.search_only:
+        raise PaperchatError(f"--{alone[0].replace('_', '-')} only goes with --search-only INDEX")
     sizes = args.sizes + ([100_000] if args.with_100k else []) + ([1_000_000] if args.with_1m else [])
     pool = sentence_pool([Path(p) for p in args.extra])
     queries = make_queries(pool, args.queries)
