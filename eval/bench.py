@@ -269,7 +269,12 @@ def bench_size(
     result["rss_mb_after_search"] = round(rss_mb(), 0)
     keep()
     result["server_replica"] = _server_replica(
-        index, pool, queries, workdir / f"server-{size}", workdir / f"exact-{size}.json"
+        index,
+        assistant.store.snapshot_folder,
+        pool,
+        queries,
+        workdir / f"server-{size}",
+        workdir / f"exact-{size}.json",
     )  # last: see there
     keep()
     return result
@@ -353,11 +358,12 @@ def _add_a_page(writer: Assistant, replica: Assistant, pool: list[str]) -> dict:
     }
 
 
-def _server_replica(index: Path, pool: list[str], queries: list[str], folder: Path, exact: Path) -> dict:
+def _server_replica(index: Path, local: Path, pool: list[str], queries: list[str], folder: Path, exact: Path) -> dict:
     """A replica on a `chroma run` server over the index's Chroma folder, as several replicas share one index: in a
     fresh process its open time, memory and new-query latency; then a page written through the server by another
     client, and how long the replica takes to find it. Each client has its own folder, starting from the index's
-    snapshot (hard links: it is derived from the same Chroma data, as a replica whose snapshot is current has it)."""
+    snapshot at `local` (hard links: it is derived from the same Chroma data, as a replica whose snapshot is current
+    has it). Nothing in this process opens the Chroma folder while the server holds it."""
     from chromadb.api.shared_system_client import SharedSystemClient
 
     SharedSystemClient.clear_system_cache()  # this process's embedded clients let go of the Chroma folder first
@@ -371,7 +377,6 @@ def _server_replica(index: Path, pool: list[str], queries: list[str], folder: Pa
     )
     try:
         _wait_for_server(url, server)
-        local = Assistant.open(index, bootstrap=False, load_model=False, notify=lambda m: None).store.snapshot_folder
         clients = {name: folder / name for name in ("replica", "writer")}
         for client in clients.values():
             shutil.rmtree(client, ignore_errors=True)
