@@ -71,7 +71,7 @@ def build(size: int, links: int, construction: int, folder: Path) -> dict:
         "size": size,
         "links": links,
         "construction": construction,
-        "build_s": round(time.perf_counter() - started, 1),
+        "build_s": round(time.perf_counter() - started, 3),
     }
 
 
