@@ -1,6 +1,7 @@
 """`paperchat bench` end to end on a tiny corpus: every figure of the table is measured and printed."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -20,6 +21,7 @@ def test_bench_reports_the_serving_process_the_rebuild_and_a_capped_common_stack
     assert run.returncode == 0, run.stderr[-3000:]
     small, large = json.loads((tmp_path / "out" / "bench.json").read_text())["sizes"]
     assert small["common_stack"]["queries_timed"] == 1  # capped by time: one query timed, and said so
+    assert (tmp_path / "work" / "common-stack-40" / "search-only.json").exists()  # in a fresh process of its own
     assert large["common_stack"] is None  # above --common-stack-max-size: not built
     for size in (small, large):
         serving = size["serving_process"]
@@ -41,6 +43,8 @@ def test_bench_reports_the_serving_process_the_rebuild_and_a_capped_common_stack
         assert replica["page_of_50"]["replica_found"] == 50 and replica["server_rss_mb"] > 0
     table = run.stdout
     assert "(1 queries: --common-stack-seconds)" in table and "not run (above --common-stack-max-size)" in table
+    speedup = next(line for line in table.splitlines() if line.startswith("speed-up (p50)"))
+    assert re.search(r"\d+\.\dx \(\d+\.\dx\) \| +- *$", speedup), speedup  # fresh processes (the bench's); none
     assert "a replica on the folder finds it after" in table and "its query embedding p50 (the floor)" in table
     assert "replica on a `chroma run` server" in table and "the server's RSS MB" in table
     assert "open with a snapshot rebuilt from Chroma" in table and "10: " in table and "200: 1.0 (" in table

@@ -175,7 +175,7 @@ def test_output_cut_off_by_the_reader_ends_quietly(bundled_index):
     assert process.wait(timeout=120) == 141 and "Traceback" not in err, err
 
 
-@pytest.mark.parametrize("option", [["--chroma-url", "http://127.0.0.1:8000"], ["--recall-only"]])
+@pytest.mark.parametrize("option", [["--chroma-url", "http://127.0.0.1:8000"], ["--recall-only"], ["--common-stack"]])
 def test_bench_refuses_a_search_only_option_without_search_only(capsys, tmp_path, option):
     code, _, err = run(capsys, "bench", *option, "--out", str(tmp_path))
     assert code == 2 and f"{option[0]} only goes with --search-only INDEX" in err
