@@ -220,13 +220,9 @@ def bench_size(
 
     result["page_of_50"] = _add_a_page(assistant, Assistant.open(index, bootstrap=False, notify=lambda m: None), pool)
     keep()
-    subprocess.run(  # a fresh process, as a replica serving this index would be: its RSS and latency
-        [sys.executable, "-m", "paperchat.eval.bench", "--search-only", str(index), "--queries", str(len(queries))]
-        + ["--out", str(workdir / f"serving-{size}"), "--exact-neighbours", str(workdir / f"exact-{size}.json")],
-        check=True,
-        capture_output=True,
+    result["serving_process"] = _in_fresh_process(  # as a replica serving this index would be: its RSS and latency
+        index, workdir / f"serving-{size}", queries, "--exact-neighbours", str(workdir / f"exact-{size}.json")
     )
-    result["serving_process"] = json.loads((workdir / f"serving-{size}" / "search-only.json").read_text())
     keep()
     started = time.perf_counter()
     subprocess.run(
@@ -265,14 +261,9 @@ def bench_size(
     if size > common_stack_max_size:
         result["common_stack"] = None  # rank_bm25 over a million abstracts: minutes to build, seconds a query
     else:  # in a fresh process too, as the serving process it is compared with: neither holds the bench's writer
-        subprocess.run(
-            [sys.executable, "-m", "paperchat.eval.bench", "--search-only", str(index), "--common-stack"]
-            + ["--common-stack-seconds", str(common_stack_seconds), "--queries", str(len(queries))]
-            + ["--out", str(workdir / f"common-stack-{size}")],
-            check=True,
-            capture_output=True,
-        )
-        result.update(json.loads((workdir / f"common-stack-{size}" / "search-only.json").read_text())["common"])
+        seconds = ("--common-stack-seconds", str(common_stack_seconds))
+        common = _in_fresh_process(index, workdir / f"common-stack-{size}", queries, "--common-stack", *seconds)
+        result.update(common["common"])
     result["rss_mb_after_search"] = round(rss_mb(), 0)
     keep()
     result["server_replica"] = _server_replica(
@@ -330,13 +321,9 @@ def _hnsw_sweep(
     try:
         for value in values:
             collection.modify(configuration={"hnsw": {"ef_search": value}})
-            subprocess.run(
-                [sys.executable, "-m", "paperchat.eval.bench", "--search-only", str(index), "--recall-only"]
-                + ["--queries", str(len(queries)), "--out", str(out), "--exact-neighbours", str(exact)],
-                check=True,
-                capture_output=True,
+            found.append(
+                _in_fresh_process(index, out, queries, "--recall-only", "--exact-neighbours", str(exact))["hnsw"]
             )
-            found.append(json.loads((out / "search-only.json").read_text())["hnsw"])
     finally:
         collection.modify(configuration={"hnsw": {"ef_search": own}})
     return found
@@ -390,14 +377,9 @@ def _server_replica(index: Path, local: Path, pool: list[str], queries: list[str
             served = client / "snapshots" / urllib.parse.quote(url, safe="") / local.name
             shutil.copytree(local, served, copy_function=os.link, ignore=shutil.ignore_patterns("*.lock"))
         started = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "paperchat.eval.bench", "--search-only", str(clients["replica"])]
-            + ["--chroma-url", url, "--queries", str(len(queries)), "--out", str(folder / "serving")]
-            + ["--exact-neighbours", str(exact)],
-            check=True,
-            capture_output=True,
+        measured = _in_fresh_process(
+            clients["replica"], folder / "serving", queries, "--chroma-url", url, "--exact-neighbours", str(exact)
         )
-        measured = json.loads((folder / "serving" / "search-only.json").read_text())
         measured["process_seconds"] = round(time.perf_counter() - started, 1)
         replica = Assistant.open(clients["replica"], chroma_url=url, bootstrap=False, notify=lambda m: None)
         writer = Assistant.open(
@@ -412,6 +394,18 @@ def _server_replica(index: Path, local: Path, pool: list[str], queries: list[str
     finally:
         server.terminate()
         server.wait(timeout=120)
+
+
+def _in_fresh_process(index: Path, out: Path, queries: list[str], *options: str) -> dict:
+    """What `paperchat bench --search-only INDEX` with `options` wrote to `out`/search-only.json, run in a fresh
+    process (nothing else has run in it) on as many queries."""
+    subprocess.run(
+        [sys.executable, "-m", "paperchat.eval.bench", "--search-only", str(index), "--queries", str(len(queries))]
+        + ["--out", str(out), *options],
+        check=True,
+        capture_output=True,
+    )
+    return json.loads((out / "search-only.json").read_text())
 
 
 def _free_port() -> int:
@@ -434,13 +428,14 @@ def _wait_for_server(url: str, server: subprocess.Popen, seconds: float = 600.0)
     raise RuntimeError(f"the Chroma server at {url} did not answer within {seconds:.0f} s")
 
 
-def _common_stack(searcher: Assistant, snapshot, queries: list[str], budget_seconds: float) -> dict:
+def _common_stack(searcher: Assistant, queries: list[str], budget_seconds: float) -> dict:
     """The stack people usually assemble, on the same collection: rank_bm25 + Chroma's k-NN + the same
     query model + RRF; its queries stop after `budget_seconds` (the count timed is then reported)."""
     import torch
     from rank_bm25 import BM25Okapi
 
     store = searcher.store
+    snapshot = store.snapshot()
     result: dict = {}
     ids, documents = snapshot.ids, [snapshot.records.get(row)[0] for row in range(len(snapshot))]
     started = time.perf_counter()
@@ -538,7 +533,7 @@ def search_only(
     if recall_only:
         return {"hnsw": hnsw_recall(assistant, queries, exact_file=exact_file)}
     if common_stack_seconds is not None:
-        return {"common": _common_stack(assistant, assistant.store.snapshot(), queries, common_stack_seconds)}
+        return {"common": _common_stack(assistant, queries, common_stack_seconds)}
     embedder = assistant.store.embedder
     measured = {
         "index": chroma_url or str(index),
