@@ -9,11 +9,11 @@ records the study behind each piece.
 
 from __future__ import annotations
 
-import heapq
-from collections import Counter
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+
+from paperchat.index.bm25 import DocumentTerms
 
 
 def rrf(
@@ -66,23 +66,38 @@ def rocchio(query: np.ndarray, feedback: np.ndarray, beta: float, weights: np.nd
 
 
 def expansion_terms(
-    feedback_terms: Sequence[Sequence[str]],
-    idf: Mapping[str, float],
+    documents: Sequence[DocumentTerms],
     exclude: set[str],
     count: int,
     weights: Sequence[float] | None = None,
 ) -> dict[str, float]:
-    """RM3-style expansion: terms weighted by document weight x length-normalised frequency x IDF, top weight 1."""
-    term_weights: dict[str, float] = {}
-    for document_weight, terms in zip(weights if weights is not None else [1.0] * len(feedback_terms), feedback_terms):
-        for term, frequency in Counter(terms).items():
-            if term not in exclude:
-                term_weights[term] = term_weights.get(term, 0.0) + document_weight * frequency / len(terms) * idf.get(
-                    term, 0.0
-                )
-    best = heapq.nsmallest(count, term_weights.items(), key=lambda item: (-item[1], item[0]))
-    top = best[0][1] if best and best[0][1] > 0 else 1.0
-    return {term: weight / top for term, weight in best if weight > 0}
+    """RM3-style expansion: terms weighted by document weight x length-normalised frequency x IDF, summed over the
+    feedback documents; the top `count` (ties by term), top weight 1. One array operation over the documents' terms,
+    not a loop over them."""
+    if not documents:
+        return {}
+    terms = np.concatenate([document.terms for document in documents])
+    values = np.concatenate(
+        [
+            weight * document.counts / document.length * document.idf
+            for weight, document in zip(weights if weights is not None else [1.0] * len(documents), documents)
+        ]
+    )
+    if not len(terms):
+        return {}
+    distinct, which = np.unique(terms, return_inverse=True)  # sorted: ties below go by term
+    sums = np.bincount(which, weights=values, minlength=len(distinct))
+    kept = np.flatnonzero(~np.isin(distinct, list(exclude))) if exclude else np.arange(len(distinct))
+    best = kept[np.argsort(-sums[kept], kind="stable")[:count]]
+    top = float(sums[best[0]]) if len(best) and sums[best[0]] > 0 else 1.0
+    return {str(distinct[i]): float(sums[i]) / top for i in best.tolist() if sums[i] > 0}
+
+
+def rank_order(scores: np.ndarray, ids: Sequence[str]) -> list[int]:
+    """Positions of the finite `scores`, best first, equal scores by id (so a ranking never depends on the order
+    the candidates came in)."""
+    finite = np.flatnonzero(np.isfinite(scores))
+    return finite[np.lexsort((np.asarray(ids, dtype=str)[finite], -scores[finite]))].tolist() if len(ids) else []
 
 
 def smooth(scores: np.ndarray, similarity_to_top: np.ndarray, top_scores: np.ndarray, strength: float) -> np.ndarray:

@@ -105,21 +105,21 @@ def meaning_matches(
 def concepts_by_meaning(
     question: Sequence[Concept],
     documents: Sequence[set[str]],
-    words_of: Callable[[set[str]], np.ndarray],
+    words_of: Callable[[int], np.ndarray],
     embed: Callable[[list[str]], np.ndarray],
     threshold: float = MEANING_THRESHOLD,
 ) -> dict[int, set[int]]:
     """The question's concepts that no document holds by words, mapped to the documents that express them by
     meaning (`evidence`'s `meaning`); concepts no document expresses are left out.
 
-    `documents` are term sets; `words_of` gives the vectors of a document's words (from its terms);
+    `documents` are term sets; `words_of(j)` gives the vectors of the words of `documents[j]`;
     `embed` is called once, with the distinct words to embed (none when every concept is held by words).
     """
     wanted = uncovered_by_words(question, documents)
     if not wanted:
         return {}
     words = list(dict.fromkeys(question[i].word.lower() for i in wanted))
-    found = dict(zip(words, meaning_matches(embed(words), [words_of(doc) for doc in documents], threshold)))
+    found = dict(zip(words, meaning_matches(embed(words), [words_of(j) for j in range(len(documents))], threshold)))
     return {i: found[question[i].word.lower()] for i in wanted if found[question[i].word.lower()]}
 
 

@@ -25,6 +25,7 @@ from paperchat.fusion import (
     context_share,
     expansion_terms,
     feedback_weights,
+    rank_order,
     rocchio,
     rrf,
     smooth,
@@ -35,7 +36,7 @@ from paperchat.hits import Hit, citation_of
 from paperchat.index.bm25 import top_positions
 from paperchat.index.errors import PaperchatError
 from paperchat.index.papers import Paper
-from paperchat.index.passages import Lexicon
+from paperchat.index.passages import Lexicon, PassageBlock
 from paperchat.index.snapshot import Snapshot
 from paperchat.index.store import Store
 from paperchat.index.stored import RESIDENT_ROWS
@@ -123,6 +124,7 @@ class Sides:
     bm25: np.ndarray
     vector: np.ndarray | None  # None in bm25 mode: the query was not embedded
     vectors: np.ndarray
+    passages: PassageBlock  # the candidates' passages, for MaxP against the query vector and feedback's
     query_vector: np.ndarray | None
     weights: list[float]  # what each formulation was searched with (`searched_weights`)
     bm25_rank: dict[str, int]
@@ -169,9 +171,7 @@ class Searcher:
             snapshot, formulations, weighted, max(settings.depth, k), embed=mode != "bm25", rows=rows
         )
         fused = self.fuse(sides, mode, settings, terms)
-        ranked_positions = sorted(
-            (i for i in range(len(sides.ids)) if np.isfinite(fused[i])), key=lambda i: (-fused[i], sides.ids[i])
-        )
+        ranked_positions = rank_order(fused, sides.ids)
         weights = snapshot.bm25.idf(sorted(set(terms)))
         hits = []
         for i in ranked_positions[:k]:
@@ -208,7 +208,8 @@ class Searcher:
         question = key_concepts(formulations[0].text, tokenizer)
         context = [c for f in formulations[1:] for c in key_concepts(f.text, tokenizer, f.weight)]
         idf = snapshot.bm25.idf(sorted({t for c in question + context for t in c.terms}))
-        documents = [set(snapshot.terms(int(row))) for row in top[:CONCEPT_DOCUMENTS]]
+        rows = [int(row) for row in top[:CONCEPT_DOCUMENTS]]
+        documents = [snapshot.term_set(row) for row in rows]
         similarity = None if sides.vector is None else float(sides.vector.max()) if sides.vector.size else 0.0
         asked = sorted({t for c in question for t in c.terms})
         return evidence(
@@ -219,20 +220,23 @@ class Searcher:
             documents,
             snapshot.bm25.known(asked),
             snapshot.bm25.max_idf,
-            self.meaning(snapshot, question, documents) if sides.vector is not None else None,
+            self.meaning(snapshot, question, rows, documents) if sides.vector is not None else None,
         )
 
-    def meaning(self, snapshot: Snapshot, question: list[Concept], documents: list[set[str]]) -> dict[int, set[int]]:
-        """Question concepts that no top abstract holds by words, mapped to the abstracts that express them by
-        meaning (`paperchat.gate.concepts_by_meaning`, against the words of each abstract in the snapshot's
-        lexicon; nothing when the snapshot has no lexicon). Nothing of the abstracts is embedded here."""
+    def meaning(
+        self, snapshot: Snapshot, question: list[Concept], rows: list[int], documents: list[frozenset[str]]
+    ) -> dict[int, set[int]]:
+        """Question concepts that no top abstract (the papers at `rows`, whose terms are `documents`) holds by words,
+        mapped to the abstracts that express them by meaning (`paperchat.gate.concepts_by_meaning`, against the words
+        of each abstract in the snapshot's lexicon; nothing when the snapshot has no lexicon). Nothing of the
+        abstracts is embedded here."""
         lexicon = snapshot.lexicon
         if not len(lexicon):
             return {}
         return concepts_by_meaning(
             question,
             documents,
-            lambda terms: np.asarray(lexicon.vectors[lexicon.rows(terms)], dtype=np.float32),
+            lambda j: np.asarray(lexicon.vectors[snapshot.word_rows(rows[j])], dtype=np.float32),
             lambda words: self._embed_words(lexicon, words),
         )
 
@@ -288,13 +292,15 @@ class Searcher:
             if len(positions)
             else np.zeros((0, snapshot.vectors.shape[1]), dtype=np.float32)  # the model's dimension would load torch
         )
+        passages = snapshot.passage_block(positions)
         return Sides(
             snapshot=snapshot,
             ids=ids,
             positions=positions,
             bm25=all_bm25[positions].astype(np.float32) if len(positions) else np.zeros(0, dtype=np.float32),
-            vector=snapshot.best_passage(query_vector, positions, vectors @ query_vector) if embed else None,
+            vector=passages.best(query_vector, vectors @ query_vector) if embed else None,
             vectors=vectors,
+            passages=passages,
             query_vector=query_vector,
             weights=weights,
             bm25_rank={snapshot.ids[i]: rank for rank, i in enumerate(bm25_top.tolist(), start=1)},
@@ -355,14 +361,11 @@ class Searcher:
         top = np.argsort(-fused, kind="stable")[: settings.feedback_docs]
         weights = feedback_weights(fused[top], settings.feedback_temperature)
         moved = rocchio(sides.query_vector, sides.vectors[top], settings.feedback_vector, weights)
-        vector = snapshot.best_passage(moved, sides.positions, sides.vectors @ moved)
+        vector = sides.passages.best(moved, sides.vectors @ moved)
         bm25 = sides.bm25
         if settings.feedback_terms and settings.feedback_bm25:
-            documents = [snapshot.terms(int(sides.positions[i])) for i in top]
-            vocabulary = list({t for doc in documents for t in doc})
-            expansion = expansion_terms(
-                documents, snapshot.bm25.idf(vocabulary), set(terms), settings.feedback_terms, list(weights)
-            )
+            documents = [snapshot.document_terms(int(sides.positions[i])) for i in top]
+            expansion = expansion_terms(documents, set(terms), settings.feedback_terms, list(weights))
             bm25 = bm25 + settings.feedback_bm25 * snapshot.bm25.weighted_term_scores(expansion, sides.positions)
         return weight * zscore(bm25) + (1 - weight) * zscore(vector)
 

@@ -18,6 +18,7 @@ values replaced by 0.25 x the mean IDF, term weight tf * (k1 + 1) / (tf + k1 * n
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,28 @@ class BM25Params:
 
     k1: float = 1.2
     b: float = 0.75
+
+
+@dataclass(frozen=True)
+class DocumentTerms:
+    """One document's distinct terms (in order of first occurrence), how often each occurs, its length in terms and
+    each term's IDF: what query expansion reads of a feedback document, kept per document by a snapshot."""
+
+    terms: np.ndarray  # str
+    counts: np.ndarray  # float64
+    length: int
+    idf: np.ndarray  # float64
+
+    @classmethod
+    def of(cls, tokens: Sequence[str], idf: Mapping[str, float]) -> DocumentTerms:
+        """From a document's terms in order and an IDF for each (a term missing from `idf` weighs 0)."""
+        counted = Counter(tokens)
+        return cls(
+            np.array(list(counted), dtype=str),
+            np.fromiter(counted.values(), dtype=np.float64, count=len(counted)),
+            len(tokens),
+            np.fromiter((idf.get(t, 0.0) for t in counted), dtype=np.float64, count=len(counted)),
+        )
 
 
 class Postings:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -85,28 +86,43 @@ def passage_rows(offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.
     return np.repeat(starts, counts) + within, run_starts
 
 
-def max_passage(
-    doc_similarities: np.ndarray,
-    rows: np.ndarray,
-    offsets: np.ndarray,
-    passage_similarity: Callable[[np.ndarray], np.ndarray],
-) -> np.ndarray:
-    """MaxP: each document's best similarity among its own vector and its passages' vectors.
+@dataclass(frozen=True)
+class PassageBlock:
+    """The passages of some candidate documents, gathered once (float32, each document's run contiguous): MaxP
+    against another query vector (pseudo-relevance feedback moves it) is then one product and one `reduceat`."""
 
-    `rows` are the documents' rows (-1: unknown here, keeps its own similarity); `passage_similarity`
-    maps passage rows to their similarities with the query.
-    """
-    best = np.array(doc_similarities, dtype=np.float32, copy=True)
-    known = np.flatnonzero(rows >= 0)
-    if not known.size:
+    owners: np.ndarray  # the candidate (its position in the rows gathered) that each run belongs to
+    starts: np.ndarray  # where each run begins in `vectors`
+    vectors: np.ndarray
+
+    @classmethod
+    def gather(cls, rows: np.ndarray, offsets: np.ndarray, vectors: np.ndarray) -> PassageBlock:
+        """The passages of the documents at `rows` (-1: unknown here, no passages) in the owner-sorted layout
+        `offsets` over `vectors`."""
+        known = np.flatnonzero(rows >= 0)
+        counts = offsets[rows[known] + 1] - offsets[rows[known]]
+        owners = known[counts > 0]
+        which, run_starts = passage_rows(offsets, rows[owners])
+        return cls(owners, run_starts, np.asarray(vectors[which], dtype=np.float32).reshape(-1, vectors.shape[1]))
+
+    @classmethod
+    def joined(cls, pieces: Sequence[tuple[np.ndarray, PassageBlock]], dimension: int) -> PassageBlock:
+        """One block from blocks of subsets of the candidates (`positions`, block): the segments' own."""
+        sizes = np.cumsum([0] + [len(block.vectors) for _, block in pieces])
+        if not pieces:
+            return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros((0, dimension), np.float32))
+        return cls(
+            np.concatenate([positions[block.owners] for positions, block in pieces]),
+            np.concatenate([block.starts + size for (_, block), size in zip(pieces, sizes.tolist())]),
+            np.concatenate([block.vectors for _, block in pieces]),
+        )
+
+    def best(self, query: np.ndarray, doc_similarities: np.ndarray) -> np.ndarray:
+        """MaxP: each candidate's best cosine among its own (`doc_similarities`) and its passages'."""
+        best = np.array(doc_similarities, dtype=np.float32, copy=True)
+        if self.owners.size:
+            best[self.owners] = np.maximum(best[self.owners], np.maximum.reduceat(self.vectors @ query, self.starts))
         return best
-    counts = offsets[rows[known] + 1] - offsets[rows[known]]
-    owners = known[counts > 0]
-    if not owners.size:
-        return best
-    which, run_starts = passage_rows(offsets, rows[owners])
-    best[owners] = np.maximum(best[owners], np.maximum.reduceat(passage_similarity(which), run_starts))
-    return best
 
 
 class Passages:
@@ -136,9 +152,9 @@ class Passages:
         """Number of documents covered (not of passages)."""
         return len(self.offsets) - 1
 
-    def best(self, query: np.ndarray, doc_similarities: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """MaxP similarities of the documents at `rows` (-1: no passages known) to the unit vector `query`."""
-        return max_passage(doc_similarities, rows, self.offsets, lambda which: np.asarray(self.vectors[which]) @ query)
+    def block(self, rows: np.ndarray) -> PassageBlock:
+        """The passages of the documents at `rows` (-1: none known), gathered for MaxP."""
+        return PassageBlock.gather(rows, self.offsets, self.vectors)
 
     def scan(self, query: np.ndarray, doc_similarities: np.ndarray) -> np.ndarray:
         """MaxP similarities of every document: one product over all passage vectors, and one

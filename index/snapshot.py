@@ -38,10 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
-from paperchat.index.bm25 import BM25Index, BM25Params, Postings, top_positions
+from paperchat.index.bm25 import BM25Index, BM25Params, DocumentTerms, Postings, top_positions
 from paperchat.index.columns import Columns
 from paperchat.index.papers import Paper
-from paperchat.index.passages import Lexicon, Passages
+from paperchat.index.passages import Lexicon, PassageBlock, Passages
 from paperchat.index.plan import record_to_paper
 from paperchat.index.records import Records
 from paperchat.index.stored import RESIDENT_ROWS, held, load_vectors, save_vectors
@@ -269,6 +269,9 @@ class Snapshot:
         )
         self.lexicon = joined_lexicon([s.lexicon for s in self.segments], dimension)
         self.terms = functools.lru_cache(maxsize=TERMS_CACHE)(self._terms)
+        self.document_terms = functools.lru_cache(maxsize=TERMS_CACHE)(self._document_terms)
+        self.term_set = functools.lru_cache(maxsize=TERMS_CACHE)(self._term_set)
+        self.word_rows = functools.lru_cache(maxsize=TERMS_CACHE)(self._word_rows)
 
     @classmethod
     def build(
@@ -406,6 +409,20 @@ class Snapshot:
         query."""
         return tuple(self.tokenizer.tokens(self.records.get(row)[0], cache=False))
 
+    def _document_terms(self, row: int) -> DocumentTerms:
+        """The paper at `row` as query expansion reads it (`DocumentTerms`), kept like `terms`: IDFs are fixed for
+        the life of a snapshot."""
+        terms = self.terms(row)
+        return DocumentTerms.of(terms, self.bm25.idf(list(dict.fromkeys(terms))))
+
+    def _term_set(self, row: int) -> frozenset[str]:
+        """The distinct terms of the paper at `row` (the relevance gate reads the top papers'), kept like `terms`."""
+        return frozenset(self.terms(row))
+
+    def _word_rows(self, row: int) -> np.ndarray:
+        """The lexicon rows of the words of the paper at `row` (the gate's meaning test), kept like `terms`."""
+        return self.lexicon.rows(self.terms(row))
+
     def paper(self, row: int) -> Paper:
         return record_to_paper(self.ids[row], *self.records.get(row))
 
@@ -415,9 +432,13 @@ class Snapshot:
 
     # --- dense side --------------------------------------------------------------------
 
+    def passage_block(self, positions: np.ndarray) -> PassageBlock:
+        """The passages of the documents at `positions`, gathered once for MaxP (`PassageBlock.best`)."""
+        return self.passages.block(positions)
+
     def best_passage(self, vector: np.ndarray, positions: np.ndarray, similarities: np.ndarray) -> np.ndarray:
         """MaxP: each document's best cosine among its own vector (`similarities`) and its passages'."""
-        return self.passages.best(vector, similarities, positions)
+        return self.passages.block(positions).best(vector, similarities)
 
     def nearest(self, vector: np.ndarray, k: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Rows and MaxP cosines of the `k` nearest live documents by an exact scan of the local copies
@@ -563,15 +584,15 @@ class _RecordStack(_Parts):
 class _PassageStack(_Parts):
     """MaxP over the segments' passages by snapshot row (`Passages.best` and `scan`)."""
 
-    def best(self, query: np.ndarray, doc_similarities: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    def block(self, rows: np.ndarray) -> PassageBlock:
         if len(self.parts) == 1:
-            return self.parts[0].best(query, doc_similarities, rows)
-        best = np.array(doc_similarities, dtype=np.float32, copy=True)
+            return self.parts[0].block(rows)
         part_of = np.searchsorted(self.starts, rows, side="right") - 1
+        pieces = []
         for part in np.unique(part_of[rows >= 0]).tolist():
             mine = np.flatnonzero((part_of == part) & (rows >= 0))
-            best[mine] = self.parts[part].best(query, best[mine], rows[mine] - self.starts[part])
-        return best
+            pieces.append((mine, self.parts[part].block(rows[mine] - self.starts[part])))
+        return PassageBlock.joined(pieces, self.parts[0].vectors.shape[1] if self.parts else 0)
 
     def scan(self, query: np.ndarray, doc_similarities: np.ndarray) -> np.ndarray:
         bounds = self.starts.tolist()

@@ -94,12 +94,21 @@ class Tokenizer:
             return list(_cached_tokens(text, self.stem, self.keep_identifiers))
         return list(_cached_tokens.__wrapped__(text, self.stem, self.keep_identifiers))
 
+    def term_set(self, text: str) -> frozenset[str]:
+        """The distinct terms of `text`, cached: snippets ask it of the same abstract sentences query after query."""
+        return _cached_term_set(text, self.stem, self.keep_identifiers)
+
     def batch(self, texts: list[str]) -> list[list[str]]:
         return [self.tokens(text, cache=False) for text in texts]
 
-    def term_spans(self, text: str) -> list[tuple[int, int, str]]:
-        """(start, end, term) for every word of `text`, used to mark query terms in snippets."""
-        return list(_cached_spans(text, self.stem))
+    def term_spans(self, text: str) -> tuple[tuple[int, int, str], ...]:
+        """(start, end, term) for every word of `text`, used to mark query terms in snippets (cached)."""
+        return _cached_spans(text, self.stem)
+
+
+@lru_cache(maxsize=50_000)
+def _cached_term_set(text: str, stem: bool, keep_identifiers: bool) -> frozenset[str]:
+    return frozenset(_cached_tokens.__wrapped__(text, stem, keep_identifiers))
 
 
 @lru_cache(maxsize=50_000)

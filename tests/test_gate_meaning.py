@@ -57,7 +57,7 @@ def test_a_word_covered_by_meaning_counts_as_covered_and_only_what_no_abstract_e
     # the first abstract's words hold one close to "forecasting" ("predict"), none close to "traffic"
     words = {0: np.array([[0.9, 0.0, 0.436], [0.0, 0.0, 1.0]]), 1: np.array([[0.0, 0.0, 1.0]])}
     embed = Embed({"traffic": [0.0, 1.0, 0.0], "forecasting": [1.0, 0.0, 0.0]})
-    meaning = concepts_by_meaning(question, documents, lambda terms: words[documents.index(terms)], embed)
+    meaning = concepts_by_meaning(question, documents, lambda j: words[j], embed)
     assert embed.calls == [["traffic", "forecasting"]]  # one call, with only the words no abstract holds
     assert meaning == {5: {0}}  # "forecasting", by the first abstract
     idf = {"graph": 2.0, "neural": 1.0, "network": 1.0, "road": 3.0, "traffic": 4.0, "forecast": 2.0}
@@ -77,7 +77,7 @@ def test_a_word_covered_by_meaning_counts_as_covered_and_only_what_no_abstract_e
     assert joined.covered == ("graph neural networks", "forecasting") and joined.uncovered == ()
     # Nothing is embedded when every word is held by some abstract.
     covered = Embed({})
-    assert concepts_by_meaning(question[:3], documents, lambda terms: words[0], covered) == {} and not covered.calls
+    assert concepts_by_meaning(question[:3], documents, lambda j: words[0], covered) == {} and not covered.calls
 
 
 def test_the_lexicon_holds_every_word_once_is_saved_with_the_snapshot_and_reuses_known_vectors(tmp_path):
@@ -133,7 +133,7 @@ def test_real_words_forgot_is_expressed_by_an_abstract_on_forgetting_and_traffic
         found = concepts_by_meaning(
             concepts,
             documents,
-            lambda terms: lexicon.vectors[lexicon.rows(terms)],
+            lambda j: lexicon.vectors[lexicon.rows(documents[j])],
             lambda words: np.vstack([embedder.encode_query(w) for w in words]),
         )
         uncovered = uncovered_by_words(concepts, documents)

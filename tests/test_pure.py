@@ -16,10 +16,19 @@ from paperchat.chat import (
     rewrite_follow_up,
     topic_chunks,
 )
-from paperchat.fusion import adaptive_bm25_weight, expansion_terms, feedback_weights, rocchio, rrf, smooth, zscore
+from paperchat.fusion import (
+    adaptive_bm25_weight,
+    expansion_terms,
+    feedback_weights,
+    rank_order,
+    rocchio,
+    rrf,
+    smooth,
+    zscore,
+)
 from paperchat.gate import Concept, GateModel, evidence, key_concepts
-from paperchat.index.bm25 import kth_lower_bound, top_positions
-from paperchat.index.passages import Passages, max_passage, pack_passages
+from paperchat.index.bm25 import DocumentTerms, kth_lower_bound, top_positions
+from paperchat.index.passages import PassageBlock, Passages, pack_passages
 from paperchat.index.tokenize import Tokenizer
 from paperchat.snippets import choose_sentences, make_snippet, mark_terms, split_sentences
 
@@ -79,10 +88,13 @@ def test_rocchio_moves_towards_feedback_and_renormalises():
 
 
 def test_expansion_terms_weights_frequency_by_idf():
-    docs = [["wing", "flow", "flow", "lift"], ["flow", "drag"]]
     idf = {"wing": 2.0, "flow": 1.0, "lift": 1.0, "drag": 3.0}
+    docs = [DocumentTerms.of(["wing", "flow", "flow", "lift"], idf), DocumentTerms.of(["flow", "drag"], idf)]
     # flow: 2/4*1 + 1/2*1 = 1.0; drag: 1/2*3 = 1.5; wing: 1/4*2 = 0.5; lift: 1/4*1 = 0.25
-    assert expansion_terms(docs, idf, exclude={"wing"}, count=2) == pytest.approx({"drag": 1.0, "flow": 1.0 / 1.5})
+    assert expansion_terms(docs, exclude={"wing"}, count=2) == pytest.approx({"drag": 1.0, "flow": 1.0 / 1.5})
+    # equal weights go by term: lift (0.25) before wing (0.25) once wing's IDF is halved
+    halved = [DocumentTerms.of(["wing", "lift"], {"wing": 1.0, "lift": 1.0})]
+    assert list(expansion_terms(halved, exclude=set(), count=1)) == ["lift"]
 
 
 def test_feedback_weights_are_a_softmax_of_scores():
@@ -95,12 +107,18 @@ def test_weighted_rocchio_and_expansion_follow_document_weights():
     moved = rocchio(np.array([1.0, 0.0]), np.array([[0.0, 1.0], [1.0, 0.0]]), beta=1.0, weights=np.array([0.75, 0.25]))
     # (1, 0) + (0.25, 0.75) = (1.25, 0.75), normalised
     assert moved == pytest.approx(np.array([1.25, 0.75]) / np.hypot(1.25, 0.75))
-    docs = [["flow", "drag"], ["lift", "lift"]]
     idf = {"flow": 1.0, "drag": 1.0, "lift": 1.0}
+    docs = [DocumentTerms.of(["flow", "drag"], idf), DocumentTerms.of(["lift", "lift"], idf)]
     # flow = drag = 0.75 * 1/2; lift = 0.25 * 2/2
-    assert expansion_terms(docs, idf, exclude=set(), count=3, weights=[0.75, 0.25]) == pytest.approx(
+    assert expansion_terms(docs, exclude=set(), count=3, weights=[0.75, 0.25]) == pytest.approx(
         {"drag": 1.0, "flow": 1.0, "lift": 0.25 / 0.375}
     )
+
+
+def test_rank_order_puts_the_best_first_ties_by_id_and_leaves_out_minus_infinity():
+    scores = np.array([1.0, 2.0, -np.inf, 2.0, 0.5])
+    assert rank_order(scores, ["e", "d", "c", "b", "a"]) == [3, 1, 0, 4]
+    assert rank_order(np.zeros(0), []) == []
 
 
 def test_smooth_adds_score_weighted_similarity_to_top_documents():
@@ -133,14 +151,23 @@ def test_an_over_long_sentence_is_a_passage_of_its_own():
     assert pack_passages("T", ["Long.", "Short."], [2, 12, 1], window=10) == ["T", "Long.", "Short."]
 
 
-def test_max_passage_takes_each_documents_best_passage():
+def test_maxp_takes_each_documents_best_passage():
     # documents 0 and 2 own passages [0, 1] and [2]; document 1 owns none; -1 is unknown here
     offsets = np.array([0, 2, 2, 3])
-    passage_similarities = np.array([0.1, 0.9, 0.2])
-    best = max_passage(
-        np.array([0.5, 0.4, 0.3, 0.7]), np.array([0, 1, 2, -1]), offsets, lambda rows: passage_similarities[rows]
-    )
-    assert best.tolist() == pytest.approx([0.9, 0.4, 0.3, 0.7])
+    passages = np.array([[0.1, 0.0], [0.9, 0.0], [0.2, 0.0]], dtype=np.float16)
+    block = PassageBlock.gather(np.array([2, 0, 1, -1]), offsets, passages)
+    query = np.array([1.0, 0.0], dtype=np.float32)
+    assert block.best(query, np.array([0.3, 0.5, 0.4, 0.7])).tolist() == pytest.approx([0.3, 0.9, 0.4, 0.7], abs=1e-3)
+    moved = np.array([-1.0, 0.0], dtype=np.float32)  # another query vector, the same gathered passages
+    assert block.best(moved, np.array([-0.5, -0.5, 0.0, 0.0])).tolist() == pytest.approx([-0.2, -0.1, 0.0, 0.0], 1e-3)
+
+
+def test_passage_blocks_of_segments_join_on_the_candidates_positions():
+    one = PassageBlock.gather(np.array([0]), np.array([0, 2]), np.array([[0.2], [0.6]], dtype=np.float32))
+    two = PassageBlock.gather(np.array([1, 0]), np.array([0, 1, 2]), np.array([[0.9], [0.1]], dtype=np.float32))
+    joined = PassageBlock.joined([(np.array([2]), one), (np.array([0, 1]), two)], dimension=1)
+    best = joined.best(np.array([1.0], dtype=np.float32), np.zeros(3))
+    assert best.tolist() == pytest.approx([0.1, 0.9, 0.6])
 
 
 def test_passages_are_grouped_by_owner_in_passage_order():
@@ -152,7 +179,7 @@ def test_passages_are_grouped_by_owner_in_passage_order():
     assert grouped.vectors.ravel().tolist() == pytest.approx([0.8, 0.6, 1.0, 0.0, 0.0, 1.0])
     query = np.array([1.0, 0.0], dtype=np.float32)
     assert grouped.scan(query, np.array([0.5, 0.5])).tolist() == pytest.approx([1.0, 0.5])
-    assert grouped.best(query, np.array([0.5]), np.array([1])).tolist() == pytest.approx([0.5])
+    assert grouped.block(np.array([1])).best(query, np.array([0.5])).tolist() == pytest.approx([0.5])
 
 
 def test_snippet_picks_best_sentences_in_reading_order_and_marks_terms():
