@@ -18,7 +18,6 @@ values replaced by 0.25 x the mean IDF, term weight tf * (k1 + 1) / (tf + k1 * n
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,8 @@ from paperchat.index.tokenize import Tokenizer
 
 ENGINES = ("bm25s", "rank-bm25")
 VOCABULARY_FILE = "bm25-vocabulary.json"
-POSTINGS_ARRAYS = ("indptr", "rows", "frequencies", "lengths")  # each saved as bm25-NAME.npy, memory-mapped
+# each saved as bm25-NAME.npy, memory-mapped; the last three are the same frequencies document-major
+POSTINGS_ARRAYS = ("indptr", "rows", "frequencies", "lengths", "document_indptr", "columns", "counts")
 OKAPI_EPSILON = 0.25  # rank_bm25's floor for negative IDFs, as a share of the mean IDF
 
 
@@ -44,44 +44,41 @@ class BM25Params:
 
 @dataclass(frozen=True)
 class DocumentTerms:
-    """One document's distinct terms (in order of first occurrence), how often each occurs, its length in terms and
-    each term's IDF: what query expansion reads of a feedback document, kept per document by a snapshot."""
+    """One document's distinct terms, how often each occurs, its length in terms and each term's IDF: what query
+    expansion and the relevance gate read of a top document (`BM25Index.document`)."""
 
     terms: np.ndarray  # str
     counts: np.ndarray  # float64
     length: int
     idf: np.ndarray  # float64
 
-    @classmethod
-    def of(cls, tokens: Sequence[str], idf: Mapping[str, float]) -> DocumentTerms:
-        """From a document's terms in order and an IDF for each (a term missing from `idf` weighs 0)."""
-        counted = Counter(tokens)
-        return cls(
-            np.array(list(counted), dtype=str),
-            np.fromiter(counted.values(), dtype=np.float64, count=len(counted)),
-            len(tokens),
-            np.fromiter((idf.get(t, 0.0) for t in counted), dtype=np.float64, count=len(counted)),
-        )
-
 
 class Postings:
-    """One segment's term frequencies, term-major: the rows holding term `vocabulary[t]` are
-    rows[indptr[t]:indptr[t + 1]] (ascending), with their frequencies in `frequencies`; `lengths` holds
-    each row's number of terms."""
+    """One segment's term frequencies, term-major: the rows holding term `terms[t]` (`vocabulary` maps it back to t)
+    are rows[indptr[t]:indptr[t + 1]] (ascending), with their frequencies in `frequencies`; `lengths` holds each
+    row's number of terms. The same frequencies document-major: row r holds the terms columns[document_indptr[r]:
+    document_indptr[r + 1]], each `counts` times, so the top papers' terms are read, not tokenised again, a query."""
 
     def __init__(
         self,
-        vocabulary: dict[str, int],
+        terms: list[str],
         indptr: np.ndarray,
         rows: np.ndarray,
         frequencies: np.ndarray,
         lengths: np.ndarray,
+        document_indptr: np.ndarray,
+        columns: np.ndarray,
+        counts: np.ndarray,
     ) -> None:
-        self.vocabulary = vocabulary
+        self.terms = terms
+        self.vocabulary = {t: i for i, t in enumerate(terms)}
         self.indptr = indptr
         self.rows = rows
         self.frequencies = frequencies
         self.lengths = lengths
+        self.document_indptr = document_indptr
+        self.columns = columns
+        self.counts = counts
 
     @classmethod
     def build(cls, documents: Sequence[Sequence[str]]) -> Postings:
@@ -95,14 +92,21 @@ class Postings:
         owners = np.repeat(np.arange(len(documents), dtype=np.int64), lengths)
         pairs, frequencies = np.unique(columns * max(len(documents), 1) + owners, return_counts=True)
         term_of = pairs // max(len(documents), 1)
+        row_of = pairs % max(len(documents), 1)
         indptr = np.zeros(len(terms) + 1, dtype=np.int64)
         np.cumsum(np.bincount(term_of, minlength=len(terms)), out=indptr[1:])
+        by_document = np.argsort(row_of, kind="stable")  # each document's terms stay in column order
+        document_indptr = np.zeros(len(documents) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(row_of, minlength=len(documents)), out=document_indptr[1:])
         return cls(
-            vocabulary,
+            terms,
             indptr,
-            (pairs % max(len(documents), 1)).astype(np.int32),
+            row_of.astype(np.int32),
             frequencies.astype(np.float32),
             lengths.astype(np.float32),
+            document_indptr,
+            term_of[by_document].astype(np.int32),
+            frequencies[by_document].astype(np.float32),
         )
 
     def __len__(self) -> int:
@@ -116,7 +120,7 @@ class Postings:
         return counts[self.indptr[1:]] - counts[self.indptr[:-1]]
 
     def save(self, folder: Path) -> None:
-        (folder / VOCABULARY_FILE).write_text(json.dumps(sorted(self.vocabulary, key=self.vocabulary.get)))
+        (folder / VOCABULARY_FILE).write_text(json.dumps(self.terms))
         for name in POSTINGS_ARRAYS:
             np.save(folder / f"bm25-{name}.npy", getattr(self, name))
 
@@ -125,12 +129,13 @@ class Postings:
         """Memory-mapped: a query reads the posting lists of its own terms only, and processes on one host share
         the pages."""
         terms = json.loads((folder / VOCABULARY_FILE).read_text(encoding="utf-8"))
-        postings = cls(
-            {t: i for i, t in enumerate(terms)},
-            *(mapped_array(folder / f"bm25-{name}.npy") for name in POSTINGS_ARRAYS),
-        )
-        lined_up = len(postings.indptr) == len(terms) + 1 and int(postings.indptr[-1]) == len(postings.rows)
-        if not lined_up or len(postings.rows) != len(postings.frequencies):
+        postings = cls(terms, *(mapped_array(folder / f"bm25-{name}.npy") for name in POSTINGS_ARRAYS))
+        entries = len(postings.rows)
+        lined_up = len(postings.indptr) == len(terms) + 1 and int(postings.indptr[-1]) == entries
+        by_document = len(postings.document_indptr) == len(postings.lengths) + 1
+        if not (lined_up and by_document and int(postings.document_indptr[-1]) == entries) or not (
+            entries == len(postings.frequencies) == len(postings.columns) == len(postings.counts)
+        ):
             raise ValueError("BM25 postings do not line up with their vocabulary")
         return postings
 
@@ -208,6 +213,20 @@ class BM25Index:
             frequencies = np.fromiter((self.document_frequency(t) for t in new), dtype=np.float64, count=len(new))
             known.update(zip(new, self._lucene_idf(frequencies).tolist()))
         return {t: known[t] for t in terms}
+
+    def document(self, row: int) -> DocumentTerms:
+        """The terms of the document at global `row`, read from its segment's document-major postings."""
+        segment = int(np.searchsorted(self.starts, row, side="right")) - 1
+        postings, local = self.segments[segment], row - int(self.starts[segment])
+        start, end = int(postings.document_indptr[local]), int(postings.document_indptr[local + 1])
+        terms = [postings.terms[column] for column in postings.columns[start:end].tolist()]
+        idf = self.idf(terms)
+        return DocumentTerms(
+            np.array(terms, dtype=str),
+            np.asarray(postings.counts[start:end], dtype=np.float64),
+            int(postings.lengths[local]),
+            np.fromiter((idf[t] for t in terms), dtype=np.float64, count=len(terms)),
+        )
 
     def _lucene_idf(self, frequency: float | np.ndarray) -> np.floating | np.ndarray:
         """Of one frequency (a float) or of an array of them (an array)."""

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from paperchat.index.bm25 import BM25Index, BM25Params, DocumentTerms, Postings, top_positions
+from paperchat.index.bm25 import BM25Index, BM25Params, Postings, top_positions
 from paperchat.index.columns import Columns
 from paperchat.index.papers import Paper
 from paperchat.index.passages import Lexicon, PassageBlock, Passages
@@ -47,7 +47,8 @@ from paperchat.index.records import Records
 from paperchat.index.stored import RESIDENT_ROWS, held, load_vectors, save_vectors
 from paperchat.index.tokenize import Tokenizer
 
-FORMAT_VERSION = 8  # 7: base + delta segments, BM25 with global statistics; 8: float16 vector copies
+FORMAT_VERSION = 9  # 7: base + delta segments, BM25 with global statistics; 8: float16 vector copies; 9: BM25
+# frequencies also document-major
 MANIFEST = "CURRENT.json"
 IDS_FILE = "ids.json"
 VECTORS_FILE = "vectors.npy"
@@ -57,7 +58,7 @@ MERGE_FACTOR = 10  # each merge tier holds segments up to this many times larger
 SEGMENT_ROWS = 100_000  # most papers an ingest or a rebuild puts in one segment (what it holds in memory at a time)
 STALE_BUILD_SECONDS = 3600
 SAMPLE_BLOCK = 1 << 16
-TERMS_CACHE = 2_048  # papers whose terms a snapshot keeps (`Snapshot.terms`): ~10 KB each
+TERMS_CACHE = 2_048  # papers whose terms a snapshot keeps (`Snapshot.document_terms`): a few KB each
 SAMPLE_BLOCKS = 8
 
 
@@ -268,10 +269,10 @@ class Snapshot:
             )
         )
         self.lexicon = joined_lexicon([s.lexicon for s in self.segments], dimension)
-        self.terms = functools.lru_cache(maxsize=TERMS_CACHE)(self._terms)
-        self.document_terms = functools.lru_cache(maxsize=TERMS_CACHE)(self._document_terms)
+        self.document_terms = functools.lru_cache(maxsize=TERMS_CACHE)(self.bm25.document)
         self.term_set = functools.lru_cache(maxsize=TERMS_CACHE)(self._term_set)
         self.word_rows = functools.lru_cache(maxsize=TERMS_CACHE)(self._word_rows)
+        self.paper = functools.lru_cache(maxsize=TERMS_CACHE)(self._paper)
 
     @classmethod
     def build(
@@ -403,27 +404,18 @@ class Snapshot:
             found[hit] = rows[hit]
         return found
 
-    def _terms(self, row: int) -> tuple[str, ...]:
-        """BM25's terms of the paper at `row` (its title and abstract), in order. `terms` keeps the last TERMS_CACHE
-        rows asked: feedback and the relevance gate read the top papers' terms, and top papers recur from query to
-        query."""
-        return tuple(self.tokenizer.tokens(self.records.get(row)[0], cache=False))
-
-    def _document_terms(self, row: int) -> DocumentTerms:
-        """The paper at `row` as query expansion reads it (`DocumentTerms`), kept like `terms`: IDFs are fixed for
-        the life of a snapshot."""
-        terms = self.terms(row)
-        return DocumentTerms.of(terms, self.bm25.idf(list(dict.fromkeys(terms))))
-
     def _term_set(self, row: int) -> frozenset[str]:
-        """The distinct terms of the paper at `row` (the relevance gate reads the top papers'), kept like `terms`."""
-        return frozenset(self.terms(row))
+        """The distinct terms of the paper at `row` (the relevance gate reads the top papers'). `document_terms`,
+        `term_set` and `word_rows` keep the last TERMS_CACHE rows asked: top papers recur from query to query."""
+        return frozenset(self.document_terms(row).terms.tolist())
 
     def _word_rows(self, row: int) -> np.ndarray:
-        """The lexicon rows of the words of the paper at `row` (the gate's meaning test), kept like `terms`."""
-        return self.lexicon.rows(self.terms(row))
+        """The lexicon rows of the words of the paper at `row` (the gate's meaning test)."""
+        return self.lexicon.rows(self.document_terms(row).terms.tolist())
 
-    def paper(self, row: int) -> Paper:
+    def _paper(self, row: int) -> Paper:
+        """The paper at `row`, kept like `document_terms` (a hit list parses ten records a query): callers share the
+        object, so they read it and never change it."""
         return record_to_paper(self.ids[row], *self.records.get(row))
 
     def papers(self, ids: list[str]) -> dict[str, Paper]:

@@ -2,6 +2,7 @@
 
 import math
 import os
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -87,13 +88,23 @@ def test_rocchio_moves_towards_feedback_and_renormalises():
     assert moved == pytest.approx([2**-0.5, 2**-0.5])
 
 
+def document_terms(tokens: list[str], idf: dict[str, float]) -> DocumentTerms:
+    counted = Counter(tokens)
+    return DocumentTerms(
+        np.array(list(counted), dtype=str),
+        np.array(list(counted.values()), dtype=np.float64),
+        len(tokens),
+        np.array([idf[t] for t in counted]),
+    )
+
+
 def test_expansion_terms_weights_frequency_by_idf():
     idf = {"wing": 2.0, "flow": 1.0, "lift": 1.0, "drag": 3.0}
-    docs = [DocumentTerms.of(["wing", "flow", "flow", "lift"], idf), DocumentTerms.of(["flow", "drag"], idf)]
+    docs = [document_terms(["wing", "flow", "flow", "lift"], idf), document_terms(["flow", "drag"], idf)]
     # flow: 2/4*1 + 1/2*1 = 1.0; drag: 1/2*3 = 1.5; wing: 1/4*2 = 0.5; lift: 1/4*1 = 0.25
     assert expansion_terms(docs, exclude={"wing"}, count=2) == pytest.approx({"drag": 1.0, "flow": 1.0 / 1.5})
     # equal weights go by term: lift (0.25) before wing (0.25) once wing's IDF is halved
-    halved = [DocumentTerms.of(["wing", "lift"], {"wing": 1.0, "lift": 1.0})]
+    halved = [document_terms(["wing", "lift"], {"wing": 1.0, "lift": 1.0})]
     assert list(expansion_terms(halved, exclude=set(), count=1)) == ["lift"]
 
 
@@ -108,7 +119,7 @@ def test_weighted_rocchio_and_expansion_follow_document_weights():
     # (1, 0) + (0.25, 0.75) = (1.25, 0.75), normalised
     assert moved == pytest.approx(np.array([1.25, 0.75]) / np.hypot(1.25, 0.75))
     idf = {"flow": 1.0, "drag": 1.0, "lift": 1.0}
-    docs = [DocumentTerms.of(["flow", "drag"], idf), DocumentTerms.of(["lift", "lift"], idf)]
+    docs = [document_terms(["flow", "drag"], idf), document_terms(["lift", "lift"], idf)]
     # flow = drag = 0.75 * 1/2; lift = 0.25 * 2/2
     assert expansion_terms(docs, exclude=set(), count=3, weights=[0.75, 0.25]) == pytest.approx(
         {"drag": 1.0, "flow": 1.0, "lift": 0.25 / 0.375}

@@ -2,6 +2,7 @@
 is new, a gap is rebuilt in full, and a merge folds them."""
 
 import json
+from collections import Counter
 from dataclasses import replace
 
 import numpy as np
@@ -49,6 +50,18 @@ def test_bm25_over_segments_with_deletions_equals_one_index_built_from_scratch(e
         every = segments.weighted_term_scores(dict.fromkeys(terms, 0.5), np.arange(len(TEXTS)))
         assert every == pytest.approx(0.5 * segments.scores(list(dict.fromkeys(terms))), abs=1e-6)
     assert segments.idf(["model", "lora", "unseen"]) == pytest.approx(scratch.idf(["model", "lora", "unseen"]))
+
+
+def test_each_documents_terms_are_read_back_from_its_segment_as_tokenised(tmp_path):
+    documents = TOKENIZER.batch(TEXTS)
+    Postings.build(documents[:300]).save(tmp_path)
+    index = BM25Index([Postings.load(tmp_path), Postings.build(documents[300:])], "bm25s", TOKENIZER, BM25Params())
+    for row in (0, 150, 299, 300, len(TEXTS) - 1):
+        document = index.document(row)
+        counted = Counter(documents[row])
+        assert dict(zip(document.terms.tolist(), document.counts.tolist())) == counted
+        assert document.length == len(documents[row])
+        assert document.idf.tolist() == [index.idf([t])[t] for t in document.terms.tolist()]
 
 
 @pytest.mark.parametrize("engine", ["bm25s", "rank-bm25"])
