@@ -361,7 +361,7 @@ def _server_replica(index: Path, local: Path, pool: list[str], queries: list[str
     from chromadb.api.shared_system_client import SharedSystemClient
 
     SharedSystemClient.clear_system_cache()  # this process's embedded clients let go of the Chroma folder first
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma") or "chroma"
     server = subprocess.Popen(
@@ -370,7 +370,7 @@ def _server_replica(index: Path, local: Path, pool: list[str], queries: list[str
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_for_server(url, server)
+        wait_for_server(url, server)
         clients = {name: folder / name for name in ("replica", "writer")}
         for client in clients.values():
             shutil.rmtree(client, ignore_errors=True)
@@ -408,24 +408,28 @@ def _in_fresh_process(index: Path, out: Path, queries: list[str], *options: str)
     return json.loads((out / "search-only.json").read_text())
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on the loopback interface now (for a server started next; the tests use it too)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def _wait_for_server(url: str, server: subprocess.Popen, seconds: float = 600.0) -> None:
-    """Until the Chroma server answers its heartbeat (it loads nothing before that at any size)."""
+def wait_for_server(
+    url: str, process: subprocess.Popen | None = None, seconds: float = 600.0, path: str = "/api/v2/heartbeat"
+) -> None:
+    """Until the server at `url` answers `path` (a Chroma server's heartbeat by default: it loads nothing before that
+    at any size); `process`, when given, must not exit meanwhile."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the Chroma server at {url} exited with status {server.returncode}")
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server for {url} exited with status {process.returncode}")
         try:
-            urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=5)
+            urllib.request.urlopen(f"{url}{path}", timeout=5)
             return
         except OSError:
             time.sleep(0.3)
-    raise RuntimeError(f"the Chroma server at {url} did not answer within {seconds:.0f} s")
+    raise RuntimeError(f"the server at {url} did not answer within {seconds:.0f} s")
 
 
 def _common_stack(searcher: Assistant, queries: list[str], budget_seconds: float) -> dict:

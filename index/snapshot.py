@@ -47,8 +47,8 @@ from paperchat.index.records import Records
 from paperchat.index.stored import RESIDENT_ROWS, held, load_vectors, save_vectors
 from paperchat.index.tokenize import Tokenizer
 
-FORMAT_VERSION = 9  # 7: base + delta segments, BM25 with global statistics; 8: float16 vector copies; 9: BM25
-# frequencies also document-major
+# 7: base + delta segments, BM25 with global statistics; 8: float16 vector copies; 9: BM25 frequencies also by document
+FORMAT_VERSION = 9
 MANIFEST = "CURRENT.json"
 IDS_FILE = "ids.json"
 VECTORS_FILE = "vectors.npy"

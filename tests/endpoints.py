@@ -120,7 +120,7 @@ class Endpoint:
 
 def refused_url() -> str:
     """A loopback url nothing listens on."""
-    from test_ui import free_port
+    from paperchat.eval.bench import free_port
 
     return f"http://127.0.0.1:{free_port()}/v1"
 

@@ -21,7 +21,7 @@ from endpoints import Endpoint, refused_url, with_llm
 
 from paperchat.chat import written_answer
 from paperchat.citations import CitationChecker, Quote
-from test_ui import free_port
+from paperchat.eval.bench import free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 QUESTION = "Is there a training-free way to detect LLM-generated text?"

@@ -102,3 +102,14 @@ def test_wheel_installs_with_its_dependencies_and_ingests_bibtex_from_outside_th
         and "TI  - Sparse Attention for Long-Context Language Models" in exported.stdout
     )
     assert "2401.01234" in exported.stdout and "Traceback" not in exported.stderr
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "1"), ("2", "2")])
+def test_numpy_gets_one_blas_thread_unless_the_environment_says_otherwise(given, expected):
+    """The setting is read when numpy loads: importing paperchat first must set it, and keep a user's own value."""
+    environment = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if given:
+        environment["OPENBLAS_NUM_THREADS"] = given
+    probe = "import os, paperchat, numpy; print(os.environ['OPENBLAS_NUM_THREADS'])"
+    shown = subprocess.run([sys.executable, "-c", probe], env=environment, capture_output=True, text=True, check=True)
+    assert shown.stdout.strip() == expected

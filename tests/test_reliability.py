@@ -21,9 +21,9 @@ import pytest
 
 from conftest import small_assistant, write
 from paperchat import Assistant, PaperchatError
+from paperchat.eval.bench import free_port, wait_for_server
 from paperchat.index.store import HOLD_AFTER_BATCH
 from paperchat.ui.app import launch
-from test_ui import free_port
 
 TOPICS = [
     "graph neural networks",
@@ -50,20 +50,6 @@ def synthetic_corpus(path, count):
     return write(path, "\n".join(rows) + "\n")
 
 
-def wait_for_port(port, timeout=60, path="/api/v2/heartbeat", process=None):
-    """Until the server on `port` answers `path` (a Chroma server's heartbeat by default); `process`, when given, must
-    not exit meanwhile."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        assert process is None or process.poll() is None, f"the server for port {port} exited"
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5)
-            return
-        except (urllib.error.URLError, ConnectionError, OSError):
-            time.sleep(0.3)
-    raise RuntimeError(f"the server on port {port} did not start")
-
-
 # the chroma CLI installed with chromadb beside this interpreter (also when its venv is not activated)
 CHROMA = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
 assert CHROMA, "the chroma CLI comes with chromadb"
@@ -88,7 +74,7 @@ def chroma_server(tmp_path_factory):
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for_port(port)
+        wait_for_server(f"http://127.0.0.1:{port}", seconds=60)
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
@@ -170,7 +156,7 @@ def test_a_server_that_fails_mid_session_is_an_error_not_an_empty_index(tmp_path
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for_port(port)
+        wait_for_server(f"http://127.0.0.1:{port}", seconds=60)
         from paperchat.index.chroma import ChromaRepository
 
         repository = ChromaRepository(
@@ -291,7 +277,7 @@ def start_chroma(folder, port):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    wait_for_port(port)
+    wait_for_server(f"http://127.0.0.1:{port}", seconds=60)
     return process
 
 

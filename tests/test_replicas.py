@@ -12,10 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from test_reliability import TOPICS, chroma_server, synthetic_corpus, wait_for_port  # noqa: F401 (a fixture)
+from test_reliability import TOPICS, chroma_server, synthetic_corpus  # noqa: F401 (a fixture)
 
 from conftest import write
-from test_ui import free_port
+from paperchat.eval.bench import free_port, wait_for_server
 
 REPLICAS = 3
 USERS = 16  # per replica
@@ -69,7 +69,7 @@ def replicas(chroma_server, tmp_path):  # noqa: F811 (the fixture imported above
     ]
     try:
         for port, process in zip(ports, processes):
-            wait_for_port(port, 240, "/gradio_api/info", process)
+            wait_for_server(f"http://127.0.0.1:{port}", process, 240, "/gradio_api/info")
         yield [f"http://127.0.0.1:{port}/" for port in ports], environment, tmp_path
     finally:
         for process in processes:

@@ -3,11 +3,11 @@
 import json
 import os
 import shutil
-import socket
 
 import pytest
 
 from conftest import small_assistant
+from paperchat.eval.bench import free_port
 from paperchat.ui.app import launch
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -15,12 +15,6 @@ needs_chromium = pytest.mark.skipif(
     not CHROMIUM and not os.environ.get("PAPERCHAT_REQUIRE_BROWSER"),
     reason="needs Chromium: apt-get install -y chromium",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
