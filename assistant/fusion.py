@@ -83,8 +83,6 @@ def expansion_terms(
             for weight, document in zip(weights if weights is not None else [1.0] * len(documents), documents)
         ]
     )
-    if not len(terms):
-        return {}
     distinct, which = np.unique(terms, return_inverse=True)  # sorted: ties below go by term
     sums = np.bincount(which, weights=values, minlength=len(distinct))
     kept = np.flatnonzero(~np.isin(distinct, list(exclude))) if exclude else np.arange(len(distinct))
@@ -97,7 +95,7 @@ def rank_order(scores: np.ndarray, ids: Sequence[str]) -> list[int]:
     """Positions of the finite `scores`, best first, equal scores by id (so a ranking never depends on the order
     the candidates came in)."""
     finite = np.flatnonzero(np.isfinite(scores))
-    return finite[np.lexsort((np.asarray(ids, dtype=str)[finite], -scores[finite]))].tolist() if len(ids) else []
+    return finite[np.lexsort((np.asarray(ids, dtype=str)[finite], -scores[finite]))].tolist()
 
 
 def smooth(scores: np.ndarray, similarity_to_top: np.ndarray, top_scores: np.ndarray, strength: float) -> np.ndarray:

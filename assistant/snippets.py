@@ -17,8 +17,6 @@ def sentence_score(
     """Sum of the weights of the distinct query terms the sentence contains (added in a fixed order: a set's order
     changes from one process to the next, and a last-bit difference would break a tie differently)."""
     present = query_terms.intersection(tokenizer.term_set(sentence))
-    if not present:
-        return 0
     return sum((weights or {}).get(term, 1.0) for term in sorted(present))
 
 

@@ -131,11 +131,13 @@ class Postings:
         terms = json.loads((folder / VOCABULARY_FILE).read_text(encoding="utf-8"))
         postings = cls(terms, *(mapped_array(folder / f"bm25-{name}.npy") for name in POSTINGS_ARRAYS))
         entries = len(postings.rows)
-        lined_up = len(postings.indptr) == len(terms) + 1 and int(postings.indptr[-1]) == entries
-        by_document = len(postings.document_indptr) == len(postings.lengths) + 1
-        if not (lined_up and by_document and int(postings.document_indptr[-1]) == entries) or not (
-            entries == len(postings.frequencies) == len(postings.columns) == len(postings.counts)
-        ):
+        lined_up = (
+            len(postings.indptr) == len(terms) + 1
+            and len(postings.document_indptr) == len(postings.lengths) + 1
+            and int(postings.indptr[-1]) == int(postings.document_indptr[-1]) == entries
+            and entries == len(postings.frequencies) == len(postings.columns) == len(postings.counts)
+        )
+        if not lined_up:
             raise ValueError("BM25 postings do not line up with their vocabulary")
         return postings
 

@@ -108,9 +108,9 @@ class PassageBlock:
     @classmethod
     def joined(cls, pieces: Sequence[tuple[np.ndarray, PassageBlock]], dimension: int) -> PassageBlock:
         """One block from blocks of subsets of the candidates (`positions`, block): the segments' own."""
-        sizes = np.cumsum([0] + [len(block.vectors) for _, block in pieces])
         if not pieces:
             return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros((0, dimension), np.float32))
+        sizes = np.cumsum([0] + [len(block.vectors) for _, block in pieces])
         return cls(
             np.concatenate([positions[block.owners] for positions, block in pieces]),
             np.concatenate([block.starts + size for (_, block), size in zip(pieces, sizes.tolist())]),

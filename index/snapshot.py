@@ -430,7 +430,7 @@ class Snapshot:
 
     def best_passage(self, vector: np.ndarray, positions: np.ndarray, similarities: np.ndarray) -> np.ndarray:
         """MaxP: each document's best cosine among its own vector (`similarities`) and its passages'."""
-        return self.passages.block(positions).best(vector, similarities)
+        return self.passage_block(positions).best(vector, similarities)
 
     def nearest(self, vector: np.ndarray, k: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Rows and MaxP cosines of the `k` nearest live documents by an exact scan of the local copies
@@ -574,7 +574,7 @@ class _RecordStack(_Parts):
 
 
 class _PassageStack(_Parts):
-    """MaxP over the segments' passages by snapshot row (`Passages.best` and `scan`)."""
+    """MaxP over the segments' passages by snapshot row (`Passages.block` and `scan`)."""
 
     def block(self, rows: np.ndarray) -> PassageBlock:
         if len(self.parts) == 1:
