@@ -39,13 +39,17 @@ SPLIT_ALONE_SETS = (
     "blind_aspects2",
     "blind_aspects3",
     "blind_aspects4",
+    "blind_aspects5",
+    "blind_topics3",
 )
 FILTER_SETS = ("blind_filters", "blind_filters2")
 # written after the test halves were scored: measured whole, never split (joining the groups would move records)
 HELD_OUT_FILTER_SETS = ("blind_filters3",)
 CLAIM_SETS = ("claims", "claims2")
 # which sentences of an abstract state each aspect (comparison tables)
-ASPECT_SETS = ("blind_aspects", "blind_aspects2", "blind_aspects3", "blind_aspects4")
+ASPECT_SETS = ("blind_aspects", "blind_aspects2", "blind_aspects3", "blind_aspects4", "blind_aspects5")
+# saved questions for the digest, graded like the topics (written after the digest's first test half was scored)
+DIGEST_SETS = ("blind_topics", "blind_topics3")
 # in a gate set; every other kind (near, far) has no answer in the corpus
 ANSWERABLE_KINDS = ("control", "paraphrase")
 
@@ -121,7 +125,7 @@ def bundled_groups() -> dict[str, str]:
 
     members: dict[str, list[str]] = {}
     alone: dict[str, list[str]] = {}
-    for name in (*BUNDLED_SETS, *GATE_SETS, *FILTER_SETS, *CLAIM_SETS, *ASPECT_SETS):
+    for name in (*BUNDLED_SETS, *GATE_SETS, *FILTER_SETS, *CLAIM_SETS, *ASPECT_SETS, *DIGEST_SETS[1:]):
         for record in read_jsonl(bundled_file(name)):
             (alone if name in SPLIT_ALONE_SETS else members)[record["_id"]] = _group_keys(record)
     for keys in members.values():
