@@ -203,7 +203,7 @@ class Settings(BaseSettings):
             raise PaperchatError(
                 f"{', '.join(sorted(refused))} only apply when an index is opened; use Assistant.open(...) instead"
             )
-        unknown = set(changes) - set(self.model_fields)
+        unknown = set(changes) - set(type(self).model_fields)
         if unknown:
             raise PaperchatError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         try:

@@ -1,4 +1,4 @@
-"""How well a digest lists the new papers that answer saved questions: the blind topics as saved questions,
+"""How well a digest lists the new papers that answer saved questions: graded topics (DIGEST_SETS) as saved questions,
 a slice of the bundled corpus held out of an index and then ingested as "new", and the digest's papers
 scored against the graded judgments (any grade counts as an answer)."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from paperchat.eval.datasets import half, load_bundled_set
+from paperchat.eval.datasets import DIGEST_SETS, half, load_bundled_set
 from paperchat.index.loaders import load_bundled
 
 HELD_OUT = 5  # one paper in five (by the MD5 of its id) arrives as "new"
@@ -18,8 +18,9 @@ def held_out(paper_id: str) -> bool:
 
 
 def measure(folder: Path, which: str | None, progress: bool = False) -> dict:
-    """Precision and recall (micro, over every saved question) of the digest after ingesting the held-out slice,
-    in an index built under `folder` (the bundled corpus without the slice; built once, then reused)."""
+    """Precision and recall (micro, over every saved question of each of DIGEST_SETS, and over all) of the digest after
+    ingesting the held-out slice, in an index built under `folder` (the bundled corpus without the slice; built once,
+    then reused)."""
     from paperchat.api import Assistant
 
     papers = load_bundled()[0]
@@ -31,26 +32,37 @@ def measure(folder: Path, which: str | None, progress: bool = False) -> dict:
         assistant.store.ingest([p for p in papers if not held_out(p.id)], progress=progress)
     for path in (assistant.watchlist.path, assistant.watchlist.seen_path):
         path.unlink(missing_ok=True)
-    dataset = load_bundled_set("blind_topics")
-    dataset = half(dataset, which) if which else dataset
-    for query in dataset.queries:
-        assistant.watch(query.text)
+    datasets = [load_bundled_set(name) for name in DIGEST_SETS]
+    datasets = [half(dataset, which) for dataset in datasets] if which else datasets
+    saved = {}  # question text -> position among the saved questions (a text two sets share is saved once)
+    for dataset in datasets:
+        for query in dataset.queries:
+            if query.text not in saved:
+                saved[query.text] = len(saved)
+                assistant.watch(query.text)
     assistant.store.ingest(new, progress=progress)
     entries = assistant.digest(mark=False)
+    assistant.store.remove(sorted(p.id for p in new))  # the index is reused: the slice is new again next time
     new_ids = {p.id for p in new}
-    listed = judged = right = 0
-    per_question = []
-    for query, entry in zip(dataset.queries, entries):
-        answers = {doc for doc, grade in dataset.qrels[query.id].items() if grade > 0} & new_ids
-        shown = {p.hit.id for p in entry.papers}
-        listed, judged, right = listed + len(shown), judged + len(answers), right + len(shown & answers)
-        per_question.append(
-            {"question": query.text, "listed": len(shown), "judged": len(answers), "right": len(shown & answers)}
-        )
-    assistant.store.remove(sorted(new_ids))  # the index is reused: the slice is new again next time
+    tables = {}
+    for dataset in datasets:
+        per_question = []
+        for query in dataset.queries:
+            answers = {doc for doc, grade in dataset.qrels[query.id].items() if grade > 0} & new_ids
+            shown = {p.hit.id for p in entries[saved[query.text]].papers}
+            per_question.append(
+                {"question": query.text, "listed": len(shown), "judged": len(answers), "right": len(shown & answers)}
+            )
+        tables[dataset.name] = _shares(per_question, len(new))
+    tables["all"] = _shares([q for table in tables.values() for q in table["per_question"]], len(new))
+    return tables
+
+
+def _shares(per_question: list[dict], new_papers: int) -> dict:
+    listed, judged, right = (sum(q[key] for q in per_question) for key in ("listed", "judged", "right"))
     return {
-        "questions": len(dataset.queries),
-        "new_papers": len(new),
+        "questions": len(per_question),
+        "new_papers": new_papers,
         "listed": listed,
         "judged": judged,
         "right": right,
@@ -60,9 +72,10 @@ def measure(folder: Path, which: str | None, progress: bool = False) -> dict:
     }
 
 
-def figures_text(table: dict) -> str:
-    return (
-        f"{table['questions']} saved questions, {table['new_papers']} new papers: {table['listed']} listed, "
-        f"{table['right']} of them judged answers (precision {table['precision']}); {table['judged']} judged answers "
-        f"among the new papers, {table['right']} listed (recall {table['recall']})"
+def figures_text(tables: dict) -> str:
+    return "\n".join(
+        f"{name}: {t['questions']} saved questions, {t['new_papers']} new papers: {t['listed']} listed, "
+        f"{t['right']} of them judged answers (precision {t['precision']}); {t['judged']} judged answers among the "
+        f"new papers, {t['right']} listed (recall {t['recall']})"
+        for name, t in tables.items()
     )

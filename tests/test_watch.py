@@ -1,4 +1,4 @@
-"""Saved questions and the digest of new papers: kept beside the index, judged paper by paper, in every format."""
+"""Saved questions and the digest of new papers: kept beside the index, judged against the whole index."""
 
 import json
 import xml.etree.ElementTree as ET
@@ -7,9 +7,10 @@ import pytest
 
 from conftest import small_assistant, write
 from paperchat.cli import main
+from paperchat.hits import Citation, Hit
 from paperchat.index.errors import PaperchatError
 from paperchat.index.loaders import load_bundled
-from paperchat.watch import Watchlist, digest_text
+from paperchat.watch import Watchlist, digest_text, listed_hits
 
 PAPERS = load_bundled()[0]
 UNLEARNING = "machine unlearning: removing data or knowledge from trained models"
@@ -57,7 +58,7 @@ def test_a_digest_lists_the_new_papers_that_answer_a_saved_question_once(tmp_pat
     entries = assistant.digest()
     listed = {p.hit.id for p in entries[0].papers}
     assert listed <= {p.id for p in page} and entries[0].papers[0].hit.id in {p.id for p in relevant[1:3]}
-    assert [p.relevance for p in entries[0].papers] == sorted((p.relevance for p in entries[0].papers), reverse=True)
+    assert [p.score for p in entries[0].papers] == sorted((p.score for p in entries[0].papers), reverse=True)
     assert entries[1].papers == []
     record = json.loads(digest_text(entries, "json"))
     assert record[0]["question"] == UNLEARNING and record[0]["papers"][0]["title"] in {p.title for p in relevant}
@@ -76,3 +77,16 @@ def test_a_digest_lists_the_new_papers_that_answer_a_saved_question_once(tmp_pat
     assert capsys.readouterr().out.startswith(f"1. {UNLEARNING}\n2. quantum")
     assert main(["watch", "remove", "7", "--index", index]) == 2
     assert "no saved question 7" in capsys.readouterr().err
+
+
+def test_a_new_paper_is_listed_when_the_whole_index_ranks_it_near_the_best_paper():
+    def ranked(*scores):
+        return [
+            Hit(n, f"p{n}", "", "", score, None, None, None, None, Citation("", ""))
+            for n, score in enumerate(scores, start=1)
+        ]
+
+    hits = ranked(2.0, 1.5, 0.7, 0.59, 0.5)
+    assert [(h.id, share) for h, share in listed_hits(hits, {"p2", "p3", "p4", "p9"})] == [("p2", 0.75), ("p3", 0.35)]
+    assert [h.id for h, _ in listed_hits(hits, {"p1", "p5"}, near_top=0.25)] == ["p1", "p5"]
+    assert listed_hits(ranked(-0.1, -0.2), {"p1", "p2"}) == [] and listed_hits([], {"p1"}) == []

@@ -163,7 +163,7 @@ def digest_markdown(entries: list[DigestEntry]) -> str:
     for entry in entries:
         lines = [f"#### {escape_markdown(entry.question)}"]
         lines += [
-            f"{n}. {markdown_link(paper.hit.title, paper.hit.citation.url)} ({paper.relevance:.2f}): "
+            f"{n}. {markdown_link(paper.hit.title, paper.hit.citation.url)} ({paper.score:.2f}): "
             f"\u201c{escape_markdown(paper.evidence)}\u201d"
             for n, paper in enumerate(entry.papers, start=1)
         ] or ["*No new paper answers it.*"]
