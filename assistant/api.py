@@ -136,7 +136,6 @@ class Assistant:
         where: Filter | Mapping | None = None,
         rewritten: str | None = None,
         context: str | None = None,
-        within: Sequence[str] | None = None,
         **overrides,
     ) -> Retrieval:
         """Ranked hits plus the relevance evidence. With `gate` (the default) `hits` is empty when
@@ -145,13 +144,13 @@ class Assistant:
         (`paperchat.chat.formulations`; `Retrieval.formulations` lists them). `where` (a `Filter` or a
         dict of its fields) keeps only matching papers, on both sides before fusion. `rewritten` (an
         LLM's stand-alone version of a follow-up) replaces the rule-based rewrite. `context` (the previous
-        stand-alone question, as a `Conversation` keeps it) stands for `history`. `within` (paper ids) searches only
-        those papers. `overrides` change retrieval settings for this call."""
+        stand-alone question, as a `Conversation` keeps it) stands for `history`. `overrides` change retrieval
+        settings for this call."""
         self.refresh()
         settings = self.settings.for_retrieval(**overrides) if overrides else None
         context = self.resolve_history(history) if context is None else context
         searched = formulations(query, context, rewritten) if context else query
-        return self.searcher.retrieve(searched, k, mode, settings, gate, Filter.of(where), within)
+        return self.searcher.retrieve(searched, k, mode, settings, gate, Filter.of(where))
 
     def search(
         self,

@@ -146,12 +146,10 @@ class Searcher:
         settings: Settings | None = None,
         gate: bool = True,
         where: Filter | None = None,
-        within: Sequence[str] | None = None,
     ) -> Retrieval:
         """Ranked hits for `query` (a text, or weighted formulations of one question), judged by the
         relevance gate (the one place that decides "nothing relevant"); with `gate` off the hits
-        are listed whatever the judgement. `where` keeps only matching papers, on both sides, before fusion;
-        `within` (paper ids) only those papers (a digest judges each new paper alone)."""
+        are listed whatever the judgement. `where` keeps only matching papers, on both sides, before fusion."""
         started = time.perf_counter()
         settings = settings or self.settings
         mode = mode or settings.mode
@@ -163,10 +161,6 @@ class Searcher:
         weighted = [(tokenizer.tokens(f.text), f.weight) for f in formulations]
         terms = list(dict.fromkeys(t for group, _ in weighted for t in group))
         rows = np.flatnonzero(where.mask(snapshot.columns)) if where is not None else None
-        if within is not None:
-            chosen = np.unique(snapshot.positions(list(within)))
-            chosen = chosen[chosen >= 0]
-            rows = chosen if rows is None else np.intersect1d(rows, chosen)
         sides = self.score_sides(
             snapshot, formulations, weighted, max(settings.depth, k), embed=mode != "bm25", rows=rows
         )
