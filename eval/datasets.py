@@ -125,7 +125,7 @@ def bundled_groups() -> dict[str, str]:
 
     members: dict[str, list[str]] = {}
     alone: dict[str, list[str]] = {}
-    for name in (*BUNDLED_SETS, *GATE_SETS, *FILTER_SETS, *CLAIM_SETS, *ASPECT_SETS, *DIGEST_SETS[1:]):
+    for name in dict.fromkeys((*BUNDLED_SETS, *GATE_SETS, *FILTER_SETS, *CLAIM_SETS, *ASPECT_SETS, *DIGEST_SETS)):
         for record in read_jsonl(bundled_file(name)):
             (alone if name in SPLIT_ALONE_SETS else members)[record["_id"]] = _group_keys(record)
     for keys in members.values():
