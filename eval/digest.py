@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from paperchat.eval.datasets import DIGEST_SETS, half, load_bundled_set
 from paperchat.index.loaders import load_bundled
+
+if TYPE_CHECKING:
+    from paperchat.api import Assistant
+    from paperchat.index.papers import Paper
 
 HELD_OUT = 5  # one paper in five (by the MD5 of its id) arrives as "new"
 
@@ -17,10 +22,9 @@ def held_out(paper_id: str) -> bool:
     return int(hashlib.md5(paper_id.encode("utf-8")).hexdigest(), 16) % HELD_OUT == 0
 
 
-def measure(folder: Path, which: str | None, progress: bool = False) -> dict:
-    """Precision and recall (micro, over every saved question of each of DIGEST_SETS, and over all) of the digest after
-    ingesting the held-out slice, in an index built under `folder` (the bundled corpus without the slice; built once,
-    then reused)."""
+def index_without_slice(folder: Path, progress: bool = False) -> tuple[Assistant, list[Paper]]:
+    """The index under `folder` of the bundled corpus without the held-out slice (built on first use, then reused),
+    and the slice's papers."""
     from paperchat.api import Assistant
 
     papers = load_bundled()[0]
@@ -30,6 +34,14 @@ def measure(folder: Path, which: str | None, progress: bool = False) -> dict:
     assistant = Assistant.open(index, bootstrap=False, progress=progress, notify=lambda m: None)
     if fresh:
         assistant.store.ingest([p for p in papers if not held_out(p.id)], progress=progress)
+    return assistant, new
+
+
+def measure(folder: Path, which: str | None, progress: bool = False) -> dict:
+    """Precision and recall (micro, over every saved question of each of DIGEST_SETS, and over all) of the digest after
+    ingesting the held-out slice, in an index built under `folder` (the bundled corpus without the slice; built once,
+    then reused)."""
+    assistant, new = index_without_slice(folder, progress)
     for path in (assistant.watchlist.path, assistant.watchlist.seen_path):
         path.unlink(missing_ok=True)
     datasets = [load_bundled_set(name) for name in DIGEST_SETS]

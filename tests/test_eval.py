@@ -183,3 +183,15 @@ def test_the_citation_checker_keeps_its_held_out_figures(assistant):
         assert rate["supported"] <= floors["false_alarms"], table
         assert rate["swapped (near)"] >= floors["swapped"] and rate["swapped (random)"] >= floors["swapped"], table
         assert rate["altered"] >= floors["altered"], table
+
+
+def test_the_digest_study_reports_the_best_precision_that_keeps_the_recall_asked():
+    import numpy as np
+
+    from paperchat.eval.digest_study import best_precision, precision_recall
+
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    answers = np.array([True, False, True, True, False, True])
+    assert precision_recall(scores >= 0.7, answers, judged=5) == (2 / 3, 2 / 5)  # one judged answer was never ranked
+    assert best_precision(scores, answers, judged=5, recall=0.6) == (0.75, 0.6, 0.6)  # not 0.4: 4/6 at recall 0.8
+    assert best_precision(scores, answers, judged=5, recall=0.9) == (0.0, 0.0, None)  # no cut reaches it
