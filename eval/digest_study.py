@@ -20,7 +20,7 @@ import numpy as np
 
 from paperchat.eval.datasets import half, load_bundled_set
 from paperchat.eval.digest import index_without_slice
-from paperchat.gate import key_concepts
+from paperchat.gate import coverage, key_concepts
 from paperchat.index.passages import split_sentences
 from paperchat.watch import DIGEST_DEPTH, DIGEST_NEAR_TOP, DIGEST_RANK
 
@@ -51,8 +51,8 @@ def pair_rows(assistant, new_ids: set[str], sets: Sequence[str] = STUDY_SETS) ->
             seen.add(query.text)
             answers = {doc for doc, grade in dataset.qrels[query.id].items() if grade > 0} & new_ids
             judged += len(answers)
-            ranking = assistant.retrieve(query.text, CANDIDATES, gate=False, depth=DIGEST_DEPTH).hits
-            question_relevance = assistant.retrieve(query.text, 1).relevance
+            search = assistant.retrieve(query.text, CANDIDATES, gate=False, depth=DIGEST_DEPTH)
+            ranking = search.hits
             vector = embedder.encode_query(query.text)
             concepts = key_concepts(query.text, snapshot.tokenizer)
             idf = snapshot.bm25.idf(sorted({t for c in concepts for t in c.terms}))
@@ -70,22 +70,17 @@ def pair_rows(assistant, new_ids: set[str], sets: Sequence[str] = STUDY_SETS) ->
                         "bm25_share": hit.bm25 / top_bm25,
                         "vector_rank": hit.vector_rank or 999,
                         "bm25_rank": hit.bm25_rank or 999,
-                        "question_relevance": question_relevance,
+                        "question_relevance": search.relevance,  # the gate judges whether or not it hides hits
                         "title_cosine": float(titles[hit.id] @ vector),
                         "opening_cosine": float(openings[hit.id] @ vector),
                         "concept_share": float(np.mean([any(t in words for t in c.terms) for c in concepts]))
                         if concepts
                         else 0.0,
-                        "idf_share": _idf_share(idf, words),
-                        "title_idf_share": _idf_share(idf, title_words),
+                        "idf_share": coverage(idf, words),
+                        "title_idf_share": coverage(idf, title_words),
                     }
                 )
     return rows, judged
-
-
-def _idf_share(idf: dict[str, float], words: frozenset[str]) -> float:
-    total = sum(idf.values())
-    return sum(weight for term, weight in idf.items() if term in words) / total if total else 0.0
 
 
 def feature_matrix(rows: list[dict], names: Sequence[str]) -> np.ndarray:
