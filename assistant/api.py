@@ -65,7 +65,12 @@ class Assistant:
         """
         resolved = Settings.load(index=index, **settings)
         embedder = Embedder(
-            resolved.model, resolved.device, resolved.batch_size, resolved.query_backend, resolved.cache_dir
+            resolved.model,
+            resolved.device,
+            resolved.batch_size,
+            resolved.query_backend,
+            resolved.cache_dir,
+            resolved.embed_processes,
         )
         store = Store(
             resolved.index,

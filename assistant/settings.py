@@ -63,6 +63,14 @@ class Settings(BaseSettings):
         json_schema_extra=INDEX_TIME,
     )
     batch_size: int = Field(64, ge=1, le=4096, description="texts per model batch", json_schema_extra=INDEX_TIME)
+    embed_processes: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="processes that tokenise and embed an ingest's documents, each with its own copy of the model: "
+        "on a GPU the tokenizer on the CPU side is the bottleneck",
+        json_schema_extra=INDEX_TIME,
+    )
     write_batch: int = Field(
         1024, ge=1, le=100_000, description="papers per Chroma write", json_schema_extra=INDEX_TIME
     )

@@ -5,6 +5,8 @@ scored against the graded judgments (any grade counts as an answer)."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,7 +36,20 @@ def index_without_slice(folder: Path, progress: bool = False) -> tuple[Assistant
     assistant = Assistant.open(index, bootstrap=False, progress=progress, notify=lambda m: None)
     if fresh:
         assistant.store.ingest([p for p in papers if not held_out(p.id)], progress=progress)
+    else:  # a run killed while the slice was in leaves it there: it must be new again
+        assistant.store.remove(sorted(p.id for p in new))
     return assistant, new
+
+
+@contextmanager
+def slice_ingested(assistant: Assistant, new: list[Paper], progress: bool = False) -> Iterator[None]:
+    """The held-out slice ingested for the length of the block, then removed again, however the block ends: the
+    index is reused, and the slice must be new to the next run."""
+    try:
+        assistant.store.ingest(new, progress=progress)
+        yield
+    finally:
+        assistant.store.remove(sorted(p.id for p in new))
 
 
 def measure(folder: Path, which: str | None, progress: bool = False) -> dict:
@@ -52,9 +67,8 @@ def measure(folder: Path, which: str | None, progress: bool = False) -> dict:
             if query.text not in saved:
                 saved[query.text] = len(saved)
                 assistant.watch(query.text)
-    assistant.store.ingest(new, progress=progress)
-    entries = assistant.digest(mark=False)
-    assistant.store.remove(sorted(p.id for p in new))  # the index is reused: the slice is new again next time
+    with slice_ingested(assistant, new, progress):
+        entries = assistant.digest(mark=False)
     new_ids = {p.id for p in new}
     tables = {}
     for dataset in datasets:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from paperchat.eval.datasets import half, load_bundled_set
-from paperchat.eval.digest import index_without_slice
+from paperchat.eval.digest import index_without_slice, slice_ingested
 from paperchat.gate import coverage, key_concepts
 from paperchat.index.passages import split_sentences
 from paperchat.watch import DIGEST_DEPTH, DIGEST_NEAR_TOP, DIGEST_RANK
@@ -135,11 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--index-root", metavar="DIR", help="where `paperchat eval --digest` keeps its index")
     args = parser.parse_args(argv)
     assistant, new = index_without_slice(Path(args.index_root) if args.index_root else default_index_root())
-    assistant.store.ingest(new, progress=False)
-    try:
+    with slice_ingested(assistant, new):
         rows, judged = pair_rows(assistant, {p.id for p in new})
-    finally:
-        assistant.store.remove(sorted(p.id for p in new))  # the index is reused: the slice is new again next time
     answers = np.array([r["answer"] for r in rows])
     rule = np.array([r["rank"] <= DIGEST_RANK and r["score_share"] >= DIGEST_NEAR_TOP for r in rows])
     print(f"{len({r['question'] for r in rows})} dev questions, {judged} judged answers among the new papers")

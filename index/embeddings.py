@@ -9,6 +9,7 @@ import torch at all.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
@@ -68,6 +69,7 @@ class Embedder:
         batch_size: int = 64,
         query_backend: str = "auto",
         cache_dir: Path | None = None,
+        processes: int = 1,
     ) -> None:
         if query_backend not in QUERY_BACKENDS:
             raise PaperchatError(f"unknown query_backend {query_backend!r}; choose one of: {', '.join(QUERY_BACKENDS)}")
@@ -76,7 +78,9 @@ class Embedder:
         self.batch_size = batch_size
         self.query_backend = query_backend
         self.cache_dir = cache_dir
+        self.processes = processes
         self._model = None
+        self._pool: dict | None = None  # sentence-transformers' process pool, started by the first large `encode`
         self._onnx: OnnxQueryEncoder | None | bool = None  # False: tried and not usable
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -147,14 +151,38 @@ class Embedder:
         self._threads(self.document_threads)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        pool = self._process_pool() if self.processes > 1 and len(texts) >= self.processes * self.batch_size else None
         vectors = self.model.encode(
             texts,
             batch_size=self.batch_size,
             show_progress_bar=False,
             convert_to_numpy=True,
             normalize_embeddings=True,
+            pool=pool,
+            chunk_size=-(-len(texts) // self.processes) if pool else None,  # one share per process
         )
         return np.asarray(vectors, dtype=np.float32)
+
+    def _process_pool(self) -> dict:
+        """`processes` copies of the model on the device, each tokenising its share of a batch of texts: on an H200
+        with 16 cores the ingest's texts embedded at 2,017 texts/s in one process and 4,846 in eight (README, "GPU
+        ingest"). Started once, with the first batch of at least one model batch per process (a page of new papers
+        embeds in this process), and stopped when this process exits."""
+        model = self.model
+        with self._lock:
+            if self._pool is None:
+                self._pool = model.start_multi_process_pool([pick_device(self.device)] * self.processes)
+                atexit.register(self.close)
+            return self._pool
+
+    def close(self) -> None:
+        """Stop the process pool, if one was started."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            from sentence_transformers import SentenceTransformer
+
+            SentenceTransformer.stop_multi_process_pool(pool)
 
     def _query_encoder(self) -> OnnxQueryEncoder | None:
         """The ONNX Runtime copy of the model for single queries, built on first use; None where

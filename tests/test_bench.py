@@ -67,4 +67,5 @@ def test_the_hnsw_study_measures_recall_against_the_exact_top_100(tmp_path):
     narrow, wide = (json.loads(step("recall", *graph, "--ef", ef)) for ef in ("10", "400"))
     assert (narrow["ef_search"], wide["ef_search"]) == (10, 400)
     assert wide["recall_at_100"] == 1.0 and 0 < narrow["recall_at_100"] <= 1.0
-    assert wide["hnsw_query"]["p50_ms"] > 0
+    assert wide["hnsw_query"]["p50_ms"] > 0 and wide["query_embedding"]["p50_ms"] > 0
+    assert wide["hnsw_per_embedding"] == round(wide["hnsw_query"]["p50_ms"] / wide["query_embedding"]["p50_ms"], 2)

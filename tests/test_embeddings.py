@@ -138,3 +138,27 @@ def test_a_process_that_only_searches_never_imports_torch_even_when_a_filter_mat
     command = [sys.executable, "-c", SEARCH_PROBE, str(bundled_index)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"found": [3, 0], "torch_imported": False}
+
+
+def test_an_ingest_can_embed_in_a_pool_of_processes_with_the_same_vectors(embedder, monkeypatch, tmp_path):
+    """`embed_processes` (for a GPU, where tokenising is the bottleneck) splits a large batch of documents among copies
+    of the model in other processes: the vectors are the same, a small batch (a page of new papers) stays in this
+    process, and the pool ends with `close`."""
+    import multiprocessing
+
+    from paperchat import Assistant
+
+    monkeypatch.setenv("PAPERCHAT_EMBED_PROCESSES", "2")
+    opened = Assistant.open(tmp_path / "index", bootstrap=False, load_model=False, notify=lambda message: None)
+    assert opened.store.embedder.processes == 2
+    pooled = Embedder(device="cpu", batch_size=8, cache_dir=embedder.cache_dir, processes=2)
+    texts = [f"{TEXTS[0]}, variant {i}" for i in range(12)] + [TEXTS[2]] * 4 + [TEXTS[1]] * 4
+    before = set(multiprocessing.active_children())
+    np.testing.assert_allclose(pooled.encode(texts[:15]), embedder.encode(texts[:15]), atol=1e-5)
+    assert set(multiprocessing.active_children()) == before  # under 2 x 8 texts: embedded here
+    try:
+        np.testing.assert_allclose(pooled.encode(texts), embedder.encode(texts), atol=1e-5)
+        assert len(set(multiprocessing.active_children()) - before) == 2
+    finally:
+        pooled.close()
+    assert set(multiprocessing.active_children()) == before

@@ -195,3 +195,19 @@ def test_the_digest_study_reports_the_best_precision_that_keeps_the_recall_asked
     assert precision_recall(scores >= 0.7, answers, judged=5) == (2 / 3, 2 / 5)  # one judged answer was never ranked
     assert best_precision(scores, answers, judged=5, recall=0.6) == (0.75, 0.6, 0.6)  # not 0.4: 4/6 at recall 0.8
     assert best_precision(scores, answers, judged=5, recall=0.9) == (0.0, 0.0, None)  # no cut reaches it
+
+
+def test_the_digest_slice_leaves_the_reused_index_however_the_measurement_ends(tmp_path, embedder):
+    """`paperchat eval --digest` and the digest study reuse one index and ingest the held-out slice as new papers for
+    one measurement: a measurement that fails must not leave the slice in, or every later run would see it as old."""
+    from conftest import small_assistant, write
+    from paperchat.eval.digest import slice_ingested
+    from paperchat.index.papers import Paper
+
+    corpus = write(tmp_path / "papers.jsonl", json.dumps({"id": "old", "title": "Old", "abstract": "Kept paper."}))
+    assistant = small_assistant(tmp_path / "index", embedder, corpus)
+    new = [Paper(id="new", title="Held Out", abstract="A paper that arrives later.")]
+    with pytest.raises(RuntimeError), slice_ingested(assistant, new):
+        assert assistant.store.repository.present(["old", "new"]) == ["old", "new"]
+        raise RuntimeError("the measurement failed")
+    assert assistant.store.repository.present(["old", "new"]) == ["old"]

@@ -3,9 +3,10 @@ packaged MiniLM with its weights stored as float16 (to fit the 64 MiB a call may
 as float32 and float16), and the texts paperchat's ingest embeds for the bundled corpus (each abstract and its
 passages). Run from the repository root with paperchat installed:
 
-    python docs/gpu-ingest/prepare.py INDEX      # INDEX: an index folder holding the bundled corpus
+    python docs/gpu-ingest/prepare.py INDEX [R.json]   # INDEX: an index folder holding the bundled corpus
     (device) python3 .devcarry/gpu_embed.py 100 64,256,1024
     (device) cd .devcarry; TOKENIZERS_PARALLELISM=false python3 tok.py encode
+    (device) python3 .devcarry/fp16_check.py            # with R.json: the texts `record_eval.py` recorded
 """
 
 import json
@@ -26,8 +27,10 @@ weights = load_file(str(source / "model.safetensors"))
 save_file(
     {name: tensor.half().contiguous() for name, tensor in weights.items()}, str(target / "model" / "model.safetensors")
 )
-for script in ("gpu_embed.py", "tok.py"):
+for script in ("gpu_embed.py", "tok.py", "fp16_check.py"):
     shutil.copy(Path(__file__).with_name(script), target / script)
+if len(sys.argv) > 2:
+    shutil.copy(sys.argv[2], target / "check_texts.json")
 assistant = Assistant.open(Path(sys.argv[1]), bootstrap=False, notify=lambda message: None)
 papers = list({paper.id: paper for paper in load_bundled()[0]}.values())
 passages = assistant.store.passages(papers)
