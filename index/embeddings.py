@@ -151,7 +151,7 @@ class Embedder:
         self._threads(self.document_threads)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        pool = self._process_pool() if self.processes > 1 and len(texts) >= self.processes * self.batch_size else None
+        pool = self._process_pool(len(texts))
         vectors = self.model.encode(
             texts,
             batch_size=self.batch_size,
@@ -163,11 +163,14 @@ class Embedder:
         )
         return np.asarray(vectors, dtype=np.float32)
 
-    def _process_pool(self) -> dict:
-        """`processes` copies of the model on the device, each tokenising its share of a batch of texts: on an H200
-        with 16 cores the ingest's texts embedded at 2,017 texts/s in one process and 4,846 in eight (README, "GPU
-        ingest"). Started once, with the first batch of at least one model batch per process (a page of new papers
-        embeds in this process), and stopped when this process exits."""
+    def _process_pool(self, texts: int) -> dict | None:
+        """The pool of `processes` copies of the model on the device that embeds a batch of `texts`, each copy
+        tokenising its share: on an H200 with 16 cores the ingest's texts embedded at 2,017 texts/s in one process and
+        4,846 in eight (README, "GPU ingest"). None (this process embeds) until a batch of at least one model batch
+        per process starts the pool, so a page of new papers never does; from then on every batch goes to the pool,
+        since starting it moves this process's own copy of the model to the CPU. Stopped when this process exits."""
+        if self.processes <= 1 or (self._pool is None and texts < self.processes * self.batch_size):
+            return None
         model = self.model
         with self._lock:
             if self._pool is None:

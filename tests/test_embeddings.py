@@ -142,8 +142,8 @@ def test_a_process_that_only_searches_never_imports_torch_even_when_a_filter_mat
 
 def test_an_ingest_can_embed_in_a_pool_of_processes_with_the_same_vectors(embedder, monkeypatch, tmp_path):
     """`embed_processes` (for a GPU, where tokenising is the bottleneck) splits a large batch of documents among copies
-    of the model in other processes: the vectors are the same, a small batch (a page of new papers) stays in this
-    process, and the pool ends with `close`."""
+    of the model in other processes: the vectors are the same, a small batch (a page of new papers) does not start
+    the pool, and the pool ends with `close`."""
     import multiprocessing
 
     from paperchat import Assistant
@@ -159,6 +159,7 @@ def test_an_ingest_can_embed_in_a_pool_of_processes_with_the_same_vectors(embedd
     try:
         np.testing.assert_allclose(pooled.encode(texts), embedder.encode(texts), atol=1e-5)
         assert len(set(multiprocessing.active_children()) - before) == 2
+        np.testing.assert_allclose(pooled.encode(texts[:3]), embedder.encode(texts[:3]), atol=1e-5)  # now pooled too
     finally:
         pooled.close()
     assert set(multiprocessing.active_children()) == before
