@@ -32,8 +32,8 @@ def test_bench_reports_the_serving_process_the_rebuild_and_a_capped_common_stack
         assert page["replica_found"] == 50 and page["segments"] == 2
         assert page["ingest_seconds"] > page["embedding_seconds"]
         assert [h["ef_search"] for h in size["hnsw_sweep"]] == [10, 200]  # each in a fresh process, then restored
-        assert serving["hnsw"]["ef_search"] == 400 and 0 < serving["hnsw"]["recall_at_100"] <= 1
-        assert (serving["hnsw"]["max_neighbors"], serving["hnsw"]["ef_construction"]) == (32, 200)
+        assert serving["hnsw"]["ef_search"] == 600 and 0 < serving["hnsw"]["recall_at_100"] <= 1
+        assert (serving["hnsw"]["max_neighbors"], serving["hnsw"]["ef_construction"]) == (64, 200)
         assert size["hnsw_sweep"][1]["recall_at_100"] == 1.0  # ef 200 > the documents: HNSW visits all of them
         assert 0 < serving["anonymous_mb"] < serving["rss_mb"]
         replica = size["server_replica"]  # a fresh process on a `chroma run` server over the same Chroma folder

@@ -237,10 +237,10 @@ def test_the_papers_collection_takes_the_hnsw_settings_and_the_passages_keep_chr
     assistant = small_assistant(tmp_path / "index", embedder, corpus, hnsw_max_neighbors=24, hnsw_ef_construction=150)
     papers = assistant.store.repository.papers().configuration_json["hnsw"]
     passages = assistant.store.repository.passages().configuration_json["hnsw"]
-    assert (papers["max_neighbors"], papers["ef_construction"], papers["ef_search"]) == (24, 150, 400)
+    assert (papers["max_neighbors"], papers["ef_construction"], papers["ef_search"]) == (24, 150, 600)
     assert (passages["max_neighbors"], passages["ef_construction"], passages["space"]) == (16, 100, "cosine")
     defaults = small_assistant(tmp_path / "defaults", embedder, corpus).store.repository.papers()
     assert (
         defaults.configuration_json["hnsw"]["max_neighbors"],
         defaults.configuration_json["hnsw"]["ef_construction"],
-    ) == (32, 200)
+    ) == (64, 200)
