@@ -306,7 +306,7 @@ class Assistant:
     def watch(self, question: str, **filters) -> list[Watched]:
         """Save a question (with `Filter` fields) whose new answers `digest` lists; returns the saved questions."""
         snapshot = self.store.snapshot()
-        return self.watchlist.add(question, filters, [snapshot.ids[row] for row in snapshot.live_rows()])
+        return self.watchlist.add(question, filters, snapshot.ids.at(snapshot.live_rows()))
 
     def unwatch(self, number: int) -> Watched:
         """Remove saved question `number` (1-based)."""

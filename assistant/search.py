@@ -280,7 +280,7 @@ class Searcher:
         else:
             vector_top = self.nearest(snapshot, query_vector, depth)
         positions = np.fromiter(dict.fromkeys(np.concatenate([bm25_top, vector_top]).tolist()), dtype=np.int64)
-        ids = [snapshot.ids[i] for i in positions]
+        ids = snapshot.ids.at(positions)
         vectors = (
             np.asarray(snapshot.vectors[positions], dtype=np.float32)
             if len(positions)
@@ -297,8 +297,8 @@ class Searcher:
             passages=passages,
             query_vector=query_vector,
             weights=weights,
-            bm25_rank={snapshot.ids[i]: rank for rank, i in enumerate(bm25_top.tolist(), start=1)},
-            vector_rank={snapshot.ids[i]: rank for rank, i in enumerate(vector_top.tolist(), start=1)},
+            bm25_rank={doc_id: rank for rank, doc_id in enumerate(snapshot.ids.at(bm25_top), start=1)},
+            vector_rank={doc_id: rank for rank, doc_id in enumerate(snapshot.ids.at(vector_top), start=1)},
         )
 
     def _formulation_vectors(self, formulations: Sequence[Formulation]) -> np.ndarray:

@@ -138,9 +138,9 @@ def new_papers(assistant: Assistant, watchlist: Watchlist, since: str | None) ->
     """The ids a digest considers: papers dated on or after `since`, else those the last digest had not seen."""
     snapshot = assistant.store.snapshot()
     if since:
-        return [snapshot.ids[row] for row in Filter.of({"since": since}).mask(snapshot.columns).nonzero()[0]]
+        return snapshot.ids.at(Filter.of({"since": since}).mask(snapshot.columns).nonzero()[0])
     seen = watchlist.seen()
-    return [snapshot.ids[row] for row in snapshot.live_rows() if snapshot.ids[row] not in seen]
+    return [doc_id for doc_id in snapshot.ids.at(snapshot.live_rows()) if doc_id not in seen]
 
 
 def listed_hits(hits: list[Hit], new_ids: set[str], near_top: float = DIGEST_NEAR_TOP) -> list[tuple[Hit, float]]:
@@ -180,7 +180,7 @@ def digest(
     entries = [digest_for(assistant, watched, candidates) for watched in questions]
     if mark and not since:
         snapshot = assistant.store.snapshot()
-        watchlist.mark_seen([snapshot.ids[row] for row in snapshot.live_rows()])
+        watchlist.mark_seen(snapshot.ids.at(snapshot.live_rows()))
     return entries
 
 

@@ -441,7 +441,7 @@ def _common_stack(searcher: Assistant, queries: list[str], budget_seconds: float
     store = searcher.store
     snapshot = store.snapshot()
     result: dict = {}
-    ids, documents = snapshot.ids, [snapshot.records.get(row)[0] for row in range(len(snapshot))]
+    ids, documents = list(snapshot.ids), [snapshot.records.get(row)[0] for row in range(len(snapshot))]
     started = time.perf_counter()
     common_bm25 = BM25Okapi([d.lower().split() for d in documents])
     result["common_stack_bm25_build_seconds"] = round(time.perf_counter() - started, 1)

@@ -58,7 +58,7 @@ def build_cases(assistant: Assistant, claims: Sequence[dict], progress: bool = T
 
     snapshot = assistant.store.snapshot()
     checker = CitationChecker(assistant.store.embedder.encode, snapshot.tokenizer)
-    all_ids = sorted(snapshot.ids[row] for row in snapshot.live_rows())  # papers, not rows deleted since
+    all_ids = sorted(snapshot.ids.at(snapshot.live_rows()))  # papers, not rows deleted since
     cases = []
     for claim in tqdm(claims, desc="claims", unit="claim", disable=not progress, file=sys.stderr, leave=False):
         ranked = [h.id for h in assistant.search(claim["claim"], SOURCES)]

@@ -69,9 +69,10 @@ class Postings:
         document_indptr: np.ndarray,
         columns: np.ndarray,
         counts: np.ndarray,
+        vocabulary: dict[str, int] | None = None,
     ) -> None:
         self.terms = terms
-        self.vocabulary = {t: i for i, t in enumerate(terms)}
+        self.vocabulary = vocabulary if vocabulary is not None else {t: i for i, t in enumerate(terms)}
         self.indptr = indptr
         self.rows = rows
         self.frequencies = frequencies
@@ -107,6 +108,7 @@ class Postings:
             document_indptr,
             term_of[by_document].astype(np.int32),
             frequencies[by_document].astype(np.float32),
+            vocabulary,
         )
 
     def __len__(self) -> int:

@@ -32,7 +32,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -40,6 +40,7 @@ import numpy as np
 
 from paperchat.index.bm25 import BM25Index, BM25Params, Postings, top_positions
 from paperchat.index.columns import Columns
+from paperchat.index.ids import Ids
 from paperchat.index.papers import Paper
 from paperchat.index.passages import Lexicon, PassageBlock, Passages
 from paperchat.index.plan import record_to_paper
@@ -50,7 +51,6 @@ from paperchat.index.tokenize import Tokenizer
 # 7: base + delta segments, BM25 with global statistics; 8: float16 vector copies; 9: BM25 frequencies also by document
 FORMAT_VERSION = 9
 MANIFEST = "CURRENT.json"
-IDS_FILE = "ids.json"
 VECTORS_FILE = "vectors.npy"
 MAX_SEGMENTS = 8  # more segments than this in one tier below SEGMENT_ROWS after a write: the writer merges the smallest
 MERGE_FLOOR = 1_000  # rows: segments smaller than this make the lowest merge tier
@@ -133,7 +133,7 @@ class Segment:
     """One immutable slice of an index's rows (see the module docstring); `name` is its folder."""
 
     name: str
-    ids: list[str]
+    ids: Ids
     vectors: np.ndarray
     records: Records
     passages: Passages
@@ -161,7 +161,7 @@ class Segment:
         resident = len(ids) <= RESIDENT_ROWS
         return cls(
             f"segment-{uuid.uuid4().hex[:12]}",
-            list(ids),
+            Ids.of(ids),
             held(vectors, resident),
             Records.from_lists(documents, metadatas),
             passages.held(resident),
@@ -173,20 +173,10 @@ class Segment:
     def __len__(self) -> int:
         return len(self.ids)
 
-    @functools.cached_property
-    def _row_of_id(self) -> dict[str, int]:
-        return {doc_id: row for row, doc_id in enumerate(self.ids)}
-
-    def rows_of(self, ids: Sequence[str]) -> np.ndarray:
-        """This segment's rows of `ids`, -1 for an id it does not hold (the lookup is made once: a segment is
-        immutable)."""
-        row_of = self._row_of_id
-        return np.fromiter((row_of.get(doc_id, -1) for doc_id in ids), dtype=np.int64, count=len(ids))
-
     def save(self, folder: Path) -> dict:
         """Write the segment's folder under `folder` (once: a segment is immutable); its manifest entry."""
         where = folder / self.name
-        if not (where / IDS_FILE).exists():
+        if not where.is_dir():  # a segment's folder appears whole (written under another name, then renamed)
             partial = folder / f".{self.name}.{uuid.uuid4().hex[:8]}"
             partial.mkdir(parents=True)
             self.postings.save(partial)
@@ -195,7 +185,7 @@ class Segment:
             self.passages.save(partial)
             self.columns.save(partial)
             self.lexicon.save(partial)
-            (partial / IDS_FILE).write_text(json.dumps(self.ids), encoding="utf-8")
+            self.ids.save(partial)
             os.replace(partial, where)
         return {
             "name": self.name,
@@ -213,7 +203,7 @@ class Segment:
         resident = int(entry["documents"]) <= RESIDENT_ROWS
         segment = cls(
             str(entry["name"]),
-            json.loads((where / IDS_FILE).read_text(encoding="utf-8")),
+            Ids.load(where),
             load_vectors(where / VECTORS_FILE, resident),
             Records.load(where),
             Passages.load(where, resident),
@@ -254,7 +244,7 @@ class Snapshot:
                 [m if m is not None else np.ones(len(s), dtype=bool) for s, m in zip(self.segments, live)]
             )
         )
-        self.ids = [doc_id for s in self.segments for doc_id in s.ids]
+        self.ids = _IdStack([s.ids for s in self.segments], self.starts)
         self.bm25 = BM25Index([s.postings for s in self.segments], engine, tokenizer, params, live)
         dimension = self.segments[0].vectors.shape[1] if self.segments else 0
         self.vectors = stacked([s.vectors for s in self.segments]) if self.segments else np.zeros((0, dimension))
@@ -333,7 +323,7 @@ class Snapshot:
             or [np.zeros(0, dtype=np.int64)]
         ).astype(np.int64)
         documents, metadatas = zip(*(self.records.get(int(row)) for row in live)) if len(live) else ((), ())
-        ids = [self.ids[i] for i in live]
+        ids = self.ids.at(live)
         owners, passage_numbers, vectors = self.passages.of(live)
         dimension = self.vectors.shape[1]
         lexicon = joined_lexicon([self.segments[n].lexicon for n in numbers], dimension)
@@ -396,7 +386,7 @@ class Snapshot:
         Each segment keeps its own lookup, so that assembling a snapshot after a change builds none over the index."""
         found = np.full(len(ids), -1, dtype=np.int64)
         for number in reversed(range(len(self.segments))):
-            local = self.segments[number].rows_of(ids)
+            local = self.segments[number].ids.rows_of(ids)
             rows = local + self.starts[number]
             hit = (found < 0) & (local >= 0)
             if self.live is not None:
@@ -571,6 +561,30 @@ class _RecordStack(_Parts):
     def get(self, row: int) -> tuple[str, dict]:
         records, row = self.locate(row)
         return records.get(row)
+
+
+class _IdStack(_Parts):
+    """The segments' `Ids` read by snapshot row."""
+
+    def __getitem__(self, row: int) -> str:
+        ids, row = self.locate(row)
+        return ids[row]
+
+    def __iter__(self) -> Iterator[str]:
+        return (doc_id for ids in self.parts for doc_id in ids)
+
+    def at(self, rows: np.ndarray | Sequence[int]) -> list[str]:
+        """The ids of `rows`, in order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(self.parts) == 1:
+            return self.parts[0].at(rows)
+        found: list[str] = [""] * len(rows)
+        part_of = np.searchsorted(self.starts, rows, side="right") - 1
+        for part in np.unique(part_of).tolist():
+            mine = np.flatnonzero(part_of == part)
+            for position, doc_id in zip(mine.tolist(), self.parts[part].at(rows[mine] - self.starts[part])):
+                found[position] = doc_id
+        return found
 
 
 class _PassageStack(_Parts):

@@ -120,7 +120,7 @@ def test_a_snapshot_with_a_delta_and_deletions_searches_like_one_built_from_scra
     loaded, why = Snapshot.load(tmp_path, "fp", "bm25s", TOKENIZER, BM25Params(), previous=base)
     assert why == "loaded" and loaded.segments[0] is base.segments[0]  # the segment it held is not read again
     merged = loaded.merged()
-    assert len(merged.segments) == 1 and merged.ids == [grown.ids[i] for i in grown.live_rows()]
+    assert len(merged.segments) == 1 and list(merged.ids) == [grown.ids[i] for i in grown.live_rows()]
     assert merged.bm25.scores(terms) == pytest.approx(scratch.bm25.scores(terms), abs=1e-6)
     first_only = loaded.merged([0])  # the base folded alone: its live rows after the delta
     assert first_only.segments[0] is loaded.segments[1] and first_only.live_sizes() == [len(delta), 297]
