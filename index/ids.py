@@ -21,6 +21,14 @@ ORDER_FILE = "ids-order.npy"
 LEGACY_IDS_FILE = "ids.json"  # segments written before the ids were an array
 
 
+class IdKeys:
+    """Ids to look up, as their UTF-8 bytes and the length of each."""
+
+    def __init__(self, ids: Sequence[str]) -> None:
+        self.encoded = [doc_id.encode("utf-8") for doc_id in ids]
+        self.lengths = np.fromiter(map(len, self.encoded), dtype=np.int64, count=len(self.encoded))
+
+
 class Ids:
     """Ids by row (`ids[row]`, `ids.at(rows)`), and rows by id (`rows_of`)."""
 
@@ -46,16 +54,16 @@ class Ids:
         """The ids of `rows`, in order."""
         return [value.decode("utf-8") for value in self.values[np.asarray(rows, dtype=np.int64)].tolist()]
 
-    def rows_of(self, ids: Sequence[str]) -> np.ndarray:
-        """The row of each of `ids`, -1 for an id not here."""
-        found = np.full(len(ids), -1, dtype=np.int64)
-        if not len(self) or not len(ids):
+    def rows_of(self, ids: Sequence[str] | IdKeys) -> np.ndarray:
+        """The row of each of `ids`, -1 for an id not here (`IdKeys` when the same ids are looked up in several
+        segments: they are encoded once)."""
+        keys = ids if isinstance(ids, IdKeys) else IdKeys(ids)
+        found = np.full(len(keys.encoded), -1, dtype=np.int64)
+        if not len(self) or not len(found):
             return found
-        encoded = [doc_id.encode("utf-8") for doc_id in ids]
-        fits = np.fromiter((len(e) <= self.values.itemsize for e in encoded), dtype=bool, count=len(encoded))
-        keys = np.array(encoded, dtype=self.values.dtype)  # a longer id is cut here, so `fits` must hold too
-        rows = self.order[np.minimum(np.searchsorted(self.values, keys, sorter=self.order), len(self) - 1)]
-        hit = fits & (self.values[rows] == keys)
+        asked = np.array(keys.encoded, dtype=self.values.dtype)  # a longer id is cut here, so it must fit too
+        rows = self.order[np.minimum(np.searchsorted(self.values, asked, sorter=self.order), len(self) - 1)]
+        hit = (keys.lengths <= self.values.itemsize) & (self.values[rows] == asked)
         found[hit] = rows[hit]
         return found
 

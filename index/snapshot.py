@@ -40,7 +40,7 @@ import numpy as np
 
 from paperchat.index.bm25 import BM25Index, BM25Params, Postings, top_positions
 from paperchat.index.columns import Columns
-from paperchat.index.ids import Ids
+from paperchat.index.ids import IdKeys, Ids
 from paperchat.index.papers import Paper
 from paperchat.index.passages import Lexicon, PassageBlock, Passages
 from paperchat.index.plan import record_to_paper
@@ -385,8 +385,9 @@ class Snapshot:
         """Rows of `ids` as an array, -1 for an id not here (a deleted row's id maps to its newer row or to nothing).
         Each segment keeps its own lookup, so that assembling a snapshot after a change builds none over the index."""
         found = np.full(len(ids), -1, dtype=np.int64)
+        keys = IdKeys(ids)
         for number in reversed(range(len(self.segments))):
-            local = self.segments[number].ids.rows_of(ids)
+            local = self.segments[number].ids.rows_of(keys)
             rows = local + self.starts[number]
             hit = (found < 0) & (local >= 0)
             if self.live is not None:
