@@ -24,11 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from paperchat.index.stored import mapped_array
+from paperchat.index.stored import RESIDENT_ROWS, mapped_array
+from paperchat.index.strings import Keys, StringTable
 from paperchat.index.tokenize import Tokenizer
 
 ENGINES = ("bm25s", "rank-bm25")
-VOCABULARY_FILE = "bm25-vocabulary.json"
+TERMS_STEM = "bm25-terms"  # the vocabulary as a StringTable: bm25-terms.npy
+LEGACY_VOCABULARY_FILE = "bm25-vocabulary.json"  # what segments written before held: the terms as a JSON list
 # each saved as bm25-NAME.npy, memory-mapped; the last three are the same frequencies document-major
 POSTINGS_ARRAYS = ("indptr", "rows", "frequencies", "lengths", "document_indptr", "columns", "counts")
 OKAPI_EPSILON = 0.25  # rank_bm25's floor for negative IDFs, as a share of the mean IDF
@@ -54,14 +56,18 @@ class DocumentTerms:
 
 
 class Postings:
-    """One segment's term frequencies, term-major: the rows holding term `terms[t]` (`vocabulary` maps it back to t)
-    are rows[indptr[t]:indptr[t + 1]] (ascending), with their frequencies in `frequencies`; `lengths` holds each
+    """One segment's term frequencies, term-major: the rows holding term `terms[t]` (`columns_of` finds t) are
+    rows[indptr[t]:indptr[t + 1]] (ascending), with their frequencies in `frequencies`; `lengths` holds each
     row's number of terms. The same frequencies document-major: row r holds the terms columns[document_indptr[r]:
-    document_indptr[r + 1]], each `counts` times, so the top papers' terms are read, not tokenised again, a query."""
+    document_indptr[r + 1]], each `counts` times, so the top papers' terms are read, not tokenised again, a query.
+
+    The terms are a memory-mapped `StringTable` (a million terms as Python strings and a dict took about 130 MB of
+    each process); a segment of at most RESIDENT_ROWS documents also keeps a dict of them, a faster lookup whose
+    size is small there."""
 
     def __init__(
         self,
-        terms: list[str],
+        terms: StringTable | list[str],
         indptr: np.ndarray,
         rows: np.ndarray,
         frequencies: np.ndarray,
@@ -69,10 +75,13 @@ class Postings:
         document_indptr: np.ndarray,
         columns: np.ndarray,
         counts: np.ndarray,
-        vocabulary: dict[str, int] | None = None,
     ) -> None:
-        self.terms = terms
-        self.vocabulary = vocabulary if vocabulary is not None else {t: i for i, t in enumerate(terms)}
+        self.terms = terms if isinstance(terms, StringTable) else StringTable.of(terms)
+        self._vocabulary = (
+            {t: i for i, t in enumerate(terms if isinstance(terms, list) else self.terms)}
+            if len(lengths) <= RESIDENT_ROWS
+            else None
+        )
         self.indptr = indptr
         self.rows = rows
         self.frequencies = frequencies
@@ -108,11 +117,17 @@ class Postings:
             document_indptr,
             term_of[by_document].astype(np.int32),
             frequencies[by_document].astype(np.float32),
-            vocabulary,
         )
 
     def __len__(self) -> int:
         return len(self.lengths)
+
+    def columns_of(self, terms: Keys) -> np.ndarray:
+        """The column of each term, -1 for a term this segment does not hold."""
+        if self._vocabulary is not None:
+            vocabulary = self._vocabulary
+            return np.fromiter((vocabulary.get(t, -1) for t in terms.strings), dtype=np.int64, count=len(terms))
+        return self.terms.rows_of(terms)
 
     def document_frequencies(self, live: np.ndarray | None) -> np.ndarray:
         """Per term of the vocabulary, how many of its rows are live (all rows without `live`)."""
@@ -122,7 +137,7 @@ class Postings:
         return counts[self.indptr[1:]] - counts[self.indptr[:-1]]
 
     def save(self, folder: Path) -> None:
-        (folder / VOCABULARY_FILE).write_text(json.dumps(self.terms))
+        self.terms.save(folder, TERMS_STEM)
         for name in POSTINGS_ARRAYS:
             np.save(folder / f"bm25-{name}.npy", getattr(self, name))
 
@@ -130,7 +145,11 @@ class Postings:
     def load(cls, folder: Path) -> Postings:
         """Memory-mapped: a query reads the posting lists of its own terms only, and processes on one host share
         the pages."""
-        terms = json.loads((folder / VOCABULARY_FILE).read_text(encoding="utf-8"))
+        terms = (
+            StringTable.load(folder, TERMS_STEM)
+            if (folder / f"{TERMS_STEM}.npy").exists()
+            else json.loads((folder / LEGACY_VOCABULARY_FILE).read_text(encoding="utf-8"))
+        )
         postings = cls(terms, *(mapped_array(folder / f"bm25-{name}.npy") for name in POSTINGS_ARRAYS))
         entries = len(postings.rows)
         lined_up = (
@@ -199,13 +218,22 @@ class BM25Index:
         """Live documents holding `term`, over every segment."""
         found = self._df.get(term)
         if found is None:
-            found = 0
-            for segment, frequencies in zip(self.segments, self._frequencies):
-                column = segment.vocabulary.get(term)
-                if column is not None:
-                    found += int(frequencies[column])
-            self._df[term] = found
+            found = self._df[term] = int(self._document_frequencies(Keys([term]))[0])
         return found
+
+    def _document_frequencies(self, terms: Keys) -> np.ndarray:
+        """Live documents holding each of `terms`, over every segment (each segment's lookup made for all at once)."""
+        found = np.zeros(len(terms), dtype=np.int64)
+        for segment, frequencies in zip(self.segments, self._frequencies):
+            columns = segment.columns_of(terms)
+            held = columns >= 0
+            found[held] += np.asarray(frequencies)[columns[held]]
+        return found
+
+    def _columns(self, terms: list[str]) -> list[np.ndarray]:
+        """Each segment's column of each of `terms` (-1: not there)."""
+        keys = Keys(terms)
+        return [segment.columns_of(keys) for segment in self.segments]
 
     def idf(self, terms: list[str]) -> dict[str, float]:
         """Inverse document frequency (Lucene's BM25 form) of each term; unknown terms get the maximum. Feedback asks
@@ -214,7 +242,10 @@ class BM25Index:
         known = self._idf
         new = [t for t in dict.fromkeys(terms) if t not in known]
         if new:
-            frequencies = np.fromiter((self.document_frequency(t) for t in new), dtype=np.float64, count=len(new))
+            missing = [t for t in new if t not in self._df]
+            if missing:
+                self._df.update(zip(missing, self._document_frequencies(Keys(missing)).tolist()))
+            frequencies = np.fromiter((self._df[t] for t in new), dtype=np.float64, count=len(new))
             known.update(zip(new, self._lucene_idf(frequencies).tolist()))
         return {t: known[t] for t in terms}
 
@@ -223,7 +254,7 @@ class BM25Index:
         segment = int(np.searchsorted(self.starts, row, side="right")) - 1
         postings, local = self.segments[segment], row - int(self.starts[segment])
         start, end = int(postings.document_indptr[local]), int(postings.document_indptr[local + 1])
-        terms = [postings.terms[column] for column in postings.columns[start:end].tolist()]
+        terms = postings.terms.at(postings.columns[start:end])
         idf = self.idf(terms)
         return DocumentTerms(
             np.array(terms, dtype=str),
@@ -252,8 +283,8 @@ class BM25Index:
         if self._okapi_floor is None:  # rank_bm25: OKAPI_EPSILON x the mean IDF over the whole vocabulary
             frequencies: dict[str, int] = {}
             for segment, counts in zip(self.segments, self._frequencies):
-                for term, column in segment.vocabulary.items():
-                    frequencies[term] = frequencies.get(term, 0) + int(counts[column])
+                for term, count in zip(segment.terms, np.asarray(counts).tolist()):
+                    frequencies[term] = frequencies.get(term, 0) + count
             values = [np.log(self.documents - f + 0.5) - np.log(f + 0.5) for f in frequencies.values() if f]
             self._okapi_floor = OKAPI_EPSILON * float(np.mean(values)) if values else 0.0
         return self._okapi_floor
@@ -264,12 +295,11 @@ class BM25Index:
 
     # --- scoring ---------------------------------------------------------------------------
 
-    def _postings(self, term: str, segment: int) -> tuple[np.ndarray, np.ndarray]:
-        """Rows (in the segment) holding `term`, ascending, and the term's frequency in each (views of the
-        memory-mapped arrays: nothing is read until used)."""
+    def _postings(self, column: int, segment: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows (in the segment) holding the term at `column` (-1: a term the segment does not hold), ascending, and
+        the term's frequency in each (views of the memory-mapped arrays: nothing is read until used)."""
         postings = self.segments[segment]
-        column = postings.vocabulary.get(term)
-        if column is None:
+        if column < 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         start, end = int(postings.indptr[column]), int(postings.indptr[column + 1])
         return postings.rows[start:end], postings.frequencies[start:end]
@@ -282,21 +312,22 @@ class BM25Index:
             saturation = saturation * (self.params.k1 + 1)
         return (weight * saturation).astype(np.float32)
 
-    def _contributions(self, term: str, segment: int, weight: float) -> tuple[np.ndarray, np.ndarray]:
-        """Rows (in the segment) holding `term` and the term's BM25 contribution to each."""
-        rows, frequencies = self._postings(term, segment)
+    def _contributions(self, column: int, segment: int, weight: float) -> tuple[np.ndarray, np.ndarray]:
+        """Rows (in the segment) holding the term at `column` and the term's BM25 contribution to each."""
+        rows, frequencies = self._postings(column, segment)
         rows = np.asarray(rows, dtype=np.int64)
         return rows, self._saturated(segment, rows, frequencies, weight)
 
     def scores(self, query_terms: list[str]) -> np.ndarray:
         """BM25 score of every row for the query terms (a repeated term counts again; deleted rows score 0)."""
         scores = np.zeros(self.size, dtype=np.float32)
-        for term in query_terms:
-            if not self.document_frequency(term):
-                continue
+        self.idf(query_terms)  # the document frequencies of terms not seen before, one lookup per segment
+        terms = [term for term in query_terms if self.document_frequency(term)]
+        columns = self._columns(terms)
+        for i, term in enumerate(terms):
             weight = self._weight(term)
             for segment, start in enumerate(self.starts[:-1].tolist()):
-                rows, values = self._contributions(term, segment, weight)
+                rows, values = self._contributions(int(columns[segment][i]), segment, weight)
                 scores[start + rows] += values
         return self._without_deleted(scores)
 
@@ -305,17 +336,19 @@ class BM25Index:
         only (query expansion scores ten terms on a few hundred candidates): the positions are grouped by segment
         once, then each term's posting list is searched for them; the whole collection is never scored."""
         total = np.zeros(len(positions), dtype=np.float32)
+        self.idf(list(weights))
         known = [(term, weight) for term, weight in weights.items() if self.document_frequency(term)]
         terms = [(term, weight, self._weight(term)) for term, weight in known]
         if not terms or not len(positions):
             return total
+        columns = self._columns([term for term, _ in known])
         segment_of = np.searchsorted(self.starts, positions, side="right") - 1
         for segment in np.unique(segment_of[(positions >= 0) & (positions < self.size)]).tolist():
             mine = np.flatnonzero(segment_of == segment)
             local = positions[mine] - self.starts[segment]
             live = self.live[segment]
-            for term, weight, idf in terms:
-                rows, frequencies = self._postings(term, segment)
+            for i, (_, weight, idf) in enumerate(terms):
+                rows, frequencies = self._postings(int(columns[segment][i]), segment)
                 if not len(rows):
                     continue
                 at = np.minimum(np.searchsorted(rows, local), len(rows) - 1)  # only the candidates' postings are read

@@ -40,17 +40,19 @@ import numpy as np
 
 from paperchat.index.bm25 import BM25Index, BM25Params, Postings, top_positions
 from paperchat.index.columns import Columns
-from paperchat.index.ids import IdKeys, Ids
 from paperchat.index.papers import Paper
 from paperchat.index.passages import Lexicon, PassageBlock, Passages
 from paperchat.index.plan import record_to_paper
 from paperchat.index.records import Records
 from paperchat.index.stored import RESIDENT_ROWS, held, load_vectors, save_vectors
+from paperchat.index.strings import Keys, StringTable
 from paperchat.index.tokenize import Tokenizer
 
 # 7: base + delta segments, BM25 with global statistics; 8: float16 vector copies; 9: BM25 frequencies also by document
 FORMAT_VERSION = 9
 MANIFEST = "CURRENT.json"
+IDS_STEM = "ids"  # ids.npy (and ids-order.npy)
+LEGACY_IDS_FILE = "ids.json"  # what segments written before the ids were an array hold
 VECTORS_FILE = "vectors.npy"
 MAX_SEGMENTS = 8  # more segments than this in one tier below SEGMENT_ROWS after a write: the writer merges the smallest
 MERGE_FLOOR = 1_000  # rows: segments smaller than this make the lowest merge tier
@@ -133,7 +135,7 @@ class Segment:
     """One immutable slice of an index's rows (see the module docstring); `name` is its folder."""
 
     name: str
-    ids: Ids
+    ids: StringTable
     vectors: np.ndarray
     records: Records
     passages: Passages
@@ -161,7 +163,7 @@ class Segment:
         resident = len(ids) <= RESIDENT_ROWS
         return cls(
             f"segment-{uuid.uuid4().hex[:12]}",
-            Ids.of(ids),
+            StringTable.of(ids),
             held(vectors, resident),
             Records.from_lists(documents, metadatas),
             passages.held(resident),
@@ -185,7 +187,7 @@ class Segment:
             self.passages.save(partial)
             self.columns.save(partial)
             self.lexicon.save(partial)
-            self.ids.save(partial)
+            self.ids.save(partial, IDS_STEM)
             os.replace(partial, where)
         return {
             "name": self.name,
@@ -203,7 +205,7 @@ class Segment:
         resident = int(entry["documents"]) <= RESIDENT_ROWS
         segment = cls(
             str(entry["name"]),
-            Ids.load(where),
+            _load_ids(where),
             load_vectors(where / VECTORS_FILE, resident),
             Records.load(where),
             Passages.load(where, resident),
@@ -385,7 +387,7 @@ class Snapshot:
         """Rows of `ids` as an array, -1 for an id not here (a deleted row's id maps to its newer row or to nothing).
         Each segment keeps its own lookup, so that assembling a snapshot after a change builds none over the index."""
         found = np.full(len(ids), -1, dtype=np.int64)
-        keys = IdKeys(ids)
+        keys = Keys(ids)
         for number in reversed(range(len(self.segments))):
             local = self.segments[number].ids.rows_of(keys)
             rows = local + self.starts[number]
@@ -548,6 +550,13 @@ def merge_tier(size: int, floor: int = MERGE_FLOOR, factor: int = MERGE_FACTOR) 
     return tier
 
 
+def _load_ids(folder: Path) -> StringTable:
+    """A segment's ids, memory-mapped; those of a segment written before they were an array, from its JSON list."""
+    if (folder / f"{IDS_STEM}.npy").exists():
+        return StringTable.load(folder, IDS_STEM)
+    return StringTable.of(json.loads((folder / LEGACY_IDS_FILE).read_text(encoding="utf-8")))
+
+
 def _live_mask(rows: int, deleted: np.ndarray) -> np.ndarray | None:
     if not len(deleted):
         return None
@@ -565,7 +574,7 @@ class _RecordStack(_Parts):
 
 
 class _IdStack(_Parts):
-    """The segments' `Ids` read by snapshot row."""
+    """The segments' ids (`StringTable`s) read by snapshot row."""
 
     def __getitem__(self, row: int) -> str:
         ids, row = self.locate(row)

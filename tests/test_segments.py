@@ -15,6 +15,8 @@ from paperchat.index.bm25 import BM25Index, BM25Params, Postings
 from paperchat.index.loaders import load_bundled
 from paperchat.index.passages import Passages
 from paperchat.index.snapshot import MANIFEST, MAX_SEGMENTS, Segment, Snapshot, merge_tier, segments_to_merge
+from paperchat.index.stored import RESIDENT_ROWS
+from paperchat.index.strings import Keys
 from paperchat.index.tokenize import Tokenizer
 
 PAPERS = load_bundled()[0]
@@ -62,6 +64,27 @@ def test_each_documents_terms_are_read_back_from_its_segment_as_tokenised(tmp_pa
         assert dict(zip(document.terms.tolist(), document.counts.tolist())) == counted
         assert document.length == len(documents[row])
         assert document.idf.tolist() == [index.idf([t])[t] for t in document.terms.tolist()]
+
+
+def test_a_large_segment_finds_its_terms_in_the_mapped_table_as_a_small_one_does_in_its_dict(tmp_path):
+    documents = TOKENIZER.batch(TEXTS)
+    repeats = RESIDENT_ROWS // len(documents) + 1
+    Postings.build(documents * repeats).save(tmp_path)
+    large, small = Postings.load(tmp_path), Postings.build(documents)
+    assert len(large) > RESIDENT_ROWS and large._vocabulary is None and small._vocabulary is not None
+    asked = Keys(["model", "lora", "zzz-not-a-term", "diffus", "", "the"])
+    expected = [dict(zip(small.terms, range(len(small.terms)))).get(t, -1) for t in asked.strings]
+    assert large.columns_of(asked).tolist() == small.columns_of(asked).tolist() == expected
+    index = BM25Index([large], "bm25s", TOKENIZER, BM25Params())
+    for row in (0, 7, len(large) - 1):
+        document = index.document(row)
+        assert dict(zip(document.terms.tolist(), document.counts.tolist())) == Counter(documents[row % len(documents)])
+    scratch = BM25Index([Postings.build(documents * repeats)], "bm25s", TOKENIZER, BM25Params())
+    assert scratch.segments[0]._vocabulary is None
+    for query in QUERIES:
+        terms = TOKENIZER.tokens(query)
+        assert index.scores(terms) == pytest.approx(scratch.scores(terms), abs=1e-6)
+        assert index.idf(terms) == scratch.idf(terms)
 
 
 @pytest.mark.parametrize("engine", ["bm25s", "rank-bm25"])

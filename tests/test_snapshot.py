@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from paperchat.index.bm25 import BM25Index, BM25Params
-from paperchat.index.ids import IDS_FILE, LEGACY_IDS_FILE, ORDER_FILE, Ids
 from paperchat.index.passages import Passages
 from paperchat.index.snapshot import FORMAT_VERSION, MANIFEST, SAMPLE_BLOCK, SAMPLE_BLOCKS, Snapshot, file_digest
+from paperchat.index.strings import StringTable
 from paperchat.index.tokenize import Tokenizer
 
 TEXTS = [
@@ -71,35 +71,42 @@ def test_saved_snapshot_loads_only_with_matching_fingerprint_and_settings(tmp_pa
     assert len(list(tmp_path.glob("segment-*"))) == 1
 
 
-def test_ids_are_found_by_row_and_rows_by_id_in_memory_and_mapped(tmp_path):
+def test_strings_are_found_by_row_and_rows_by_string_in_memory_and_mapped(tmp_path):
     ids = ["2401.00002", "b", "é-accent", "2401.00001", "a-longer-id-than-any-other"]
-    Ids.of(ids).save(tmp_path)
-    mapped = Ids.load(tmp_path)
+    StringTable.of(ids).save(tmp_path, "ids")
+    StringTable.of(sorted(ids)).save(tmp_path, "sorted")
+    mapped, ascending = StringTable.load(tmp_path, "ids"), StringTable.load(tmp_path, "sorted")
     assert not mapped.values.flags.writeable and not mapped.order.flags.writeable  # pages shared by every process
-    for found in (Ids.of(ids), mapped):
+    assert ascending.order is None and not (tmp_path / "sorted-order.npy").exists()  # in order: no order to keep
+    asked = ["b", "2401.00001", "missing", "a-longer-id-than-any-other-by-far", "é-accent", "2401.0000"]
+    for found in (StringTable.of(ids), mapped):
         assert len(found) == 5 and list(found) == ids and found[2] == "é-accent"
         assert found.at([4, 0]) == [ids[4], ids[0]]
-        asked = ["b", "2401.00001", "missing", "a-longer-id-than-any-other-by-far", "é-accent", "2401.0000"]
         assert found.rows_of(asked).tolist() == [1, 3, -1, -1, 2, -1]
-    assert len(Ids.of([])) == 0 and Ids.of([]).rows_of(["a"]).tolist() == [-1]
+    assert ascending.at(ascending.rows_of(asked[:2] + asked[4:5])) == ["b", "2401.00001", "é-accent"]
+    assert len(StringTable.of([])) == 0 and StringTable.of([]).rows_of(["a"]).tolist() == [-1]
 
 
-def test_a_segment_written_with_ids_as_json_still_loads(tmp_path):
-    """Segments saved before the ids were an array (a JSON list) load as they are, with no rebuild."""
+def test_a_segment_written_with_ids_and_terms_as_json_still_loads(tmp_path):
+    """Segments saved before the ids and the BM25 terms were arrays (JSON lists) load as they are, with no rebuild."""
     snapshot = small_snapshot()[0]
     snapshot.save(tmp_path, "fp-1")
     manifest = json.loads((tmp_path / MANIFEST).read_text())
     entry = manifest["segments"][0]
     folder = tmp_path / entry["name"]
-    for name in (IDS_FILE, ORDER_FILE):
-        (folder / name).unlink()
-        del entry["files"][name]
-    (folder / LEGACY_IDS_FILE).write_text(json.dumps(IDS))
-    entry["files"][LEGACY_IDS_FILE] = file_digest(folder / LEGACY_IDS_FILE)
+    segment = snapshot.segments[0]
+    for name, strings in (("ids", segment.ids), ("bm25-terms", segment.postings.terms)):
+        for stale in folder.glob(f"{name}*.npy"):
+            stale.unlink()
+            del entry["files"][stale.name]
+        legacy = "ids.json" if name == "ids" else "bm25-vocabulary.json"
+        (folder / legacy).write_text(json.dumps(list(strings)))
+        entry["files"][legacy] = file_digest(folder / legacy)
     (tmp_path / MANIFEST).write_text(json.dumps(manifest))
     loaded, why = Snapshot.load(tmp_path, "fp-1", "bm25s", Tokenizer(), BM25Params())
     assert why == "loaded" and list(loaded.ids) == IDS
     assert loaded.positions(["d3", "d9", "d0"]).tolist() == [3, -1, 0]
+    assert loaded.bm25.scores(["lora", "prune"]) == pytest.approx(snapshot.bm25.scores(["lora", "prune"]))
 
 
 def test_a_snapshot_of_another_format_version_is_rebuilt_not_misread(tmp_path):
