@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from paperchat.index.stored import RESIDENT_ROWS, mapped_array
+from paperchat.index.stored import mapped_array
 from paperchat.index.strings import Keys, StringTable
 from paperchat.index.tokenize import Tokenizer
 
@@ -61,9 +61,8 @@ class Postings:
     row's number of terms. The same frequencies document-major: row r holds the terms columns[document_indptr[r]:
     document_indptr[r + 1]], each `counts` times, so the top papers' terms are read, not tokenised again, a query.
 
-    The terms are a memory-mapped `StringTable` (a million terms as Python strings and a dict took about 130 MB of
-    each process); a segment of at most RESIDENT_ROWS documents also keeps a dict of them, a faster lookup whose
-    size is small there."""
+    The terms are a memory-mapped `StringTable`: a million terms as Python strings and a dict took about 130 MB of
+    each process."""
 
     def __init__(
         self,
@@ -77,11 +76,6 @@ class Postings:
         counts: np.ndarray,
     ) -> None:
         self.terms = terms if isinstance(terms, StringTable) else StringTable.of(terms)
-        self._vocabulary = (
-            {t: i for i, t in enumerate(terms if isinstance(terms, list) else self.terms)}
-            if len(lengths) <= RESIDENT_ROWS
-            else None
-        )
         self.indptr = indptr
         self.rows = rows
         self.frequencies = frequencies
@@ -124,9 +118,6 @@ class Postings:
 
     def columns_of(self, terms: Keys) -> np.ndarray:
         """The column of each term, -1 for a term this segment does not hold."""
-        if self._vocabulary is not None:
-            vocabulary = self._vocabulary
-            return np.fromiter((vocabulary.get(t, -1) for t in terms.strings), dtype=np.int64, count=len(terms))
         return self.terms.rows_of(terms)
 
     def document_frequencies(self, live: np.ndarray | None) -> np.ndarray:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from paperchat.index.stored import mapped_array
+from paperchat.index.stored import RESIDENT_ROWS, mapped_array
 
 
 class Keys:
@@ -37,11 +37,17 @@ class Keys:
 
 
 class StringTable:
-    """Strings by row (`table[row]`, `table.at(rows)`, iteration), and rows by string (`rows_of`)."""
+    """Strings by row (`table[row]`, `table.at(rows)`, iteration), and rows by string (`rows_of`).
+
+    A table of at most RESIDENT_ROWS strings also keeps them as a list and a dict (`resident`): small, and faster to
+    read than decoding bytes and searching, which a bundled-size query would otherwise pay on every call."""
 
     def __init__(self, values: np.ndarray, order: np.ndarray | None) -> None:
         self.values = values  # bytes, fixed width (numpy drops the padding when a value is read)
         self.order = order  # rows by ascending string; None when the rows are in that order already
+        self.resident = len(values) <= RESIDENT_ROWS
+        self._strings = [value.decode("utf-8") for value in values.tolist()] if self.resident else None
+        self._row_of = {text: row for row, text in enumerate(self._strings)} if self._strings is not None else None
 
     @classmethod
     def of(cls, strings: Sequence[str]) -> StringTable:
@@ -53,19 +59,28 @@ class StringTable:
         return len(self.values)
 
     def __getitem__(self, row: int) -> str:
-        return self.values[row].decode("utf-8")
+        return self._strings[row] if self._strings is not None else self.values[row].decode("utf-8")
 
     def __iter__(self) -> Iterator[str]:
+        if self._strings is not None:
+            return iter(self._strings)
         return (value.decode("utf-8") for value in self.values.tolist())
 
     def at(self, rows: np.ndarray | Sequence[int]) -> list[str]:
         """The strings of `rows`, in order."""
-        return [value.decode("utf-8") for value in self.values[np.asarray(rows, dtype=np.int64)].tolist()]
+        rows = np.asarray(rows, dtype=np.int64)
+        if self._strings is not None:
+            strings = self._strings
+            return [strings[row] for row in rows.tolist()]
+        return [value.decode("utf-8") for value in self.values[rows].tolist()]
 
     def rows_of(self, strings: Sequence[str] | Keys) -> np.ndarray:
         """The row of each of `strings`, -1 for one not here (pass `Keys` to look the same strings up in several
         tables: they are encoded once)."""
         keys = strings if isinstance(strings, Keys) else Keys(strings)
+        if self._row_of is not None:
+            row_of = self._row_of
+            return np.fromiter((row_of.get(text, -1) for text in keys.strings), dtype=np.int64, count=len(keys))
         found = np.full(len(keys), -1, dtype=np.int64)
         if not len(self) or not len(found):
             return found

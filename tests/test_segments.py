@@ -66,25 +66,28 @@ def test_each_documents_terms_are_read_back_from_its_segment_as_tokenised(tmp_pa
         assert document.idf.tolist() == [index.idf([t])[t] for t in document.terms.tolist()]
 
 
-def test_a_large_segment_finds_its_terms_in_the_mapped_table_as_a_small_one_does_in_its_dict(tmp_path):
+def test_a_vocabulary_too_large_to_keep_as_a_dict_is_searched_in_its_mapped_table(tmp_path):
     documents = TOKENIZER.batch(TEXTS)
-    repeats = RESIDENT_ROWS // len(documents) + 1
-    Postings.build(documents * repeats).save(tmp_path)
-    large, small = Postings.load(tmp_path), Postings.build(documents)
-    assert len(large) > RESIDENT_ROWS and large._vocabulary is None and small._vocabulary is not None
-    asked = Keys(["model", "lora", "zzz-not-a-term", "diffus", "", "the"])
-    expected = [dict(zip(small.terms, range(len(small.terms)))).get(t, -1) for t in asked.strings]
-    assert large.columns_of(asked).tolist() == small.columns_of(asked).tolist() == expected
+    many = [documents[i % len(documents)] + [f"row{i}"] for i in range(RESIDENT_ROWS + 1)]  # a term of its own each
+    Postings.build(many).save(tmp_path)
+    large = Postings.load(tmp_path)
+    assert len(large.terms) > RESIDENT_ROWS and not large.terms.resident
+    asked = Keys(["model", "lora", "zzz-not-a-term", "row17", "row20000", "", "diffus", "the"])
+    column_of = {term: column for column, term in enumerate(large.terms)}
+    assert large.columns_of(asked).tolist() == [column_of.get(t, -1) for t in asked.strings]
     index = BM25Index([large], "bm25s", TOKENIZER, BM25Params())
-    for row in (0, 7, len(large) - 1):
+    for row in (0, 7, len(many) - 1):
         document = index.document(row)
-        assert dict(zip(document.terms.tolist(), document.counts.tolist())) == Counter(documents[row % len(documents)])
-    scratch = BM25Index([Postings.build(documents * repeats)], "bm25s", TOKENIZER, BM25Params())
-    assert scratch.segments[0]._vocabulary is None
-    for query in QUERIES:
+        assert dict(zip(document.terms.tolist(), document.counts.tolist())) == Counter(many[row])
+    for query in QUERIES + ["row17 model"]:
         terms = TOKENIZER.tokens(query)
-        assert index.scores(terms) == pytest.approx(scratch.scores(terms), abs=1e-6)
-        assert index.idf(terms) == scratch.idf(terms)
+        expected = np.zeros(len(many), dtype=np.float32)
+        for term in terms:
+            holders = [row for row, document in enumerate(many) if term in document]
+            if holders:
+                assert index.document_frequency(term) == len(holders)
+                expected[holders] += index.scores([term])[holders]
+        assert index.scores(terms) == pytest.approx(expected, abs=1e-6)
 
 
 @pytest.mark.parametrize("engine", ["bm25s", "rank-bm25"])

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from paperchat.index import strings as strings_module
 from paperchat.index.bm25 import BM25Index, BM25Params
 from paperchat.index.passages import Passages
 from paperchat.index.snapshot import FORMAT_VERSION, MANIFEST, SAMPLE_BLOCK, SAMPLE_BLOCKS, Snapshot, file_digest
@@ -71,11 +72,14 @@ def test_saved_snapshot_loads_only_with_matching_fingerprint_and_settings(tmp_pa
     assert len(list(tmp_path.glob("segment-*"))) == 1
 
 
-def test_strings_are_found_by_row_and_rows_by_string_in_memory_and_mapped(tmp_path):
+@pytest.mark.parametrize("resident_rows", [100, 0])  # a small table's list and dict; a large one's binary search
+def test_strings_are_found_by_row_and_rows_by_string_in_memory_and_mapped(tmp_path, monkeypatch, resident_rows):
+    monkeypatch.setattr(strings_module, "RESIDENT_ROWS", resident_rows)
     ids = ["2401.00002", "b", "é-accent", "2401.00001", "a-longer-id-than-any-other"]
     StringTable.of(ids).save(tmp_path, "ids")
     StringTable.of(sorted(ids)).save(tmp_path, "sorted")
     mapped, ascending = StringTable.load(tmp_path, "ids"), StringTable.load(tmp_path, "sorted")
+    assert mapped.resident == (resident_rows > 0)
     assert not mapped.values.flags.writeable and not mapped.order.flags.writeable  # pages shared by every process
     assert ascending.order is None and not (tmp_path / "sorted-order.npy").exists()  # in order: no order to keep
     asked = ["b", "2401.00001", "missing", "a-longer-id-than-any-other-by-far", "é-accent", "2401.0000"]
