@@ -17,7 +17,6 @@ values replaced by 0.25 x the mean IDF, term weight tf * (k1 + 1) / (tf + k1 * n
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,11 +135,7 @@ class Postings:
     def load(cls, folder: Path) -> Postings:
         """Memory-mapped: a query reads the posting lists of its own terms only, and processes on one host share
         the pages."""
-        terms = (
-            StringTable.load(folder, TERMS_STEM)
-            if (folder / f"{TERMS_STEM}.npy").exists()
-            else json.loads((folder / LEGACY_VOCABULARY_FILE).read_text(encoding="utf-8"))
-        )
+        terms = StringTable.load(folder, TERMS_STEM, legacy=LEGACY_VOCABULARY_FILE)
         postings = cls(terms, *(mapped_array(folder / f"bm25-{name}.npy") for name in POSTINGS_ARRAYS))
         entries = len(postings.rows)
         lined_up = (
@@ -207,19 +202,22 @@ class BM25Index:
 
     def document_frequency(self, term: str) -> int:
         """Live documents holding `term`, over every segment."""
-        found = self._df.get(term)
-        if found is None:
-            found = self._df[term] = int(self._document_frequencies(Keys([term]))[0])
-        return found
+        if term not in self._df:
+            self._count_documents([term])
+        return self._df[term]
 
-    def _document_frequencies(self, terms: Keys) -> np.ndarray:
-        """Live documents holding each of `terms`, over every segment (each segment's lookup made for all at once)."""
-        found = np.zeros(len(terms), dtype=np.int64)
+    def _count_documents(self, terms: list[str]) -> None:
+        """Keep the document frequency of each of `terms` not known yet, over every segment (each segment's lookup
+        made for all of them at once)."""
+        missing = [t for t in dict.fromkeys(terms) if t not in self._df]
+        if not missing:
+            return
+        keys, found = Keys(missing), np.zeros(len(missing), dtype=np.int64)
         for segment, frequencies in zip(self.segments, self._frequencies):
-            columns = segment.columns_of(terms)
+            columns = segment.columns_of(keys)
             held = columns >= 0
             found[held] += np.asarray(frequencies)[columns[held]]
-        return found
+        self._df.update(zip(missing, found.tolist()))
 
     def _columns(self, terms: list[str]) -> list[np.ndarray]:
         """Each segment's column of each of `terms` (-1: not there)."""
@@ -233,9 +231,7 @@ class BM25Index:
         known = self._idf
         new = [t for t in dict.fromkeys(terms) if t not in known]
         if new:
-            missing = [t for t in new if t not in self._df]
-            if missing:
-                self._df.update(zip(missing, self._document_frequencies(Keys(missing)).tolist()))
+            self._count_documents(new)
             frequencies = np.fromiter((self._df[t] for t in new), dtype=np.float64, count=len(new))
             known.update(zip(new, self._lucene_idf(frequencies).tolist()))
         return {t: known[t] for t in terms}
@@ -312,7 +308,7 @@ class BM25Index:
     def scores(self, query_terms: list[str]) -> np.ndarray:
         """BM25 score of every row for the query terms (a repeated term counts again; deleted rows score 0)."""
         scores = np.zeros(self.size, dtype=np.float32)
-        self.idf(query_terms)  # the document frequencies of terms not seen before, one lookup per segment
+        self._count_documents(query_terms)
         terms = [term for term in query_terms if self.document_frequency(term)]
         columns = self._columns(terms)
         for i, term in enumerate(terms):
@@ -327,7 +323,7 @@ class BM25Index:
         only (query expansion scores ten terms on a few hundred candidates): the positions are grouped by segment
         once, then each term's posting list is searched for them; the whole collection is never scored."""
         total = np.zeros(len(positions), dtype=np.float32)
-        self.idf(list(weights))
+        self._count_documents(list(weights))
         known = [(term, weight) for term, weight in weights.items() if self.document_frequency(term)]
         terms = [(term, weight, self._weight(term)) for term, weight in known]
         if not terms or not len(positions):

@@ -205,7 +205,7 @@ class Segment:
         resident = int(entry["documents"]) <= RESIDENT_ROWS
         segment = cls(
             str(entry["name"]),
-            _load_ids(where),
+            StringTable.load(where, IDS_STEM, legacy=LEGACY_IDS_FILE),
             load_vectors(where / VECTORS_FILE, resident),
             Records.load(where),
             Passages.load(where, resident),
@@ -548,13 +548,6 @@ def merge_tier(size: int, floor: int = MERGE_FLOOR, factor: int = MERGE_FACTOR) 
     while size >= bound:
         tier, bound = tier + 1, bound * factor
     return tier
-
-
-def _load_ids(folder: Path) -> StringTable:
-    """A segment's ids, memory-mapped; those of a segment written before they were an array, from its JSON list."""
-    if (folder / f"{IDS_STEM}.npy").exists():
-        return StringTable.load(folder, IDS_STEM)
-    return StringTable.of(json.loads((folder / LEGACY_IDS_FILE).read_text(encoding="utf-8")))
 
 
 def _live_mask(rows: int, deleted: np.ndarray) -> np.ndarray | None:

@@ -10,6 +10,7 @@ the host shares the pages; a string is found by binary search in that order.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -98,7 +99,10 @@ class StringTable:
             np.save(folder / f"{stem}-order.npy", self.order)
 
     @classmethod
-    def load(cls, folder: Path, stem: str) -> StringTable:
-        """Memory-mapped."""
+    def load(cls, folder: Path, stem: str, legacy: str | None = None) -> StringTable:
+        """Memory-mapped; with `legacy`, a folder written before the strings were a table is read from that JSON
+        list instead (held in memory)."""
+        if legacy is not None and not (folder / f"{stem}.npy").exists():
+            return cls.of(json.loads((folder / legacy).read_text(encoding="utf-8")))
         order = folder / f"{stem}-order.npy"
         return cls(mapped_array(folder / f"{stem}.npy"), mapped_array(order) if order.exists() else None)
