@@ -657,7 +657,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         until=args.until,
     )
     for problem in load_report.problems:
-        say(f"paperchat: skipped {problem}", err=True)
+        say(f"paperchat: {'' if problem.repaired else 'skipped '}{problem}", err=True)
     say(f"{load_report.summary()}\n{ingest_report.summary()} ({assistant.location})")
     return 0
 

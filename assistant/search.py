@@ -40,7 +40,7 @@ from paperchat.index.passages import Lexicon, PassageBlock
 from paperchat.index.snapshot import Snapshot
 from paperchat.index.store import Store
 from paperchat.index.stored import RESIDENT_ROWS
-from paperchat.index.tokenize import CONTROL_CHARACTERS
+from paperchat.index.tokenize import CONTROL_CHARACTERS, without_lone_surrogates
 from paperchat.settings import MODES, Settings
 from paperchat.snippets import make_snippet
 
@@ -56,10 +56,14 @@ EXACT_SEARCH_LIMIT = RESIDENT_ROWS  # documents: the snapshot holds the vectors 
 
 
 def clean_query(query: str) -> tuple[str, list[str]]:
-    """Normalise a user query: control characters become spaces; over-long queries are cut (with a notice)."""
+    """Normalise a user query: control characters become spaces; unpaired surrogates (a terminal's undecodable bytes)
+    become U+FFFD and over-long queries are cut, each with a notice."""
     if not isinstance(query, str):
         raise PaperchatError("the query must be text")
     notices: list[str] = []
+    query, replaced = without_lone_surrogates(query)
+    if replaced:
+        notices.append(f"{replaced} character(s) that are not valid Unicode replaced with \ufffd")
     text = " ".join(CONTROL_CHARACTERS.sub(" ", query).split())
     if not text:
         raise PaperchatError("the query is empty; type a question or some keywords")

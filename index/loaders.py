@@ -35,6 +35,7 @@ from paperchat.index.papers import (
     normalise_title,
     title_id,
 )
+from paperchat.index.tokenize import without_lone_surrogates
 
 _DATE_LINE = re.compile(r"^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? \d{1,2}(, \d{4})?$")
 HEADER_SEARCH_LINES = 40
@@ -56,15 +57,18 @@ SNIFF_BYTES = 1 << 16
 MAX_PROBLEMS_LISTED = 1000  # per streamed file
 TEXT_FIELDS = ("abstract", "text", "body", "content")
 ID_FIELDS = ("_id", "id", "doc_id", "docid")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # how JSON writes half of a surrogate pair
 
 
 @dataclass
 class Problem:
-    """One skipped entry or suspicious input, located precisely enough to fix it."""
+    """One skipped entry or suspicious input, located precisely enough to fix it (`repaired`: the entry was kept, its
+    text mended)."""
 
     source: str
     line: int
     message: str
+    repaired: bool = False
 
     def __str__(self) -> str:
         return f"{self.source}:{self.line}: {self.message}" if self.line else f"{self.source}: {self.message}"
@@ -86,8 +90,11 @@ class LoadReport:
             text += f" ({self.duplicates} duplicates merged)"
         if self.filtered:
             text += f"; {self.filtered} left out by the filters"
-        if self.problems:
-            text += f"; skipped {len(self.problems)} problem(s)"
+        repaired = sum(problem.repaired for problem in self.problems)
+        if len(self.problems) > repaired:
+            text += f"; skipped {len(self.problems) - repaired} problem(s)"
+        if repaired:
+            text += f"; repaired {repaired} problem(s)"
         return text
 
 
@@ -96,7 +103,7 @@ def _decode(raw: bytes, source: str, problems: list[Problem]) -> str:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        problems.append(Problem(source, line, "invalid UTF-8; undecodable bytes were replaced"))
+        problems.append(Problem(source, line, "invalid UTF-8; undecodable bytes were replaced", repaired=True))
         text = raw.decode("utf-8", errors="replace")
     return text.replace("\x00", "")
 
@@ -229,10 +236,10 @@ def _json_lines(lines: Iterable[bytes], source: str, name: str, mapper, problems
         try:
             line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError:
-            problems.append(Problem(source, number, "invalid UTF-8; undecodable bytes were replaced"))
+            problems.append(Problem(source, number, "invalid UTF-8; undecodable bytes were replaced", repaired=True))
             line = raw.decode("utf-8", errors="replace")
         try:
-            record = json.loads(line)
+            record = _json(line, source, number, problems)
         except json.JSONDecodeError as exc:
             problems.append(Problem(source, number, f"not valid JSON ({exc.msg})"))
             continue
@@ -247,6 +254,19 @@ def _json_lines(lines: Iterable[bytes], source: str, name: str, mapper, problems
             yield paper
 
 
+def _json(text: str, source: str, line: int, problems: list[Problem]):
+    """`text` parsed as JSON, with each unpaired surrogate escape ("\\ud83d" cut from its pair) replaced by U+FFFD
+    and reported: nothing that stores or embeds text can encode one."""
+    value = json.loads(text)
+    if not _SURROGATE_ESCAPE.search(text):
+        return value
+    value, replaced = without_lone_surrogates(value)
+    if replaced:
+        problem = f"{replaced} unpaired surrogate escape(s) replaced with U+FFFD"
+        problems.append(Problem(source, line, problem, repaired=True))
+    return value
+
+
 def _mapped(mapper, record, name: str, source: str, line: int, problems: list[Problem]) -> Paper | None:
     """A record of a known layout as a paper (its id derived from arXiv id, DOI or title), or a reported problem."""
     try:
@@ -259,7 +279,7 @@ def _mapped(mapper, record, name: str, source: str, line: int, problems: list[Pr
 def parse_daily_papers(text: str, source: str, problems: list[Problem]) -> Iterator[Paper]:
     """The Hugging Face Daily Papers API: a JSON list of entries, each with a `paper`."""
     try:
-        entries = json.loads(text)
+        entries = _json(text, source, 0, problems)
     except json.JSONDecodeError as exc:
         problems.append(Problem(source, exc.lineno, f"not valid JSON ({exc.msg})"))
         return

@@ -30,6 +30,22 @@ def _stemmer() -> Stemmer.Stemmer:
 # Characters that must never reach a terminal or a query as such: C0/C1 controls but tab and newline,
 # zero-width characters, and the bidi embedding, override and isolate controls.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+# Unpaired UTF-16 surrogates: JSON can escape one ("\\ud83d" cut from its pair) and a terminal's undecodable bytes
+# reach sys.argv as them, but no UTF-8 encoder (Chroma, the tokenizers, a file) takes them.
+LONE_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def without_lone_surrogates(value):
+    """`value` (text, or a parsed JSON value) with each unpaired surrogate replaced by U+FFFD, and how many were."""
+    if isinstance(value, str):
+        return LONE_SURROGATES.subn("\ufffd", value)
+    if isinstance(value, dict):
+        pairs = [(without_lone_surrogates(key), without_lone_surrogates(item)) for key, item in value.items()]
+        return {key: item for (key, _), (item, _) in pairs}, sum(a + b for (_, a), (_, b) in pairs)
+    if isinstance(value, list):
+        items = [without_lone_surrogates(item) for item in value]
+        return [item for item, _ in items], sum(count for _, count in items)
+    return value, 0
 
 
 def fold(word: str) -> str:

@@ -149,6 +149,29 @@ def test_an_explicit_id_equal_to_another_entrys_title_id_is_reported_not_a_crash
     assert "id 'foo-bar' already names another paper" in err and "Traceback" not in err
 
 
+def test_unpaired_surrogates_in_a_file_or_a_query_are_replaced_and_reported_not_a_crash(
+    tmp_path, capsys, embedder, bundled_index
+):
+    """JSON may escape half of a surrogate pair, and a terminal's undecodable bytes reach argv as one; neither
+    Chroma nor the tokenizers can encode it. A whole escaped pair (an emoji) is text like any other."""
+    corpus = write(
+        tmp_path / "surrogates.jsonl",
+        '{"id": "cut\\ud800id", "title": "Graph networks for molecules", "abstract": "We study \\udc00 graphs."}\n'
+        '{"id": "whole", "title": "Speech \\ud83d\\ude00", "abstract": "Transformers for speech recognition."}\n',
+    )
+    code, out, err = run(capsys, "ingest", corpus, "--index", tmp_path / "idx", "-q")
+    assert code == 0 and "Traceback" not in err, err
+    assert "surrogates.jsonl:1: 2 unpaired surrogate escape(s) replaced with U+FFFD" in err and "skipped" not in err
+    assert "2 added" in out and "repaired 1 problem(s)" in out, out
+    code, out, _ = run(capsys, "search", "graph networks molecules", "--json", "--no-gate", "--index", tmp_path / "idx")
+    hits = json.loads(out)["hits"]
+    assert code == 0 and hits[0]["id"] == "cut\ufffdid" and "We study \ufffd graphs." in hits[0]["abstract"]
+    assert "Speech \U0001f600" in [h["title"] for h in hits]
+    code, out, err = run(capsys, "search", "graph \udcff networks", "--json", "--index", bundled_index)
+    assert code == 0 and "Traceback" not in err and "not valid Unicode replaced" in err, err
+    assert json.loads(out)["query"] == "graph \ufffd networks"
+
+
 WORDS = st.sampled_from(
     [
         "search",
