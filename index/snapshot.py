@@ -51,6 +51,7 @@ from paperchat.index.tokenize import Tokenizer
 # 7: base + delta segments, BM25 with global statistics; 8: float16 vector copies; 9: BM25 frequencies also by document
 FORMAT_VERSION = 9
 MANIFEST = "CURRENT.json"
+STALE = "the derived snapshot does not account for the latest writes to Chroma"
 IDS_STEM = "ids"  # ids.npy (and ids-order.npy)
 LEGACY_IDS_FILE = "ids.json"  # what segments written before the ids were an array hold
 VECTORS_FILE = "vectors.npy"
@@ -466,6 +467,14 @@ class Snapshot:
         keep = {entry["name"] for entry in entries} | {f for f in self.deletion_files if f}
         _remove_unnamed(folder, keep)
 
+    @staticmethod
+    def saved_fingerprint(folder: Path) -> str | None:
+        """The Chroma fingerprint the snapshot saved in `folder` was derived at (None when there is none to read)."""
+        try:
+            return json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("fingerprint")
+        except (OSError, ValueError, AttributeError):
+            return None
+
     @classmethod
     def load(
         cls,
@@ -493,7 +502,7 @@ class Snapshot:
         if any(manifest.get(key) != value for key, value in expected.items()):
             return None, "the derived snapshot was built with other BM25 settings"
         if manifest.get("fingerprint") != fingerprint:
-            return None, "the derived snapshot does not account for the latest writes to Chroma"
+            return None, STALE
         held = {s.name: s for s in previous.segments} if previous is not None else {}
         segments, deleted, files = [], [], []
         try:

@@ -35,7 +35,7 @@ from paperchat.index.errors import PaperchatError
 from paperchat.index.papers import Paper
 from paperchat.index.passages import pack_passages, split_sentences
 from paperchat.index.plan import paper_to_record, plan_ingest
-from paperchat.index.snapshot import SEGMENT_ROWS, Segment, Snapshot, joined_lexicon, segments_to_merge
+from paperchat.index.snapshot import SEGMENT_ROWS, STALE, Segment, Snapshot, joined_lexicon, segments_to_merge
 from paperchat.index.tokenize import CONTROL_CHARACTERS, Tokenizer
 
 LOCK_FILE = "write.lock"
@@ -222,24 +222,30 @@ class Store:
         return self._snapshot
 
     def _load_or_build(self, fingerprint: str, rebuild: bool) -> tuple[Snapshot, str]:
-        """Call with the lock held: the saved snapshot for `fingerprint`, or a new one built from Chroma."""
-        snapshot, why = (
-            (None, "")
-            if rebuild
-            else Snapshot.load(
-                self.snapshot_folder, fingerprint, self.engine, self.tokenizer, self.bm25_params, self._snapshot
-            )
-        )
-        if snapshot is None and self._snapshot is not None and not rebuild:
-            changed = self.repository.changes_since(self._snapshot_fingerprint, fingerprint)
+        """Call with the lock held: the saved snapshot for `fingerprint`; else the one held (or, in a process just
+        started, the one saved at an earlier state) plus a segment of the writes Chroma's change log lists since; else
+        a new one built from Chroma."""
+        snapshot, why = (None, "") if rebuild else self._load_saved(fingerprint)
+        if snapshot is None and not rebuild:
+            before, at = self._snapshot, self._snapshot_fingerprint
+            if before is None and why == STALE:  # a replica that was stopped while others wrote: its saved snapshot
+                at = Snapshot.saved_fingerprint(self.snapshot_folder)
+                before, _ = self._load_saved(at)
+            changed = self.repository.changes_since(at, fingerprint) if before is not None else None
             if changed is not None:  # another replica's writes, from Chroma's change log: one segment of them
-                return self._add_segment(self._snapshot, *changed, fingerprint), fingerprint
+                return self._add_segment(before, *changed, fingerprint), fingerprint
         if snapshot is None:
             if why and why != "no derived snapshot yet":
                 self.notify(f"{why}; rebuilding it in full from Chroma")
             snapshot = self._rebuilt()
             snapshot.save(self.snapshot_folder, fingerprint)
         return snapshot, fingerprint
+
+    def _load_saved(self, fingerprint: str | None) -> tuple[Snapshot | None, str]:
+        """The snapshot saved in this store's folder for `fingerprint` (`Snapshot.load`), or (None, why)."""
+        return Snapshot.load(
+            self.snapshot_folder, fingerprint, self.engine, self.tokenizer, self.bm25_params, self._snapshot
+        )
 
     def _rebuilt(self) -> Snapshot:
         """Call with the lock held: a snapshot of everything Chroma holds, read and built `segment_rows` papers at a

@@ -121,6 +121,40 @@ def test_a_replica_with_its_own_folder_adds_another_replicas_writes_as_one_segme
     ]
 
 
+def test_a_replica_started_again_after_another_replicas_writes_adds_them_as_one_segment(
+    chroma_server, tmp_path, embedder
+):
+    """A replica that was stopped while another one wrote starts from its saved snapshot plus the change log's papers:
+    at 1M a full rebuild from Chroma takes over ten minutes."""
+    writer = small_assistant(
+        tmp_path / "w",
+        embedder,
+        synthetic_corpus(tmp_path / "c.jsonl", 30),
+        chroma_url=chroma_server,
+        collection="restart",
+    )
+    base = small_assistant(tmp_path / "r", embedder, chroma_url=chroma_server, collection="restart").store.snapshot()
+    papers = [{"id": f"new-{i}", "title": f"Protein folding study {i}", "abstract": f"Method N{i}."} for i in range(5)]
+    writer.ingest([write(tmp_path / "more.jsonl", "\n".join(map(json.dumps, papers)) + "\n")], progress=False)
+    writer.remove(["doc-00003"])
+    messages = []
+    started = Assistant.open(
+        tmp_path / "r",
+        bootstrap=False,
+        load_model=False,
+        notify=messages.append,
+        chroma_url=chroma_server,
+        collection="restart",
+    )
+    started.store.embedder = embedder
+    snapshot = started.store.snapshot()
+    assert messages == [] and [s.name for s in snapshot.segments] == [base.segments[0].name, snapshot.segments[1].name]
+    assert snapshot.documents == 34 and len(snapshot.segments[1]) == 5
+    assert [h.id for h in started.search("protein folding N3", k=3, mode="bm25")] == [
+        h.id for h in writer.search("protein folding N3", k=3, mode="bm25")
+    ]
+
+
 def test_a_metadata_only_update_reaches_another_replica(chroma_server, tmp_path, embedder):
     first = write(
         tmp_path / "first.jsonl",
