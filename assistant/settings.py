@@ -176,6 +176,16 @@ class Settings(BaseSettings):
         1500, ge=200, le=20_000, description="characters of each abstract put in the prompt"
     )
 
+    @field_validator("collection")
+    @classmethod
+    def _chroma_name(cls, name: str) -> str:
+        """A name Chroma takes, with room for the `-passages` and `-changes` collections made beside it."""
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{1,500}[A-Za-z0-9]", name):
+            raise ValueError(
+                "must be 3 to 502 letters, digits, '.', '_' or '-', starting and ending with a letter or digit"
+            )
+        return name
+
     @field_validator("llm_url")
     @classmethod
     def _http_url(cls, url: str | None) -> str | None:

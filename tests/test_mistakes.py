@@ -57,6 +57,7 @@ def files(tmp_path):
         "info on a mistyped index",
         "remove on a mistyped index",
         "llm url",
+        "collection name",
     ],
 )
 def test_mistakes_are_one_line_errors_with_status_2(capsys, files, case):
@@ -83,6 +84,10 @@ def test_mistakes_are_one_line_errors_with_status_2(capsys, files, case):
         "llm url": (
             ["ask", "lora", "--llm-url", "localhost:11434", "--index", tmp / "mistyped"],
             "must be an http:// or https:// url",
+        ),
+        "collection name": (
+            ["search", "lora", "--collection", "up", "--index", tmp / "mistyped"],
+            "invalid setting collection = 'up': value error, must be 3 to 502 letters",
         ),
     }[case]
     code, _, err = run(capsys, *argv)
