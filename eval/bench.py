@@ -241,22 +241,7 @@ def bench_size(
     searcher = Assistant.open(index, bootstrap=False, notify=lambda m: None)
     result["open_with_rebuild_seconds"] = round(time.perf_counter() - started, 1)
     keep()
-    store = searcher.store
-    snapshot = store.snapshot()
-    clear = store.embedder._cache.clear
-    result["paperchat_hybrid"] = latency(lambda q: searcher.retrieve(q, k=10), queries, clear)
-    result["paperchat_hybrid_cached_embedding"] = latency(lambda q: searcher.retrieve(q, k=10), queries)
-    result["query_backend"] = store.embedder.active_query_backend
-    result["part_query_embedding"] = latency(store.embedder.encode_query, queries, clear)
-    result["part_query_embedding_torch"] = latency(lambda q: torch_forward(store.embedder.model, q), queries)
-    vectors = {q: store.embedder.encode_query(q) for q in queries}
-    result["part_vector_knn"] = latency(lambda q: searcher.searcher.nearest(snapshot, vectors[q], 100), queries)
-    result["part_bm25"] = latency(lambda q: snapshot.bm25.search(snapshot.tokenizer.tokens(q), 100), queries)
-    sides = {
-        q: searcher.searcher.score_sides(snapshot, [Formulation(q)], [(snapshot.tokenizer.tokens(q), 1.0)], 100)
-        for q in queries
-    }
-    result["part_fusion_and_snippets"] = latency(lambda q: _fuse_and_snippets(searcher, sides[q], q), queries)
+    result.update(query_parts(searcher, queries))
 
     if size > common_stack_max_size:
         result["common_stack"] = None  # rank_bm25 over a million abstracts: minutes to build, seconds a query
@@ -462,6 +447,29 @@ def _common_stack(searcher: Assistant, queries: list[str], budget_seconds: float
 
     result["common_stack"] = latency(common_stack, queries, budget_seconds=budget_seconds)
     return result
+
+
+def query_parts(searcher: Assistant, queries: list[str]) -> dict:
+    """Hybrid search end to end (new queries, then with the embedding cached) and each of its parts alone."""
+    store = searcher.store
+    snapshot = store.snapshot()
+    clear = store.embedder._cache.clear
+    parts = {
+        "paperchat_hybrid": latency(lambda q: searcher.retrieve(q, k=10), queries, clear),
+        "paperchat_hybrid_cached_embedding": latency(lambda q: searcher.retrieve(q, k=10), queries),
+        "query_backend": store.embedder.active_query_backend,
+        "part_query_embedding": latency(store.embedder.encode_query, queries, clear),
+        "part_query_embedding_torch": latency(lambda q: torch_forward(store.embedder.model, q), queries),
+    }
+    vectors = {q: store.embedder.encode_query(q) for q in queries}
+    parts["part_vector_knn"] = latency(lambda q: searcher.searcher.nearest(snapshot, vectors[q], 100), queries)
+    parts["part_bm25"] = latency(lambda q: snapshot.bm25.search(snapshot.tokenizer.tokens(q), 100), queries)
+    sides = {
+        q: searcher.searcher.score_sides(snapshot, [Formulation(q)], [(snapshot.tokenizer.tokens(q), 1.0)], 100)
+        for q in queries
+    }
+    parts["part_fusion_and_snippets"] = latency(lambda q: _fuse_and_snippets(searcher, sides[q], q), queries)
+    return parts
 
 
 def _fuse_and_snippets(assistant: Assistant, sides, query: str) -> None:
