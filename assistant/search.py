@@ -275,14 +275,14 @@ class Searcher:
         vectors = self._formulation_vectors(formulations) if embed else None
         weights = searched_weights(formulations, vectors)
         query_vector = _combine(vectors, weights) if vectors is not None else None
-        scored = pending.result() if pending is not None else _bm25_scores(snapshot, weighted)
-        all_bm25, bm25_top = _bm25_side(snapshot, scored, weights, depth, rows)
-        if not embed:
+        if not embed:  # the vector side first: BM25 may still be running on the other core
             vector_top = np.zeros(0, dtype=np.int64)
         elif rows is not None:
             vector_top = snapshot.nearest(query_vector, depth, rows)[0] if len(rows) else np.zeros(0, dtype=np.int64)
         else:
             vector_top = self.nearest(snapshot, query_vector, depth)
+        scored = pending.result() if pending is not None else _bm25_scores(snapshot, weighted)
+        all_bm25, bm25_top = _bm25_side(snapshot, scored, weights, depth, rows)
         positions = np.fromiter(dict.fromkeys(np.concatenate([bm25_top, vector_top]).tolist()), dtype=np.int64)
         ids = snapshot.ids.at(positions)
         vectors = (
