@@ -18,7 +18,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from paperchat.chat import MIN_SUPPORTED
 from paperchat.index.bm25 import ENGINES, BM25Params
-from paperchat.index.chroma import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_MAX_NEIGHBORS
+from paperchat.index.chroma import (
+    HNSW_EF_CONSTRUCTION,
+    HNSW_EF_SEARCH,
+    HNSW_EF_SEARCH_LARGE,
+    HNSW_LARGE_FROM,
+    HNSW_MAX_NEIGHBORS,
+)
 from paperchat.index.embeddings import DEFAULT_MODEL, QUERY_BACKENDS, default_cache_dir
 from paperchat.index.errors import PaperchatError
 from paperchat.index.snapshot import SEGMENT_ROWS
@@ -82,12 +88,13 @@ class Settings(BaseSettings):
         "memory at a time; segments this full are never merged again",
         json_schema_extra=INDEX_TIME,
     )
-    hnsw_ef_search: int = Field(
-        HNSW_EF_SEARCH,
+    hnsw_ef_search: int | None = Field(
+        None,
         ge=10,
         le=10_000,
-        description="Chroma HNSW search breadth, set when a collection is created (eval/README.md: recall at 100k); "
-        "a larger value finds more true neighbours above 20k papers, a little slower",
+        description=f"Chroma HNSW search breadth; unset, paperchat chooses it: {HNSW_EF_SEARCH}, raised to "
+        f"{HNSW_EF_SEARCH_LARGE} by the ingest that takes the index past {HNSW_LARGE_FROM:,} papers. A larger value "
+        "finds more true neighbours above 20k papers, a little slower",
         json_schema_extra=INDEX_TIME,
     )
     hnsw_max_neighbors: int = Field(

@@ -33,25 +33,41 @@ CHANGES_KEPT = 256  # writes the change log remembers
 # 1M (2.8 ms); with the earlier 32 and 400, 0.992 (1.7 ms) and 0.885, and 32 links needed ef_search 1000 for 0.964 at
 # 1M (5.1 ms). README, "The vector call at 1M against the query embedding".
 HNSW_EF_SEARCH = 600
+# From this many papers a collection whose ef_search paperchat chooses searches with HNSW_EF_SEARCH_LARGE: at 1M a
+# graph built page by page found 0.917 of the exact top 100 at 600 and 0.962 at 1000, for 0.75 ms more a call; at 100k
+# 1000 bought 0.991 -> 0.997 for 2 ms (README, "A million abstracts on the current code").
+HNSW_LARGE_FROM = 500_000
+HNSW_EF_SEARCH_LARGE = 1000
 HNSW_MAX_NEIGHBORS = 64  # links per vector (Chroma's default 16); the build takes about 10% longer than with 32
 HNSW_EF_CONSTRUCTION = 200  # build breadth (Chroma's default 100)
+
+
+def ef_search_for(papers: int, chosen: int | None, large_from: int = HNSW_LARGE_FROM) -> int:
+    """The ef_search a papers collection of `papers` searches with: the user's `chosen` when there is one, else
+    HNSW_EF_SEARCH, and HNSW_EF_SEARCH_LARGE from `large_from` papers on."""
+    if chosen is not None:
+        return chosen
+    return HNSW_EF_SEARCH_LARGE if papers >= large_from else HNSW_EF_SEARCH
 
 
 @dataclass(frozen=True)
 class HnswConfig:
     """Chroma's HNSW settings for the papers collection, the one searched by vector. Chroma fixes them when the
     collection is created (an existing one keeps its own; `ef_search` alone can be changed later, with
-    `collection.modify`). The passage collection is only read by id, so it keeps Chroma's cheaper defaults."""
+    `collection.modify`). The passage collection is only read by id, so it keeps Chroma's cheaper defaults.
 
-    ef_search: int = HNSW_EF_SEARCH
+    `ef_search` None lets paperchat choose it by the collection's size (`ef_search_for`)."""
+
+    ef_search: int | None = None
     max_neighbors: int = HNSW_MAX_NEIGHBORS
     ef_construction: int = HNSW_EF_CONSTRUCTION
+    large_from: int = HNSW_LARGE_FROM
 
     def configuration(self) -> dict:
         return {
             "hnsw": {
                 "space": "cosine",
-                "ef_search": self.ef_search,
+                "ef_search": ef_search_for(0, self.ef_search, self.large_from),
                 "max_neighbors": self.max_neighbors,
                 "ef_construction": self.ef_construction,
             }
@@ -424,6 +440,21 @@ class ChromaRepository:
             state.update({doc_id: True for doc_id in change["written"]})
             state.update({doc_id: False for doc_id in change["removed"]})
         return [d for d, kept in state.items() if kept], [d for d, kept in state.items() if not kept]
+
+    @_clear_faults
+    def widen_search(self, papers: int) -> tuple[int, int] | None:
+        """Raise the papers collection's ef_search to what `ef_search_for` gives for `papers`, when paperchat chooses
+        it (never lowered): (before, after) when raised, else None. Chroma reads ef_search when a process loads the
+        graph, so processes that open the index from now on search with it; a `chroma run` server once restarted."""
+        collection = self.papers()
+        if self.hnsw.ef_search is not None or collection is None:
+            return None
+        before = int(collection.configuration_json["hnsw"]["ef_search"])
+        after = ef_search_for(papers, None, self.hnsw.large_from)
+        if after <= before:
+            return None
+        collection.modify(configuration={"hnsw": {"ef_search": after}})
+        return before, after
 
     @_clear_faults
     def nearest(self, vector: np.ndarray, k: int) -> tuple[list[str], np.ndarray]:

@@ -1,6 +1,7 @@
 """The store on a real embedded Chroma with the real packaged model: idempotence, updates, snapshot staleness."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -244,3 +245,30 @@ def test_the_papers_collection_takes_the_hnsw_settings_and_the_passages_keep_chr
         defaults.configuration_json["hnsw"]["max_neighbors"],
         defaults.configuration_json["hnsw"]["ef_construction"],
     ) == (64, 200)
+
+
+def test_the_ingest_that_takes_an_index_past_the_large_size_widens_its_hnsw_search_once(tmp_path, embedder):
+    """Unset, ef_search is paperchat's: 600, then 1000 from the ingest that takes the collection to `large_from` papers
+    (a real 500k is out of a test's reach, so the threshold is lowered), said once, and read by a process that opens the
+    index afterwards. A user's own ef_search is never changed."""
+    first = write(tmp_path / "first.jsonl", json.dumps(PAPERS[0]) + "\n")
+    rest = write(tmp_path / "rest.jsonl", "\n".join(json.dumps(p) for p in PAPERS[1:]) + "\n")
+    chosen = {}
+    for name, settings in (("auto", {}), ("chosen", {"hnsw_ef_search": 700})):
+        assistant = small_assistant(tmp_path / name, embedder, first, **settings)
+        repository = assistant.store.repository
+        repository.hnsw = replace(repository.hnsw, large_from=3)
+        messages = []
+        assistant.store.notify = messages.append
+        assert repository.papers().configuration_json["hnsw"]["ef_search"] == settings.get("hnsw_ef_search", 600)
+        assistant.ingest([rest], progress=False)
+        assistant.ingest([rest], progress=False)  # nothing new: said once
+        chosen[name] = (repository.papers().configuration_json["hnsw"]["ef_search"], messages)
+    assert chosen["auto"][0] == 1000 and chosen["chosen"] == (700, [])
+    assert [m for m in chosen["auto"][1] if "ef_search" in m] == [
+        "the index holds 3 papers: Chroma's HNSW search breadth (ef_search) goes from 600 to 1000, which keeps "
+        "recall@100 above 0.95 at this size; processes that open the index from now on search with it "
+        "(a `chroma run` server, once restarted)"
+    ]
+    reopened = Assistant.open(tmp_path / "auto", bootstrap=False, load_model=False, notify=lambda m: None)
+    assert reopened.store.repository.papers().configuration_json["hnsw"]["ef_search"] == 1000
