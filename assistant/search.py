@@ -269,20 +269,25 @@ class Searcher:
         message is from it (`searched_weights`; not in bm25 mode, which never embeds). With `rows` (a filter's matching
         papers) both sides only ever see those rows.
         """
+        weighed = embed and any(f.role == "context" for f in formulations)  # weights known after the embedding only
+        fixed = None if weighed else [f.weight for f in formulations]
         pending = (  # on another core while the query embeds, where BM25 takes longer than handing it over
-            _BM25_WORKER.submit(_bm25_scores, snapshot, weighted) if len(snapshot) >= BM25_ON_WORKER_ROWS else None
+            _BM25_WORKER.submit(_bm25_ranked, snapshot, weighted, fixed, depth, rows)
+            if len(snapshot) >= BM25_ON_WORKER_ROWS
+            else None
         )
         vectors = self._formulation_vectors(formulations) if embed else None
         weights = searched_weights(formulations, vectors)
         query_vector = _combine(vectors, weights) if vectors is not None else None
+        ranked = True  # whether vector_top is in MaxP order already
         if not embed:  # the vector side first: BM25 may still be running on the other core
             vector_top = np.zeros(0, dtype=np.int64)
         elif rows is not None:
             vector_top = snapshot.nearest(query_vector, depth, rows)[0] if len(rows) else np.zeros(0, dtype=np.int64)
         else:
-            vector_top = self.nearest(snapshot, query_vector, depth)
-        scored = pending.result() if pending is not None else _bm25_scores(snapshot, weighted)
-        all_bm25, bm25_top = _bm25_side(snapshot, scored, weights, depth, rows)
+            vector_top, ranked = self._vector_candidates(snapshot, query_vector, depth)
+        scored, side = pending.result() if pending is not None else _bm25_ranked(snapshot, weighted, fixed, depth, rows)
+        all_bm25, bm25_top = side or _bm25_side(snapshot, scored, weights, depth, rows)
         positions = np.fromiter(dict.fromkeys(np.concatenate([bm25_top, vector_top]).tolist()), dtype=np.int64)
         ids = snapshot.ids.at(positions)
         vectors = (
@@ -291,12 +296,17 @@ class Searcher:
             else np.zeros((0, snapshot.vectors.shape[1]), dtype=np.float32)  # the model's dimension would load torch
         )
         passages = snapshot.passage_block(positions)
+        vector = passages.best(query_vector, vectors @ query_vector) if embed else None
+        if not ranked:  # HNSW's neighbours, in MaxP order on the passages just gathered for the whole pool
+            at = {position: i for i, position in enumerate(positions.tolist())}
+            held = np.fromiter((at[p] for p in vector_top.tolist()), dtype=np.int64, count=len(vector_top))
+            vector_top = vector_top[np.argsort(-vector[held], kind="stable")]
         return Sides(
             snapshot=snapshot,
             ids=ids,
             positions=positions,
             bm25=all_bm25[positions].astype(np.float32) if len(positions) else np.zeros(0, dtype=np.float32),
-            vector=passages.best(query_vector, vectors @ query_vector) if embed else None,
+            vector=vector,
             vectors=vectors,
             passages=passages,
             query_vector=query_vector,
@@ -310,21 +320,28 @@ class Searcher:
         return np.vstack([self.store.embedder.encode_query(f.text) for f in formulations])
 
     def nearest(self, snapshot: Snapshot, vector: np.ndarray, k: int) -> np.ndarray:
-        """Rows of the `k` nearest documents by MaxP cosine (`Snapshot.best_passage`).
+        """Rows of the `k` nearest documents by MaxP cosine (`Snapshot.best_passage`)."""
+        rows, ranked = self._vector_candidates(snapshot, vector, k)
+        if ranked or not len(rows):
+            return rows
+        own = np.asarray(snapshot.vectors[rows], dtype=np.float32) @ vector
+        similarities = snapshot.best_passage(vector, rows, own)
+        return rows[np.argsort(-similarities, kind="stable")]
 
-        Up to EXACT_SEARCH_LIMIT documents the snapshot's vectors are scanned exactly: cheaper
+    def _vector_candidates(self, snapshot: Snapshot, vector: np.ndarray, k: int) -> tuple[np.ndarray, bool]:
+        """Rows of the `k` nearest documents, and whether they are in MaxP order already.
+
+        Up to EXACT_SEARCH_LIMIT documents the snapshot's vectors are scanned exactly (MaxP order): cheaper
         than a Chroma round trip there, and free of HNSW's approximation, which on the small
         benchmarks dropped true neighbours from the candidate pool. Larger collections take
-        Chroma's HNSW neighbours by document vector and re-rank them with their passages
-        (papers written after the snapshot was taken are left out).
+        Chroma's HNSW neighbours by document vector (papers written after the snapshot was taken are left out), for
+        the caller to order by MaxP on passages it gathers anyway.
         """
         if len(snapshot) <= EXACT_SEARCH_LIMIT:
-            return snapshot.nearest(vector, k)[0] if len(snapshot) else np.zeros(0, dtype=np.int64)
-        ids, similarities = self.store.repository.nearest(vector, min(k, len(snapshot)))
+            return (snapshot.nearest(vector, k)[0] if len(snapshot) else np.zeros(0, dtype=np.int64)), True
+        ids, _ = self.store.repository.nearest(vector, min(k, len(snapshot)))
         positions = snapshot.positions(ids)
-        known = positions >= 0
-        positions, similarities = positions[known], snapshot.best_passage(vector, positions[known], similarities[known])
-        return positions[np.argsort(-similarities, kind="stable")]
+        return positions[positions >= 0], False
 
     def fuse(self, sides: Sides, mode: str, settings: Settings, terms: list[str]) -> np.ndarray:
         """One score per candidate. Outside a side's own top list a candidate scores -inf in a single-side mode."""
@@ -406,6 +423,20 @@ def _combine(vectors: np.ndarray, weights: Sequence[float]) -> np.ndarray:
 def _bm25_scores(snapshot: Snapshot, weighted: list[tuple[list[str], float]]) -> list[np.ndarray]:
     """BM25 scores of every document for each formulation's terms, one array each."""
     return [snapshot.bm25.scores(terms) for terms, _ in weighted]
+
+
+def _bm25_ranked(
+    snapshot: Snapshot,
+    weighted: list[tuple[list[str], float]],
+    weights: Sequence[float] | None,
+    depth: int,
+    rows: np.ndarray | None,
+) -> tuple[list[np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
+    """Each formulation's BM25 scores and, when the `weights` they add up with are known before the query embeds (no
+    context to weigh against the message), the weighted side (`_bm25_side`) too: on the worker, its top is off the
+    query's path."""
+    scored = _bm25_scores(snapshot, weighted)
+    return scored, _bm25_side(snapshot, scored, weights, depth, rows) if weights is not None else None
 
 
 def _bm25_side(

@@ -113,3 +113,39 @@ def test_more_like_a_cited_source(assistant):
     similar = assistant.ask("more like [2]", ["knowledge distillation"], k=3)
     assert similar.query == f"more like: {first.hits[1].title}"
     assert first.hits[1].id not in [h.id for h in similar.hits] and len(similar.hits) == 3
+
+
+def test_the_large_index_paths_give_the_small_index_answers_where_hnsw_is_exact(assistant, monkeypatch):
+    """Above EXACT_SEARCH_LIMIT papers the vector side takes Chroma's HNSW neighbours and orders them by MaxP on the
+    pool's passages; above BM25_ON_WORKER_ROWS BM25 and its top run on another core while the query embeds. On the
+    bundled 380 papers, with a pool of all of them (k 400) and ef_search 600, HNSW is exact, so both paths give the
+    same hits, scores and side ranks: for a question, and for a follow-up whose context is weighed after the
+    embedding."""
+    from paperchat import search as search_module
+    from paperchat.chat import Formulation
+
+    queries = [
+        "knowledge distillation for large language models",
+        [Formulation("which of them use reinforcement learning?"), Formulation("code generation", 0.5, "context")],
+    ]
+
+    snapshot = assistant.store.snapshot()
+
+    def answers():
+        found = []
+        for query in queries:
+            retrieval = assistant.searcher.retrieve(query, k=400, gate=False)
+            hits = retrieval.hits[:20]
+            found.append([(h.id, round(h.score, 4), h.bm25_rank, h.vector_rank) for h in hits])
+            rows = snapshot.positions([h.id for h in hits])
+            searched = [
+                (snapshot.bm25.scores(snapshot.tokenizer.tokens(f.text)), f.weight) for f in retrieval.formulations
+            ]
+            weighed = [sum(weight * scores[row] for scores, weight in searched) for row in rows.tolist()]
+            assert [h.bm25 for h in hits] == pytest.approx(weighed, abs=0.02)  # the context's weight, rounded: 0.001
+        return found
+
+    small = answers()
+    monkeypatch.setattr(search_module, "EXACT_SEARCH_LIMIT", 10)
+    monkeypatch.setattr(search_module, "BM25_ON_WORKER_ROWS", 10)
+    assert answers() == small and all(len(hits) == 20 for hits in small)
