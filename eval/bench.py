@@ -754,7 +754,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_sizes,
         help="HNSW ef_search values whose recall@100 and latency are measured at every size (search takes HNSW's "
         "candidates above the exact-scan limit; default 200,400,1000; the serving process measures the collection's "
-        "own: 600, 1000 from 500,000 papers)",
+        "own: 600, 1500 from 500,000 papers)",
     )
     parser.add_argument(
         "--recall-only",

@@ -248,7 +248,7 @@ def test_the_papers_collection_takes_the_hnsw_settings_and_the_passages_keep_chr
 
 
 def test_the_ingest_that_takes_an_index_past_the_large_size_widens_its_hnsw_search_once(tmp_path, embedder):
-    """Unset, ef_search is paperchat's: 600, then 1000 from the ingest that takes the collection to `large_from` papers
+    """Unset, ef_search is paperchat's: 600, then 1500 from the ingest that takes the collection to `large_from` papers
     (a real 500k is out of a test's reach, so the threshold is lowered), said once, and read by a process that opens the
     index afterwards. A user's own ef_search is never changed."""
     first = write(tmp_path / "first.jsonl", json.dumps(PAPERS[0]) + "\n")
@@ -264,11 +264,11 @@ def test_the_ingest_that_takes_an_index_past_the_large_size_widens_its_hnsw_sear
         assistant.ingest([rest], progress=False)
         assistant.ingest([rest], progress=False)  # nothing new: said once
         chosen[name] = (repository.papers().configuration_json["hnsw"]["ef_search"], messages)
-    assert chosen["auto"][0] == 1000 and chosen["chosen"] == (700, [])
+    assert chosen["auto"][0] == 1500 and chosen["chosen"] == (700, [])
     assert [m for m in chosen["auto"][1] if "ef_search" in m] == [
-        "the index holds 3 papers: Chroma's HNSW search breadth (ef_search) goes from 600 to 1000, which keeps "
+        "the index holds 3 papers: Chroma's HNSW search breadth (ef_search) goes from 600 to 1500, which keeps "
         "recall@100 above 0.95 at this size; processes that open the index from now on search with it "
         "(a `chroma run` server, once restarted)"
     ]
     reopened = Assistant.open(tmp_path / "auto", bootstrap=False, load_model=False, notify=lambda m: None)
-    assert reopened.store.repository.papers().configuration_json["hnsw"]["ef_search"] == 1000
+    assert reopened.store.repository.papers().configuration_json["hnsw"]["ef_search"] == 1500
