@@ -188,6 +188,7 @@ class Assistant:
             "documents": snapshot.documents,
             "passages": snapshot.passage_count,
             "collection": self.settings.collection,
+            "ef_search": self.store.repository.search_breadth(),  # Chroma HNSW's, used above 20k papers
             "fusion": self.settings.fusion,
             "llm": self.llm.describe() if self.llm else "none (extractive answers; no network calls)",
         }

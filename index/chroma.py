@@ -446,15 +446,20 @@ class ChromaRepository:
         """Raise the papers collection's ef_search to what `ef_search_for` gives for `papers`, when paperchat chooses
         it (never lowered): (before, after) when raised, else None. Chroma reads ef_search when a process loads the
         graph, so processes that open the index from now on search with it; a `chroma run` server once restarted."""
-        collection = self.papers()
-        if self.hnsw.ef_search is not None or collection is None:
+        before = self.search_breadth()
+        if self.hnsw.ef_search is not None or before is None:
             return None
-        before = int(collection.configuration_json["hnsw"]["ef_search"])
         after = ef_search_for(papers, None, self.hnsw.large_from)
         if after <= before:
             return None
-        collection.modify(configuration={"hnsw": {"ef_search": after}})
+        self.papers().modify(configuration={"hnsw": {"ef_search": after}})
         return before, after
+
+    @_clear_faults
+    def search_breadth(self) -> int | None:
+        """The papers collection's HNSW ef_search (None before the collection exists)."""
+        collection = self.papers()
+        return None if collection is None else int(collection.configuration_json["hnsw"]["ef_search"])
 
     @_clear_faults
     def nearest(self, vector: np.ndarray, k: int) -> tuple[list[str], np.ndarray]:

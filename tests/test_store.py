@@ -271,4 +271,5 @@ def test_the_ingest_that_takes_an_index_past_the_large_size_widens_its_hnsw_sear
         "(a `chroma run` server, once restarted)"
     ]
     reopened = Assistant.open(tmp_path / "auto", bootstrap=False, load_model=False, notify=lambda m: None)
-    assert reopened.store.repository.papers().configuration_json["hnsw"]["ef_search"] == 1500
+    assert reopened.info()["ef_search"] == reopened.store.repository.papers().configuration_json["hnsw"]["ef_search"]
+    assert reopened.info()["ef_search"] == 1500
