@@ -270,7 +270,7 @@ class Searcher:
         papers) both sides only ever see those rows.
         """
         weighed = embed and any(f.role == "context" for f in formulations)  # weights known after the embedding only
-        fixed = None if weighed else [f.weight for f in formulations]
+        fixed = None if weighed else searched_weights(formulations, None)
         pending = (  # on another core while the query embeds, where BM25 takes longer than handing it over
             _BM25_WORKER.submit(_bm25_ranked, snapshot, weighted, fixed, depth, rows)
             if len(snapshot) >= BM25_ON_WORKER_ROWS

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from paperchat.index.stored import mapped_array
+from paperchat.index.stored import mapped_array, run_rows
 from paperchat.index.strings import Keys, StringTable
 from paperchat.index.tokenize import Tokenizer
 
@@ -322,7 +322,7 @@ class BM25Index:
         """The sum over the terms of `weights` of weight x the term's BM25 contribution, for the rows at `positions`
         only (query expansion scores ten terms on a few hundred candidates). Each segment's candidates are read from
         its document-major postings, all of them at once: one gather of their terms, not a search of every term's
-        posting list per segment (2.0 ms a query at 1M, against 0.4); the whole collection is never scored."""
+        posting list per segment (1.2 ms a query at 1M, against 2.0); the whole collection is never scored."""
         total = np.zeros(len(positions), dtype=np.float32)
         self._count_documents(list(weights))
         known = [(term, weight) for term, weight in weights.items() if self.document_frequency(term)]
@@ -335,14 +335,13 @@ class BM25Index:
             mine = np.flatnonzero(segment_of == segment)
             local = positions[mine] - self.starts[segment]
             if self.live[segment] is not None:
-                mine, local = mine[self.live[segment][local]], local[self.live[segment][local]]
+                alive = self.live[segment][local]
+                mine, local = mine[alive], local[alive]
             wanted = columns[segment]  # column of each expansion term here, -1 where the segment lacks it
             order = np.argsort(wanted)
             postings = self.segments[segment]
-            starts = np.asarray(postings.document_indptr[local])
-            lengths = np.asarray(postings.document_indptr[local + 1]) - starts
-            owner = np.repeat(np.arange(len(local)), lengths)  # the candidate each of their entries belongs to
-            entries = np.arange(len(owner)) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+            entries, run_starts = run_rows(postings.document_indptr, local)
+            owner = np.repeat(np.arange(len(local)), np.diff(np.append(run_starts, len(entries))))  # entry's candidate
             held = np.asarray(postings.columns[entries])
             at = np.minimum(np.searchsorted(wanted, held, sorter=order), len(wanted) - 1)
             term = order[at]

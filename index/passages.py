@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from paperchat.index.stored import held, load_vectors, save_vectors
+from paperchat.index.stored import held, load_vectors, run_rows, save_vectors
 
 PASSAGE_VECTORS_FILE = "passage-vectors.npy"
 PASSAGE_OFFSETS_FILE = "passage-offsets.npy"
@@ -76,16 +76,6 @@ def pack_passages(title: str, sentences: Sequence[str], counts: Sequence[int], w
     return passages
 
 
-def passage_rows(offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Passage rows of the documents at `rows` (owner-sorted layout: document r owns
-    offsets[r]:offsets[r+1]), and where each document's run starts in that list."""
-    starts, ends = offsets[rows], offsets[rows + 1]
-    counts = ends - starts
-    run_starts = np.concatenate(([0], np.cumsum(counts)[:-1])) if len(rows) else np.zeros(0, dtype=np.int64)
-    within = np.arange(int(counts.sum())) - np.repeat(run_starts, counts)
-    return np.repeat(starts, counts) + within, run_starts
-
-
 @dataclass(frozen=True)
 class PassageBlock:
     """The passages of some candidate documents, gathered once (float32, each document's run contiguous): MaxP
@@ -102,7 +92,7 @@ class PassageBlock:
         known = np.flatnonzero(rows >= 0)
         counts = offsets[rows[known] + 1] - offsets[rows[known]]
         owners = known[counts > 0]
-        which, run_starts = passage_rows(offsets, rows[owners])
+        which, run_starts = run_rows(offsets, rows[owners])
         return cls(owners, run_starts, np.asarray(vectors[which], dtype=np.float32).reshape(-1, vectors.shape[1]))
 
     @classmethod

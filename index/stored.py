@@ -40,6 +40,16 @@ def load_vectors(path: Path, resident: bool) -> np.ndarray:
     return np.load(path).astype(np.float32) if resident else mapped_array(path)
 
 
+def run_rows(offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """In an owner-sorted layout (row r owns entries offsets[r]:offsets[r+1]: a document's passages, or its BM25 terms
+    document-major), the entries of `rows`, run after run, and where each row's run starts in that list."""
+    starts, ends = offsets[rows], offsets[rows + 1]
+    counts = ends - starts
+    run_starts = np.concatenate(([0], np.cumsum(counts)[:-1])) if len(rows) else np.zeros(0, dtype=np.int64)
+    within = np.arange(int(counts.sum())) - np.repeat(run_starts, counts)
+    return np.repeat(starts, counts) + within, run_starts
+
+
 def mapped_array(path: Path) -> np.ndarray:
     """A saved array, memory-mapped read-only, as a plain ndarray over the mapping: numpy's `memmap` subclass runs
     Python code on every slice and index, about 4 ms of a 1M query that slices posting lists segment by segment."""
