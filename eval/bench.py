@@ -314,11 +314,17 @@ def _hnsw_sweep(
     return found
 
 
+def new_page(writer: Assistant, pool: list[str]) -> list[Paper]:
+    """A Daily Papers page: 50 papers whose ids `writer`'s index does not hold yet, also when a run measures a
+    reused index again."""
+    held = writer.store.snapshot().documents
+    return synthetic_papers(pool, 50, seed=held, start=held)
+
+
 def _add_a_page(writer: Assistant, replica: Assistant, pool: list[str]) -> dict:
-    """A Daily Papers page (50 new papers) ingested by `writer`: its time (its embedding apart) and how long
+    """A Daily Papers page (`new_page`) ingested by `writer`: its time (its embedding apart) and how long
     `replica`, another client of the same index, then takes to find them (it loads or derives the new segment)."""
-    held = writer.store.snapshot().documents  # new ids, also when a run measures a reused index again
-    page = synthetic_papers(pool, 50, seed=held, start=held)
+    page = new_page(writer, pool)
     embedder = writer.store.embedder
     before = getattr(embedder, "seconds", 0.0)
     started = time.perf_counter()

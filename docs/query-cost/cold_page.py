@@ -12,16 +12,15 @@ import time
 from pathlib import Path
 
 from paperchat import Assistant
-from paperchat.eval.bench import ComposedEmbedder, sentence_pool, synthetic_papers
+from paperchat.eval.bench import ComposedEmbedder, new_page, sentence_pool
 
 index = Path(sys.argv[1])
 pool = sentence_pool([])
 started = time.perf_counter()
 writer = Assistant.open(index, bootstrap=False, load_model=False, notify=print)
 writer.store.embedder = ComposedEmbedder(pool)
-held = writer.store.snapshot().documents
+page = new_page(writer, pool)
 print("open and snapshot s", round(time.perf_counter() - started, 2), flush=True)
-page = synthetic_papers(pool, 50, seed=held, start=held)
 profile = cProfile.Profile()
 started = time.perf_counter()
 profile.enable()
